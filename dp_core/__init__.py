@@ -1,0 +1,1 @@
+"""Dynamic Prompting Lab core: SuperGLUE tasks, frozen backbones, prompt methods, training."""

@@ -1,0 +1,116 @@
+"""Tokenised splits and length-bucketed, dynamically padded batches."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .tasks import Example, Task
+
+
+@dataclass
+class EncodedSplit:
+    """A split tokenised once. Item i owns rows ``rows_per_item * i ...`` (COPA: one row per choice)."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    labels: list[int]
+    groups: list[str]
+    rows_per_item: int
+    truncated: int  # how many items lost tokens to max_length
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def item_length(self, item: int) -> int:
+        start = item * self.rows_per_item
+        return max(len(row) for row in self.input_ids[start : start + self.rows_per_item])
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (rows, S)
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    labels: torch.Tensor  # (items,)
+    items: torch.Tensor  # (items,) positions in the split, e.g. to look up cached features
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(tensor.to(device) for tensor in
+                       (self.input_ids, self.attention_mask, self.token_type_ids, self.labels, self.items)))
+
+    @property
+    def num_items(self) -> int:
+        return self.labels.shape[0]
+
+
+def encode_examples(
+    tokenizer: PreTrainedTokenizerBase, task: Task, examples: list[Example], max_length: int
+) -> EncodedSplit:
+    """Tokenise text pairs, truncating the longer text first, and count items that were cut."""
+    if not examples:
+        raise ValueError(f"no {task.name} examples to encode")
+    rows_per_item = len(examples[0].pairs)
+    firsts = [pair[0] for example in examples for pair in example.pairs]
+    seconds = [pair[1] for example in examples for pair in example.pairs]
+    seconds_or_none = seconds if all(text is not None for text in seconds) else None
+    full = tokenizer(firsts, seconds_or_none, truncation=False, verbose=False)["input_ids"]
+    encoded = tokenizer(firsts, seconds_or_none, truncation=True, max_length=max_length,
+                        return_token_type_ids=True)
+    rows_cut = [len(whole) > max_length for whole in full]
+    truncated = sum(any(rows_cut[i * rows_per_item : (i + 1) * rows_per_item]) for i in range(len(examples)))
+    return EncodedSplit(
+        input_ids=encoded["input_ids"],
+        token_type_ids=encoded["token_type_ids"],
+        labels=[example.label for example in examples],
+        groups=[example.group for example in examples],
+        rows_per_item=rows_per_item,
+        truncated=truncated,
+    )
+
+
+def collate(split: EncodedSplit, items: list[int], pad_token_id: int) -> Batch:
+    rows = [row for item in items for row in range(item * split.rows_per_item, (item + 1) * split.rows_per_item)]
+    width = max(len(split.input_ids[row]) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    token_types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for position, row in enumerate(rows):
+        length = len(split.input_ids[row])
+        input_ids[position, :length] = torch.tensor(split.input_ids[row])
+        token_types[position, :length] = torch.tensor(split.token_type_ids[row])
+        mask[position, :length] = 1
+    labels = torch.tensor([split.labels[item] for item in items], dtype=torch.long)
+    return Batch(input_ids, mask, token_types, labels, torch.tensor(items, dtype=torch.long))
+
+
+def batch_order(split: EncodedSplit, batch_size: int, shuffle: bool, seed: int = 0,
+                bucket_batches: int = 50) -> list[list[int]]:
+    """Items grouped into batches of similar length, so padding stays small.
+
+    Training: shuffle, sort within windows of ``bucket_batches`` batches, shuffle the batches.
+    Evaluation: sort everything by length (results are put back in order by item index).
+    """
+    items = list(range(len(split)))
+    if not shuffle:
+        items.sort(key=split.item_length)
+        return [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    generator = random.Random(seed)
+    generator.shuffle(items)
+    window = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(items), window):
+        chunk = sorted(items[start : start + window], key=split.item_length)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    generator.shuffle(batches)
+    return batches
+
+
+def iterate_batches(split: EncodedSplit, batch_size: int, pad_token_id: int, shuffle: bool,
+                    seed: int = 0) -> Iterator[Batch]:
+    for items in batch_order(split, batch_size, shuffle, seed):
+        yield collate(split, items, pad_token_id)

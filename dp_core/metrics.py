@@ -1,0 +1,45 @@
+"""The official SuperGLUE metrics, and the single score used to pick the best checkpoint."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    return sum(p == y for p, y in zip(predictions, labels)) / max(1, len(labels))
+
+
+def f1_for(predictions: Sequence[int], labels: Sequence[int], positive: int) -> float:
+    true_pos = sum(p == positive and y == positive for p, y in zip(predictions, labels))
+    predicted = sum(p == positive for p in predictions)
+    actual = sum(y == positive for y in labels)
+    return 0.0 if true_pos == 0 else 2 * true_pos / (predicted + actual)
+
+
+def macro_f1(predictions: Sequence[int], labels: Sequence[int], num_labels: int) -> float:
+    return sum(f1_for(predictions, labels, label) for label in range(num_labels)) / num_labels
+
+
+def exact_match(predictions: Sequence[int], labels: Sequence[int], groups: Sequence[str]) -> float:
+    """MultiRC EM: a question counts only when every one of its answers is right."""
+    right: dict[str, bool] = defaultdict(lambda: True)
+    for p, y, group in zip(predictions, labels, groups):
+        right[group] &= p == y
+    return sum(right.values()) / max(1, len(right))
+
+
+def compute_metrics(
+    metric_names: Sequence[str], predictions: Sequence[int], labels: Sequence[int],
+    groups: Sequence[str], num_labels: int,
+) -> dict[str, float]:
+    """The task's metrics plus ``score``: their mean, as SuperGLUE averages CB's and MultiRC's two."""
+    table = {
+        "accuracy": lambda: accuracy(predictions, labels),
+        "macro_f1": lambda: macro_f1(predictions, labels, num_labels),
+        "f1a": lambda: f1_for(predictions, labels, positive=1),
+        "exact_match": lambda: exact_match(predictions, labels, groups),
+    }
+    results = {name: table[name]() for name in metric_names}
+    results["score"] = sum(results.values()) / len(results)
+    return results

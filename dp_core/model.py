@@ -1,0 +1,190 @@
+"""A frozen encoder steered by a prompt module, with a trainable linear head.
+
+``PromptClassifier.encode`` reads top to bottom: the prompt module plans the prompt for the batch, the
+layout places it, the encoder runs (deep prompts as extra keys/values), the head reads the pooled output.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import DynamicCache
+from transformers.masking_utils import create_bidirectional_mask
+
+from .backbone import Backbone, load_backbone
+from .data import Batch
+from .layout import Layout, assemble
+from .prompts import MethodConfig, PromptPlan, method_config_from_dict
+from .tasks import Task, get_task
+
+CONFIG_FILE = "dp_config.json"
+WEIGHTS_FILE = "model.safetensors"
+POOLINGS = ("mean", "cls", "pooler")
+
+
+@dataclass
+class HeadConfig:
+    pooling: str = "mean"  # masked mean over attended places; measured best on the default backbone
+    dropout: float = 0.1
+    backbone_dropout: bool = False  # dropout inside the frozen encoder while training (the references keep it)
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+
+@dataclass
+class Encoded:
+    logits: torch.Tensor  # (items, labels)
+    pooled: torch.Tensor  # (rows, H)
+    layout: Layout
+    plan: PromptPlan
+
+
+def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Last hidden state and pooler output. Deep prompts enter every layer's attention as a key/value cache."""
+    inputs = dict(inputs_embeds=layout.inputs_embeds, position_ids=layout.position_ids,
+                  token_type_ids=layout.token_type_ids)
+    if deep_prompts is None:
+        out = model(attention_mask=layout.attention_mask, **inputs)
+        return out.last_hidden_state, out.pooler_output
+    full_mask = torch.cat([layout.deep_mask, layout.attention_mask], dim=1)
+    cache = DynamicCache(ddp_cache_data=[pair if pair is not None else (None, None) for pair in deep_prompts])
+    if all(pair is not None for pair in deep_prompts):
+        out = model(attention_mask=full_mask, past_key_values=cache, **inputs)
+        return out.last_hidden_state, out.pooler_output
+    # Prompts in some layers only: run the layers one by one, each with the mask that matches its keys.
+    hidden = model.embeddings(**inputs)
+    with_prompt = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=full_mask)
+    without = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=layout.attention_mask)
+    for layer, pair in zip(model.encoder.layer, deep_prompts):
+        if pair is None:
+            hidden = layer(hidden, without)
+        else:
+            hidden = layer(hidden, with_prompt, past_key_values=cache)
+    pooler = getattr(model, "pooler", None)
+    return hidden, pooler(hidden) if pooler is not None else None
+
+
+class PromptClassifier(nn.Module):
+    def __init__(self, backbone: Backbone, task: Task | str, method: MethodConfig,
+                 head: HeadConfig | None = None, max_length: int = 128):
+        super().__init__()
+        self.backbone = backbone  # shared and frozen; not a registered submodule
+        self.task = get_task(task) if isinstance(task, str) else task
+        self.method = method
+        self.head_config = head or HeadConfig()
+        if self.head_config.pooling == "pooler" and getattr(backbone.model, "pooler", None) is None:
+            raise ValueError(f"backbone {backbone.name!r} has no pooler; use pooling 'mean' or 'cls'")
+        self.prompt = method.build(backbone)
+        # Fine-tuning trains its own copy, so the shared frozen backbone stays untouched.
+        self.tuned_encoder = copy.deepcopy(backbone.model).requires_grad_(True) if method.trains_backbone else None
+        num_outputs = 1 if self.task.multiple_choice else self.task.num_labels
+        self.head = nn.Sequential(nn.Dropout(self.head_config.dropout), nn.Linear(backbone.hidden_size, num_outputs))
+        self.max_length = min(max_length, backbone.max_positions - self.prompt_places)
+        if self.max_length < 8:
+            raise ValueError(f"{self.prompt_places} prompt tokens leave no room for input in {backbone.name!r}")
+        self.to(backbone.device)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.tuned_encoder if self.tuned_encoder is not None else self.backbone.model
+
+    @property
+    def prompt_places(self) -> int:
+        """Sequence places the prompt may take (input-level tokens, or the position shift of deep ones)."""
+        return getattr(self.method, "num_tokens", 0)
+
+    def trainable_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def encode(self, batch: Batch) -> Encoded:
+        plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask, batch=batch)
+        encoder = self.encoder
+        if self.tuned_encoder is None:
+            encoder.train(self.training and self.head_config.backbone_dropout)
+        layout = assemble(
+            encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
+            plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
+            deep=plan.deep_prompts is not None, position_base=self.backbone.position_base,
+            max_positions=self.backbone.max_positions,
+        )
+        with self.backbone.autocast():
+            hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
+        pooled = self.pool(hidden.float(), layout.attention_mask, pooler_output)
+        logits = self.head(pooled)
+        logits = logits.view(batch.num_items, -1)
+        return Encoded(logits=logits, pooled=pooled, layout=layout, plan=plan)
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor, pooler_output: torch.Tensor | None) -> torch.Tensor:
+        if self.head_config.pooling == "pooler":
+            return pooler_output.float()
+        if self.head_config.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.encode(batch).logits
+
+    # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {name: tensor.detach().clone().contiguous() for name, tensor in self.state_dict().items()
+                if name in names}
+
+    def config_dict(self) -> dict:
+        return {"backbone": self.backbone.name, "task": self.task.name, "method": self.method.to_dict(),
+                "head": asdict(self.head_config), "max_length": self.max_length}
+
+    def save_pretrained(self, directory: str | Path, metrics: dict | None = None, extra: dict | None = None) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.cpu() for k, v in self.trainable_state().items()}, str(directory / WEIGHTS_FILE))
+        record = {**self.config_dict(), "metrics": metrics or {}, **(extra or {})}
+        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, backbone: Backbone | None = None,
+                        device: str = "auto") -> "PromptClassifier":
+        """Load from a folder or a Hub repo id; pass ``backbone`` to share one already loaded."""
+        directory = Path(source)
+        if not directory.is_dir():
+            from huggingface_hub import snapshot_download
+
+            directory = Path(snapshot_download(repo_id=str(source)))
+        record = json.loads((directory / CONFIG_FILE).read_text())
+        if backbone is None:
+            backbone = load_backbone(record["backbone"], device=device)
+        elif backbone.name != record["backbone"]:
+            raise ValueError(f"checkpoint was trained on {record['backbone']!r}, not {backbone.name!r}")
+        model = cls(backbone, record["task"], method_config_from_dict(record["method"]),
+                    HeadConfig(**record["head"]), max_length=record["max_length"])
+        state = load_file(str(directory / WEIGHTS_FILE), device=str(backbone.device))
+        missing = set(model.trainable_state()) - set(state)
+        if missing:
+            raise ValueError(f"checkpoint {directory} lacks {sorted(missing)[:3]}")
+        model.load_state_dict(state, strict=False)
+        model.metadata = record
+        return model
+
+    def push_to_hub(self, repo_id: str, metrics: dict | None = None, private: bool = False,
+                    token: str | None = None) -> str:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, metrics)
+            commit = api.upload_folder(repo_id=repo_id, folder_path=folder,
+                                       commit_message=f"dp_core {self.method.method} on {self.task.name}")
+        return str(getattr(commit, "commit_url", commit))

@@ -1,0 +1,215 @@
+"""Fixed prompt methods: a config dataclass and a module each, as PEFT's tuners are laid out.
+
+Every prompt module maps a batch to a :class:`PromptPlan`: what the layout (``dp_core.layout``) needs to
+place the prompt. Fixed methods give every instance the same prompt, split position 0 (all before the
+input) and every slot active; Dynamic Prompting decides these per instance through the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+
+
+@dataclass
+class PromptPlan:
+    split_position: torch.Tensor  # (B,) slots 0..p-1 go after the input, the rest before
+    active: torch.Tensor  # (B, L) bool
+    input_prompts: torch.Tensor | None = None  # (B, L, H) read as tokens
+    deep_prompts: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None  # per layer (B, heads, L, d)
+
+
+def fixed_plan(batch_size: int, num_tokens: int, device: torch.device, **prompts) -> PromptPlan:
+    return PromptPlan(
+        split_position=torch.zeros(batch_size, dtype=torch.long, device=device),
+        active=torch.ones(batch_size, num_tokens, dtype=torch.bool, device=device),
+        **prompts,
+    )
+
+
+@dataclass
+class MethodConfig:
+    method: ClassVar[str]
+    trains_backbone: ClassVar[bool] = False
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, **asdict(self)}
+
+
+# --- P-tuning v2 -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PTuningV2Config(MethodConfig):
+    """Deep prompts: ``num_tokens`` learned keys/values in every layer (or in ``layers`` = [first, last))."""
+
+    method: ClassVar[str] = "ptv2"
+    num_tokens: int = 16
+    layers: tuple[int, int] | None = None  # the depth ablation of the P-tuning v2 paper; None = all
+    reparameterize: bool = False  # MLP prefix encoder as in the reference: Embedding → Linear → Tanh → Linear
+    reparam_hidden: int = 512
+    prompt_dropout: float = 0.1
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        return DeepPrompt(self, backbone)
+
+
+class DeepPrompt(nn.Module):
+    """Per-layer prompt keys/values, parameter layout identical to PEFT's ``PrefixEncoder``."""
+
+    def __init__(self, config: PTuningV2Config, backbone: Backbone):
+        super().__init__()
+        first, last = config.layers or (0, backbone.num_layers)
+        if not 0 <= first < last <= backbone.num_layers:
+            raise ValueError(f"layers must satisfy 0 <= first < last <= {backbone.num_layers}, got {config.layers}")
+        self.config = config
+        self.prompt_layers = range(first, last)
+        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_heads
+        hidden = backbone.hidden_size
+        width = 2 * len(self.prompt_layers) * hidden
+        if config.reparameterize:
+            self.embedding = nn.Embedding(config.num_tokens, hidden)
+            self.transform = nn.Sequential(
+                nn.Linear(hidden, config.reparam_hidden), nn.Tanh(), nn.Linear(config.reparam_hidden, width)
+            )
+        else:
+            self.embedding = nn.Embedding(config.num_tokens, width)
+            self.transform = nn.Identity()
+        self.dropout = nn.Dropout(config.prompt_dropout)
+
+    def key_values(self, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """(key, value) of shape (B, heads, L, head_dim) for each prompted layer; None for the others."""
+        tokens = self.transform(self.embedding.weight)  # (L, 2 * layers * hidden)
+        tokens = self.dropout(tokens)
+        length = tokens.shape[0]
+        per_layer = tokens.view(length, 2 * len(self.prompt_layers), self.num_heads, -1).permute(1, 2, 0, 3)
+        per_layer = per_layer.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)  # (2 * layers, B, heads, L, d)
+        pairs = iter(per_layer.split(2))
+        return [tuple(next(pairs)) if layer in self.prompt_layers else None for layer in range(self.num_layers)]
+
+    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+        batch = input_ids.shape[0]
+        return fixed_plan(batch, self.config.num_tokens, input_ids.device, deep_prompts=self.key_values(batch))
+
+
+# --- Prompt tuning (Lester et al.) and P-tuning v1 -----------------------------------------------------
+
+
+@dataclass
+class PromptTuningConfig(MethodConfig):
+    """``num_tokens`` input-level soft tokens, initialised from vocabulary embeddings or at random."""
+
+    method: ClassVar[str] = "prompt_tuning"
+    num_tokens: int = 16
+    init: str = "vocab"  # "vocab" | "random"
+    prompt_dropout: float = 0.0
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        return InputPrompt(self, backbone)
+
+
+@dataclass
+class PTuningV1Config(MethodConfig):
+    """Input-level soft tokens produced by a small prompt encoder (P-tuning, Liu et al. 2021)."""
+
+    method: ClassVar[str] = "ptv1"
+    num_tokens: int = 16
+    encoder: str = "lstm"  # "lstm" | "mlp"
+    prompt_dropout: float = 0.0
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        return InputPrompt(self, backbone)
+
+
+class PromptEncoder(nn.Module):
+    """P-tuning v1's reparameterisation: (bi-LSTM →) MLP over a learned embedding."""
+
+    def __init__(self, kind: str, hidden: int):
+        super().__init__()
+        if kind not in ("lstm", "mlp"):
+            raise ValueError(f"prompt encoder must be 'lstm' or 'mlp', got {kind!r}")
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=2, bidirectional=True, batch_first=True) \
+            if kind == "lstm" else None
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.lstm is not None:
+            embeddings = self.lstm(embeddings[None])[0][0]
+        return self.mlp(embeddings)
+
+
+class InputPrompt(nn.Module):
+    def __init__(self, config: PromptTuningConfig | PTuningV1Config, backbone: Backbone):
+        super().__init__()
+        self.config = config
+        word_embeddings = backbone.model.get_input_embeddings().weight
+        self.embedding = nn.Embedding(config.num_tokens, backbone.hidden_size)
+        if getattr(config, "init", "random") == "vocab":
+            # Frequent-word rows (BERT-style vocabularies put sub-words and rare pieces at the end).
+            generator = torch.Generator().manual_seed(0)
+            upper = min(5000, word_embeddings.shape[0])
+            rows = torch.randint(min(1000, upper - 1), upper, (config.num_tokens,), generator=generator)
+            self.embedding.weight.data.copy_(word_embeddings.detach()[rows.to(word_embeddings.device)].cpu())
+        elif getattr(config, "init", "random") == "random":
+            nn.init.normal_(self.embedding.weight, std=float(word_embeddings.detach().std()))
+        else:
+            raise ValueError(f"prompt init must be 'vocab' or 'random', got {config.init!r}")
+        self.encoder = PromptEncoder(config.encoder, backbone.hidden_size) \
+            if isinstance(config, PTuningV1Config) else nn.Identity()
+        self.dropout = nn.Dropout(config.prompt_dropout)
+
+    def tokens(self, batch_size: int) -> torch.Tensor:
+        return self.dropout(self.encoder(self.embedding.weight)).unsqueeze(0).expand(batch_size, -1, -1)
+
+    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+        batch = input_ids.shape[0]
+        return fixed_plan(batch, self.config.num_tokens, input_ids.device, input_prompts=self.tokens(batch))
+
+
+# --- Fine-tuning ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FineTuneConfig(MethodConfig):
+    """No prompt: the whole backbone trains with the same head (the gap prompt methods try to close)."""
+
+    method: ClassVar[str] = "finetune"
+    trains_backbone: ClassVar[bool] = True
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        return NoPrompt()
+
+
+class NoPrompt(nn.Module):
+    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+        return fixed_plan(input_ids.shape[0], 0, input_ids.device)
+
+
+METHODS: dict[str, type[MethodConfig]] = {
+    config.method: config for config in (PTuningV2Config, PromptTuningConfig, PTuningV1Config, FineTuneConfig)
+}
+
+
+def method_config(method: str, **options) -> MethodConfig:
+    """A method's config from options, ignoring those the method does not have (so one CLI serves all)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    config_class = METHODS[method]
+    known = {name for name in config_class.__dataclass_fields__}
+    return config_class(**{name: value for name, value in options.items() if name in known and value is not None})
+
+
+def method_config_from_dict(data: dict) -> MethodConfig:
+    data = dict(data)
+    method = data.pop("method")
+    if "layers" in data and data["layers"] is not None:
+        data["layers"] = tuple(data["layers"])
+    return METHODS[method](**data)

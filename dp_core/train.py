@@ -1,0 +1,341 @@
+"""Training and evaluation, as an iterator of events (for the app) and a CLI (for people).
+
+    python -m dp_core.train --task rte --method ptv2 --data-dir ../shared/superglue --epochs 3
+
+The loop: AdamW with separate learning rates for the prompt (or backbone) and the head, linear warm-up and
+decay, gradient clipping, length-bucketed batches, evaluation every N steps and at the end, the best
+checkpoint kept. It stops cleanly on a wall-clock budget or when ``cancel`` is set from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
+from .data import EncodedSplit, encode_examples, iterate_batches
+from .metrics import compute_metrics
+from .model import POOLINGS, HeadConfig, PromptClassifier
+from .prompts import METHODS, MethodConfig, PTuningV2Config, method_config
+from .tasks import DataError, Example, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot
+
+
+@dataclass
+class TrainConfig:
+    task: str = "rte"
+    prompt: MethodConfig = field(default_factory=PTuningV2Config)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    backbone: str = DEFAULT_BACKBONE
+    data_dir: str | None = None  # local SuperGLUE folder; None: $DP_SUPERGLUE_DIR, else the Hub
+    k_shot: int | None = None  # k training items drawn with the seed
+    fewglue: bool = False  # the standard 32-example FewGLUE training set
+    dev_limit: int | None = None  # evaluate on the first N dev items only (quick runs)
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs
+    time_budget_s: float | None = None  # stop cleanly after this many seconds of training
+    batch_size: int = 16
+    lr: float = 1e-2  # prompt parameters (fine-tuning: the backbone, use ~2e-5)
+    lr_head: float = 1e-2
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    grad_clip: float = 1.0
+    eval_every: int | None = None  # steps between dev evaluations; None: once per epoch
+    eval_batch_size: int = 64
+    max_length: int = 128
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["prompt"] = self.prompt.to_dict()
+        return record
+
+
+@dataclass
+class TrainEvent:
+    """One streamed update. ``kind``: "step", "eval" or "done"."""
+
+    kind: str
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float | None = None
+    metrics: dict[str, float] | None = None
+    examples_per_s: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    result: "TrainResult | None" = None
+
+
+@dataclass
+class TrainResult:
+    model: PromptClassifier
+    best_metrics: dict[str, float]
+    best_step: int
+    history: list[dict]
+    stopped_because: str  # "finished", "time budget", "cancelled"
+    train_size: int
+    dev_size: int
+    majority_baseline: float
+    truncated: dict[str, int]
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
+    if config.fewglue:
+        train = load_fewglue(config.task, config.data_dir)
+    else:
+        train = load_examples(config.task, "train", config.data_dir)
+    if config.k_shot:
+        train = sample_k_shot(train, config.k_shot, config.seed)
+    dev = load_examples(config.task, "val", config.data_dir)
+    if config.dev_limit:
+        dev = dev[: config.dev_limit]
+    return train, dev
+
+
+@torch.no_grad()
+def predict_proba(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64) -> torch.Tensor:
+    """Class probabilities (items, labels) in the split's item order."""
+    was_training = model.training
+    model.eval()
+    pad = model.backbone.tokenizer.pad_token_id
+    probabilities = torch.zeros(len(split), model.task.num_labels)
+    for batch in iterate_batches(split, batch_size, pad, shuffle=False):
+        logits = model(batch.to(model.backbone.device))
+        probabilities[batch.items] = logits.float().softmax(-1).cpu()
+    model.train(was_training)
+    return probabilities
+
+
+def evaluate(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64) -> dict[str, float]:
+    predictions = predict_proba(model, split, batch_size).argmax(-1).tolist()
+    task = model.task
+    return compute_metrics(task.metrics, predictions, split.labels, split.groups, task.num_labels)
+
+
+def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim.Optimizer:
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    head_ids = {id(p) for p in head}
+    method = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head, "lr": config.lr_head}]
+    if method:
+        groups.append({"params": method, "lr": config.lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def train(
+    config: TrainConfig,
+    backbone: Backbone | None = None,
+    cancel: threading.Event | None = None,
+    data: tuple[list[Example], list[Example]] | None = None,
+) -> Iterator[TrainEvent]:
+    """Train and stream events; the last one (kind "done") carries the :class:`TrainResult`."""
+    set_seed(config.seed)
+    task = get_task(config.task)
+    backbone = backbone or load_backbone(config.backbone, config.device)
+    train_examples, dev_examples = data or load_task_data(config)
+    model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
+    tokenizer, pad = backbone.tokenizer, backbone.tokenizer.pad_token_id
+    train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
+    dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
+
+    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    eval_every = config.eval_every or steps_per_epoch
+    optimizer = build_optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    history: list[dict] = []
+    best_metrics, best_state, best_step = None, model.trainable_state(), 0
+    step, seen, train_time, stopped = 0, 0, 0.0, "finished"
+    started = time.perf_counter()
+
+    def run_eval() -> TrainEvent:
+        nonlocal best_metrics, best_state, best_step
+        metrics = evaluate(model, dev_split, config.eval_batch_size)
+        if best_metrics is None or metrics["score"] > best_metrics["score"]:
+            best_metrics, best_state, best_step = metrics, model.trainable_state(), step
+        history.append({"step": step, "epoch": step / steps_per_epoch, **metrics})
+        return TrainEvent("eval", step, total_steps, step / steps_per_epoch, metrics=metrics,
+                          elapsed_s=time.perf_counter() - started)
+
+    model.train()
+    epoch = 0
+    while step < total_steps and stopped == "finished":
+        for batch in iterate_batches(train_split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch):
+            step_start = time.perf_counter()
+            batch = batch.to(backbone.device)
+            loss = F.cross_entropy(model(batch).float(), batch.labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += batch.num_items
+            loss_value = loss.item()
+            train_time += time.perf_counter() - step_start
+            elapsed = time.perf_counter() - started
+            eta = (total_steps - step) * train_time / step
+            if config.time_budget_s is not None:
+                eta = min(eta, max(0.0, config.time_budget_s - elapsed))
+            history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss_value})
+            yield TrainEvent("step", step, total_steps, step / steps_per_epoch, loss=loss_value,
+                             examples_per_s=seen / train_time, elapsed_s=elapsed, eta_s=eta)
+            if cancel is not None and cancel.is_set():
+                stopped = "cancelled"
+            elif config.time_budget_s is not None and elapsed >= config.time_budget_s:
+                stopped = "time budget"
+            if step % eval_every == 0 or step >= total_steps or stopped != "finished":
+                model.eval()
+                yield run_eval()
+                model.train()
+            if step >= total_steps or stopped != "finished":
+                break
+        epoch += 1
+
+    model.load_state_dict(best_state, strict=False)
+    model.eval()
+    result = TrainResult(
+        model=model, best_metrics=best_metrics, best_step=best_step, history=history, stopped_because=stopped,
+        train_size=len(train_split), dev_size=len(dev_split),
+        majority_baseline=majority_baseline(train_examples, dev_examples),
+        truncated={"train": train_split.truncated, "dev": dev_split.truncated},
+    )
+    yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=best_metrics,
+                     examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
+                     eta_s=0.0, result=result)
+
+
+def run(config: TrainConfig, **kwargs) -> TrainResult:
+    """Train to the end and return the result (no streaming)."""
+    for event in train(config, **kwargs):
+        if event.kind == "done":
+            return event.result
+    raise RuntimeError("training ended without a result")
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+
+
+def parse_layers(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    first, _, last = text.partition(":")
+    return int(first), int(last)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dp_core.train", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--task", default="rte", help="boolq, cb, copa, rte, wic, wsc, multirc")
+    add("--method", default="ptv2", choices=list(METHODS))
+    add("--backbone", default=DEFAULT_BACKBONE, help="Hub id or folder (default: the bundled all-MiniLM-L6-v2)")
+    add("--data-dir", default=None, help="local SuperGLUE folder (default: $DP_SUPERGLUE_DIR, else the Hub)")
+    add("--output-dir", default=None, help="where metrics.json and the checkpoint go")
+    add("--k-shot", type=int, default=None)
+    add("--fewglue", action="store_true", help="train on the 32-example FewGLUE set")
+    add("--dev-limit", type=int, default=None)
+    add("--epochs", type=float, default=3.0)
+    add("--max-steps", type=int, default=None)
+    add("--time-budget", type=float, default=None, help="seconds")
+    add("--batch-size", type=int, default=16)
+    add("--lr", type=float, default=1e-2)
+    add("--lr-head", type=float, default=1e-2)
+    add("--weight-decay", type=float, default=0.0)
+    add("--warmup-ratio", type=float, default=0.06)
+    add("--eval-every", type=int, default=None)
+    add("--max-length", type=int, default=128)
+    add("--seed", type=int, default=0)
+    add("--device", default="auto")
+    add("--pooling", default="mean", choices=POOLINGS)
+    add("--backbone-dropout", action="store_true")
+    add("--num-tokens", type=int, default=16)
+    add("--layers", default=None, help="ptv2: prompt only layers FIRST:LAST (e.g. 3:6)")
+    add("--reparameterize", action="store_true", help="ptv2: MLP prefix encoder")
+    add("--prompt-dropout", type=float, default=None)
+    add("--prompt-init", default=None, choices=["vocab", "random"], help="prompt_tuning")
+    add("--prompt-encoder", default=None, choices=["lstm", "mlp"], help="ptv1")
+    add("--push-to-hub", default=None, metavar="REPO_ID")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    prompt = method_config(args.method, num_tokens=args.num_tokens, layers=parse_layers(args.layers),
+                           reparameterize=args.reparameterize or None, prompt_dropout=args.prompt_dropout,
+                           init=args.prompt_init, encoder=args.prompt_encoder)
+    return TrainConfig(
+        task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
+        backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,
+        dev_limit=args.dev_limit, epochs=args.epochs, max_steps=args.max_steps, time_budget_s=args.time_budget,
+        batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
+        device=args.device,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm.auto import tqdm
+
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        get_task(config.task)
+        progress = None
+        for event in train(config):
+            if progress is None:
+                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}", unit="step")
+            if event.kind == "step":
+                progress.update(1)
+                progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
+            elif event.kind == "eval":
+                progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()))
+            else:
+                result = event.result
+        progress.close()
+    except (DataError, BackboneError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary = {
+        "task": config.task, "method": config.prompt.method, "backbone": config.backbone,
+        "best": result.best_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
+        "trainable_parameters": result.model.trainable_parameter_count(), "train_size": result.train_size,
+        "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
+        "truncated": result.truncated, "examples_per_s": event.examples_per_s, "elapsed_s": event.elapsed_s,
+    }
+    if sum(result.truncated.values()):
+        print(f"note: {result.truncated} items were longer than max_length {result.model.max_length} and were "
+              "truncated", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    if args.output_dir:
+        output = Path(args.output_dir)
+        result.model.save_pretrained(output, metrics=result.best_metrics,
+                                     extra={"train_config": config.to_dict(), "summary": summary})
+        (output / "metrics.json").write_text(json.dumps({**summary, "history": result.history}, indent=2))
+        print(f"saved to {output}", file=sys.stderr)
+    if args.push_to_hub:
+        print(result.model.push_to_hub(args.push_to_hub, metrics=result.best_metrics), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
