@@ -54,21 +54,24 @@ def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.T
                   token_type_ids=layout.token_type_ids)
     if deep_prompts is None:
         out = model(attention_mask=layout.attention_mask, **inputs)
-        return out.last_hidden_state, out.pooler_output
-    full_mask = torch.cat([layout.deep_mask, layout.attention_mask], dim=1)
+        return out.last_hidden_state, getattr(out, "pooler_output", None)
+    if any(pair is None for pair in deep_prompts):
+        return run_layers(model, layout, deep_prompts)
+    out = model(attention_mask=torch.cat([layout.deep_mask, layout.attention_mask], dim=1),
+                past_key_values=DynamicCache(ddp_cache_data=deep_prompts), **inputs)
+    return out.last_hidden_state, getattr(out, "pooler_output", None)
+
+
+def run_layers(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Layer by layer, for prompts in some layers only: each layer gets the mask that matches its keys."""
+    hidden = model.embeddings(inputs_embeds=layout.inputs_embeds, position_ids=layout.position_ids,
+                              token_type_ids=layout.token_type_ids)
     cache = DynamicCache(ddp_cache_data=[pair if pair is not None else (None, None) for pair in deep_prompts])
-    if all(pair is not None for pair in deep_prompts):
-        out = model(attention_mask=full_mask, past_key_values=cache, **inputs)
-        return out.last_hidden_state, out.pooler_output
-    # Prompts in some layers only: run the layers one by one, each with the mask that matches its keys.
-    hidden = model.embeddings(**inputs)
+    full_mask = torch.cat([layout.deep_mask, layout.attention_mask], dim=1)
     with_prompt = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=full_mask)
     without = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=layout.attention_mask)
     for layer, pair in zip(model.encoder.layer, deep_prompts):
-        if pair is None:
-            hidden = layer(hidden, without)
-        else:
-            hidden = layer(hidden, with_prompt, past_key_values=cache)
+        hidden = layer(hidden, without) if pair is None else layer(hidden, with_prompt, past_key_values=cache)
     pooler = getattr(model, "pooler", None)
     return hidden, pooler(hidden) if pooler is not None else None
 

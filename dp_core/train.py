@@ -151,8 +151,8 @@ def train(
     """Train and stream events; the last one (kind "done") carries the :class:`TrainResult`."""
     set_seed(config.seed)
     task = get_task(config.task)
+    train_examples, dev_examples = data or load_task_data(config)  # bad data fails before the slow part
     backbone = backbone or load_backbone(config.backbone, config.device)
-    train_examples, dev_examples = data or load_task_data(config)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
     tokenizer, pad = backbone.tokenizer, backbone.tokenizer.pad_token_id
     train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(1)
                 progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
             elif event.kind == "eval":
-                progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()))
+                progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()),
+                               file=sys.stderr)
             else:
                 result = event.result
         progress.close()

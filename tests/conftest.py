@@ -55,3 +55,14 @@ def tiny_backbone(tiny_bert_path) -> Backbone:
 def tiny_distilbert_path(tmp_path_factory) -> Path:
     config = DistilBertConfig(vocab_size=30522, dim=32, n_layers=2, n_heads=4, hidden_dim=64)
     return save_tiny(tmp_path_factory.mktemp("tiny-distilbert"), config, DistilBertModel)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Offline mode as a user would set it (HF_HUB_OFFLINE=1); the libraries read it at import time."""
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)

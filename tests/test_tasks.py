@@ -70,8 +70,7 @@ def test_hub_rows_are_normalised_like_local_ones(monkeypatch):
     assert example.pairs == (("P", "Q? A"),) and example.label == 1 and example.group == "3-7"
 
 
-def test_hub_failure_is_one_clear_line(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_hub_failure_is_one_clear_line(monkeypatch, offline):
     monkeypatch.delenv(tasks.DATA_DIR_ENV, raising=False)
     with pytest.raises(DataError) as error:
         load_examples("rte", "val")

@@ -1,0 +1,107 @@
+import json
+import threading
+
+import pytest
+import torch
+
+from dp_core import train as train_module
+from dp_core.model import HeadConfig, PromptClassifier
+from dp_core.prompts import METHODS, PTuningV2Config, method_config
+from dp_core.tasks import TASKS
+from dp_core.train import TrainConfig, run, train
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_trains_and_evaluates_end_to_end(task, data_dir, default_backbone):
+    config = TrainConfig(task=task, prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir),
+                         fewglue=task == "boolq", k_shot=8, dev_limit=12, max_steps=2, batch_size=4)
+    result = run(config, backbone=default_backbone)
+    assert result.stopped_because == "finished" and result.best_step in (1, 2)
+    assert set(result.best_metrics) == {*TASKS[task].metrics, "score"}
+    assert all(0.0 <= value <= 1.0 for value in result.best_metrics.values())
+    assert [entry["step"] for entry in result.history if "loss" in entry] == [1, 2]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_learns_a_small_training_set(method, data_dir, tiny_backbone):
+    """Loss on the (tiny) training set goes down: the prompt and head really train."""
+    options = {"num_tokens": 4, "encoder": "mlp"}
+    lr = 1e-3 if method == "finetune" else 3e-2
+    config = TrainConfig(task="rte", prompt=method_config(method, **options), data_dir=str(data_dir), k_shot=8,
+                         dev_limit=8, max_steps=30, batch_size=8, lr=lr, lr_head=3e-2, warmup_ratio=0.0,
+                         head=HeadConfig(dropout=0.0), eval_every=30)
+    losses = [event.loss for event in train(config, backbone=tiny_backbone) if event.kind == "step"]
+    assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5
+
+
+def small_config(data_dir, **changes):
+    base = dict(task="cb", prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir), k_shot=16, dev_limit=16,
+                max_steps=4, batch_size=4, eval_every=2)
+    return TrainConfig(**{**base, **changes})
+
+
+def test_same_seed_same_numbers(data_dir, tiny_backbone):
+    first = run(small_config(data_dir, seed=3), backbone=tiny_backbone)
+    second = run(small_config(data_dir, seed=3), backbone=tiny_backbone)
+    other = run(small_config(data_dir, seed=4), backbone=tiny_backbone)
+    assert first.history == second.history
+    assert first.history != other.history
+
+
+def test_time_budget_stops_cleanly(data_dir, tiny_backbone):
+    result = run(small_config(data_dir, max_steps=10_000, time_budget_s=0.5), backbone=tiny_backbone)
+    assert result.stopped_because == "time budget"
+    assert result.best_metrics is not None and 0 < result.best_step < 10_000
+
+
+def test_cancel_stops_within_one_step_and_keeps_the_best_checkpoint(data_dir, tiny_backbone):
+    cancel = threading.Event()
+    events = []
+    for event in train(small_config(data_dir, max_steps=1000, eval_every=1000), backbone=tiny_backbone,
+                       cancel=cancel):
+        events.append(event)
+        if event.kind == "step" and event.step == 3:
+            cancel.set()
+    steps = [event.step for event in events if event.kind == "step"]
+    assert steps == [1, 2, 3]
+    done = events[-1]
+    assert done.kind == "done" and done.result.stopped_because == "cancelled"
+    assert done.result.best_step == 3 and done.metrics is not None
+
+
+def test_events_stream_progress(data_dir, tiny_backbone):
+    events = list(train(small_config(data_dir), backbone=tiny_backbone))
+    kinds = [event.kind for event in events]
+    assert kinds == ["step", "step", "eval", "step", "step", "eval", "done"]
+    assert all(event.examples_per_s > 0 and event.eta_s is not None for event in events if event.kind == "step")
+    assert events[-2].metrics is not None and events[0].total_steps == 4
+
+
+def test_cli_writes_metrics_and_checkpoint(data_dir, tiny_bert_path, tmp_path, capsys):
+    code = train_module.main(["--task", "wic", "--method", "ptv2", "--backbone", str(tiny_bert_path),
+                              "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps",
+                              "2", "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
+                              "--device", "cpu"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["task"] == "wic" and "accuracy" in metrics["best"] and metrics["trainable_parameters"] > 0
+    loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
+    assert loaded.metadata["metrics"] == metrics["best"] and loaded.task.name == "wic"
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["best"] == metrics["best"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--task", "mnli"], "error: unknown task 'mnli'"),
+    (["--task", "rte", "--data-dir", "/nonexistent/superglue"], "error: data folder /nonexistent/superglue does not"),
+])
+def test_cli_bad_input_is_one_line(arguments, message, capsys):
+    assert train_module.main(arguments) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(message) and "\n" not in error
+
+
+def test_truncation_is_reported(data_dir, tiny_backbone):
+    result = run(small_config(data_dir, max_length=16, max_steps=1), backbone=tiny_backbone)
+    assert result.truncated["train"] > 0 and result.truncated["dev"] > 0
+    assert torch.is_tensor(next(iter(result.model.trainable_state().values())))
