@@ -26,6 +26,10 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def num_rows(self) -> int:
+        return len(self.input_ids)
+
     def item_length(self, item: int) -> int:
         start = item * self.rows_per_item
         return max(len(row) for row in self.input_ids[start : start + self.rows_per_item])
@@ -37,11 +41,12 @@ class Batch:
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor
     labels: torch.Tensor  # (items,)
-    items: torch.Tensor  # (items,) positions in the split, e.g. to look up cached features
+    items: torch.Tensor  # (items,) positions in the split
+    rows: torch.Tensor  # (rows,) row positions in the split, to look up cached instance features
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(*(tensor.to(device) for tensor in
-                       (self.input_ids, self.attention_mask, self.token_type_ids, self.labels, self.items)))
+        return Batch(*(tensor.to(device) for tensor in (self.input_ids, self.attention_mask, self.token_type_ids,
+                                                        self.labels, self.items, self.rows)))
 
     @property
     def num_items(self) -> int:
@@ -85,7 +90,8 @@ def collate(split: EncodedSplit, items: list[int], pad_token_id: int) -> Batch:
         token_types[position, :length] = torch.tensor(split.token_type_ids[row])
         mask[position, :length] = 1
     labels = torch.tensor([split.labels[item] for item in items], dtype=torch.long)
-    return Batch(input_ids, mask, token_types, labels, torch.tensor(items, dtype=torch.long))
+    return Batch(input_ids, mask, token_types, labels, torch.tensor(items, dtype=torch.long),
+                 torch.tensor(rows, dtype=torch.long))
 
 
 def batch_order(split: EncodedSplit, batch_size: int, shuffle: bool, seed: int = 0,

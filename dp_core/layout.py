@@ -46,15 +46,21 @@ def assemble(
     deep: bool = False,
     position_base: int = 0,
     max_positions: int | None = None,
+    position_weights: torch.Tensor | None = None,
+    length_weights: torch.Tensor | None = None,
+    position_table: torch.Tensor | None = None,
 ) -> Layout:
     """Lay out one batch. Inputs must be right-padded and end in a closing special token ([SEP] / </s>).
 
     ``split_position`` (B,) holds p, ``active`` (B, L) the active slots; ``prompt_embeds`` (B, L, H) are
-    input-level prompt tokens (None when the prompt is deep-only).
+    input-level prompt tokens (None when the prompt is deep-only). ``position_weights`` (B, L + 1) and
+    ``length_weights`` (B, L) are straight-through one-hot choices (Dynamic Prompting): the layout is the hard
+    choice, and they receive the gradient that mixing every candidate layout by them would give (see
+    :class:`ChoiceGradient`). Deep-only prompts take that gradient through the position embeddings
+    (``position_table``), the only thing their place changes.
     """
     batch, length = attention_mask.shape
-    num_slots = active.shape[1]
-    slot_index = torch.arange(num_slots, device=active.device)
+    slot_index = torch.arange(active.shape[1], device=active.device)
     goes_after = slot_index[None, :] < split_position[:, None]  # (B, L)
     deep_mask = active.long() if deep else None
 
@@ -65,24 +71,24 @@ def assemble(
         if max_positions is not None:
             positions = positions.clamp(max=position_base + max_positions - 1)
         slot = torch.where(attention_mask.bool(), INPUT_TOKEN, EMPTY)
+        if deep and position_weights is not None and position_table is not None:
+            candidates = torch.arange(active.shape[1] + 1, device=active.device)
+            before = (active[:, None, :] & (slot_index[None, None, :] >= candidates[None, :, None])).sum(-1)
+            index = (position_base + before[:, :, None] + torch.arange(length, device=before.device)).clamp(
+                max=position_table.shape[0] - 1)  # (B, L + 1, S)
+            source = position_table.detach()[None].expand(batch, -1, -1)
+            token_embeds = token_embeds + ChoiceGradient.apply(position_weights, source, index)
         return Layout(token_embeds, attention_mask, positions, token_type_ids, slot, deep_mask)
 
-    real_length = attention_mask.sum(1, keepdim=True)  # (B, 1)
-    token_index = torch.arange(length, device=attention_mask.device)[None, :]
-    # Sort key = group * stride + rank in group; groups: [CLS], before, text, after, closing token, empty.
-    stride = length + num_slots + 1
-    token_group = torch.where(token_index == 0, 0, torch.where(token_index < real_length - 1, 2, 4))
-    token_group = torch.where(token_index < real_length, token_group, 5)
-    slot_group = torch.where(goes_after, 3, 1).masked_fill(~active, 5)
-    group = torch.cat([token_group, slot_group], dim=1)
-    rank = torch.cat([token_index.expand(batch, -1), length + slot_index[None, :].expand(batch, -1)], dim=1)
-    order = torch.argsort(group * stride + rank, dim=1, stable=True)  # (B, S + L)
-
-    kept = torch.gather(group, 1, order) < 5
+    order, kept = place_order(attention_mask.sum(1), length, split_position, active)
     width = int(kept.sum(1).max())
     order, kept = order[:, :width], kept[:, :width]
+    real_length = attention_mask.sum(1, keepdim=True)
     source = torch.cat([token_embeds, prompt_embeds.to(token_embeds.dtype)], dim=1)
     embeds = torch.gather(source, 1, order[:, :, None].expand(-1, -1, source.shape[-1]))
+    if position_weights is not None or length_weights is not None:
+        embeds = embeds + candidate_gradients(source, attention_mask.sum(1), split_position, active, width,
+                                              position_weights, length_weights)
     closing_type = torch.gather(token_type_ids, 1, real_length - 1)  # after-slots join the last segment
     slot_types = torch.where(goes_after, closing_type, torch.zeros_like(closing_type))
     types = torch.gather(torch.cat([token_type_ids, slot_types], dim=1), 1, order)
@@ -92,3 +98,67 @@ def assemble(
     if max_positions is not None:
         positions = positions.clamp(max=position_base + max_positions - 1)
     return Layout(embeds, kept.long(), positions, types, slot, deep_mask)
+
+
+def place_order(real_length: torch.Tensor, length: int, split_position: torch.Tensor,
+                active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row, which source element (input token i < length, or prompt slot length + j) goes to each
+    place, and whether that place is kept (attended). Rows are independent, so candidate layouts can be
+    stacked as extra rows. One stable sort: key = group * stride + rank within the group, with groups
+    [CLS], before slots, input text, after slots, closing token, then everything dropped (padding, inactive).
+    """
+    rows, num_slots = active.shape
+    device = active.device
+    token_index = torch.arange(length, device=device)[None, :]
+    slot_index = torch.arange(num_slots, device=device)[None, :]
+    real = real_length[:, None]
+    token_group = torch.where(token_index == 0, 0, torch.where(token_index < real - 1, 2, 4))
+    token_group = torch.where(token_index < real, token_group, 5)
+    slot_group = torch.where(slot_index < split_position[:, None], 3, 1).masked_fill(~active, 5)
+    group = torch.cat([token_group, slot_group], dim=1)
+    rank = torch.cat([token_index, length + slot_index], dim=1).expand(rows, -1)
+    order = torch.argsort(group * (length + num_slots + 1) + rank, dim=1, stable=True)
+    return order, torch.gather(group, 1, order) < 5
+
+
+class ChoiceGradient(torch.autograd.Function):
+    """Zero in the forward pass, so the logits are exactly those of the hard choice. Backward: the
+    straight-through gradient of each candidate's one-hot weight, dL/dw[b, j] = sum_t <dL/dx[b, t],
+    source[b, index[b, j, t]]> -- what the reference's sum of all candidate sequences weighted by the
+    one-hot gives -- computed from one (B, T, N) score matrix instead of building every candidate."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(source, index)
+        return source.new_zeros(index.shape[0], index.shape[2], source.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        source, index = ctx.saved_tensors
+        scores = torch.bmm(grad.to(source.dtype), source.transpose(1, 2))  # (B, T, N)
+        batch, candidates, places = index.shape
+        picked = torch.gather(scores[:, None].expand(batch, candidates, places, -1), 3, index[..., None])
+        return picked.squeeze(-1).sum(-1), None, None
+
+
+def candidate_gradients(source: torch.Tensor, real_length: torch.Tensor, split_position: torch.Tensor,
+                        active: torch.Tensor, width: int, position_weights: torch.Tensor | None,
+                        length_weights: torch.Tensor | None) -> torch.Tensor:
+    """Zeros carrying the straight-through gradients of the position and length choices (input-level)."""
+    batch, num_slots = active.shape
+    length = source.shape[1] - num_slots
+    slot_index = torch.arange(num_slots, device=active.device)
+    splits, actives = [], []
+    if position_weights is not None:  # every split 0..L with the chosen active slots
+        splits.append(torch.arange(num_slots + 1, device=active.device).expand(batch, -1))
+        actives.append(active[:, None, :].expand(-1, num_slots + 1, -1))
+    if length_weights is not None:  # every length 1..L with the chosen split
+        splits.append(split_position[:, None].expand(-1, num_slots))
+        actives.append((slot_index[None, :] < slot_index[:, None] + 1)[None].expand(batch, -1, -1))
+    weights = torch.cat([w for w in (position_weights, length_weights) if w is not None], dim=1)
+    split_rows, active_rows = torch.cat(splits, dim=1), torch.cat(actives, dim=1)
+    candidates = split_rows.shape[1]
+    order, _ = place_order(real_length.repeat_interleave(candidates), length, split_rows.reshape(-1),
+                           active_rows.reshape(-1, num_slots))
+    index = order.view(batch, candidates, -1)[:, :, :width]
+    return ChoiceGradient.apply(weights, source.detach(), index)

@@ -21,7 +21,8 @@ from transformers.masking_utils import create_bidirectional_mask
 from .backbone import Backbone, load_backbone
 from .data import Batch
 from .layout import Layout, assemble
-from .prompts import MethodConfig, PromptPlan, method_config_from_dict
+from .methods import method_config_from_dict
+from .prompts import MethodConfig, PromptPlan
 from .tasks import Task, get_task
 
 CONFIG_FILE = "dp_config.json"
@@ -31,7 +32,7 @@ POOLINGS = ("mean", "cls", "pooler")
 
 @dataclass
 class HeadConfig:
-    pooling: str = "mean"  # masked mean over attended places; measured best on the default backbone
+    pooling: str = "cls"  # measured best of mean / cls / pooler on the default backbone (docs/benchmarks.md)
     dropout: float = 0.1
     backbone_dropout: bool = False  # dropout inside the frozen encoder while training (the references keep it)
 
@@ -108,8 +109,27 @@ class PromptClassifier(nn.Module):
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def encode(self, batch: Batch) -> Encoded:
-        plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask, batch=batch)
+    @property
+    def needs_features(self) -> bool:
+        return getattr(self.prompt, "needs_features", False)
+
+    @torch.no_grad()
+    def instance_features(self, batch: Batch) -> torch.Tensor:
+        """The frozen backbone's masked mean over the raw input's real tokens (what DP's network reads)."""
+        model = self.backbone.model
+        model.eval()
+        with self.backbone.autocast():
+            hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                           token_type_ids=batch.token_type_ids).last_hidden_state.float()
+        weights = batch.attention_mask.unsqueeze(-1).float()
+        return (hidden * weights).sum(1) / weights.sum(1)
+
+    def encode(self, batch: Batch, features: torch.Tensor | None = None) -> Encoded:
+        """``features``: cached instance features of the batch's rows (DP); computed here when not given."""
+        if self.needs_features and features is None:
+            features = self.instance_features(batch)
+        plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                       features=features)
         encoder = self.encoder
         if self.tuned_encoder is None:
             encoder.train(self.training and self.head_config.backbone_dropout)
@@ -117,7 +137,9 @@ class PromptClassifier(nn.Module):
             encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
             plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
             deep=plan.deep_prompts is not None, position_base=self.backbone.position_base,
-            max_positions=self.backbone.max_positions,
+            max_positions=self.backbone.max_positions, position_weights=plan.position_weights,
+            length_weights=plan.length_weights,
+            position_table=encoder.embeddings.position_embeddings.weight if plan.position_weights is not None else None,
         )
         with self.backbone.autocast():
             hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
@@ -134,8 +156,8 @@ class PromptClassifier(nn.Module):
         weights = mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.encode(batch).logits
+    def forward(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(batch, features).logits
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
 

@@ -22,6 +22,9 @@ class PromptPlan:
     active: torch.Tensor  # (B, L) bool
     input_prompts: torch.Tensor | None = None  # (B, L, H) read as tokens
     deep_prompts: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None  # per layer (B, heads, L, d)
+    position_weights: torch.Tensor | None = None  # (B, L + 1) straight-through one-hot of the split (DP)
+    length_weights: torch.Tensor | None = None  # (B, L) straight-through one-hot of the length (DP)
+    decisions: dict[str, torch.Tensor] | None = None  # DP: probabilities of every candidate, pool weights
 
 
 def fixed_plan(batch_size: int, num_tokens: int, device: torch.device, **prompts) -> PromptPlan:
@@ -191,25 +194,3 @@ class FineTuneConfig(MethodConfig):
 class NoPrompt(nn.Module):
     def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
         return fixed_plan(input_ids.shape[0], 0, input_ids.device)
-
-
-METHODS: dict[str, type[MethodConfig]] = {
-    config.method: config for config in (PTuningV2Config, PromptTuningConfig, PTuningV1Config, FineTuneConfig)
-}
-
-
-def method_config(method: str, **options) -> MethodConfig:
-    """A method's config from options, ignoring those the method does not have (so one CLI serves all)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
-    config_class = METHODS[method]
-    known = {name for name in config_class.__dataclass_fields__}
-    return config_class(**{name: value for name, value in options.items() if name in known and value is not None})
-
-
-def method_config_from_dict(data: dict) -> MethodConfig:
-    data = dict(data)
-    method = data.pop("method")
-    if "layers" in data and data["layers"] is not None:
-        data["layers"] = tuple(data["layers"])
-    return METHODS[method](**data)

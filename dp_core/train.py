@@ -29,7 +29,8 @@ from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
 from .data import EncodedSplit, encode_examples, iterate_batches
 from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
-from .prompts import METHODS, MethodConfig, PTuningV2Config, method_config
+from .methods import METHODS, method_config
+from .prompts import MethodConfig, PTuningV2Config
 from .tasks import DataError, Example, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot
 
 
@@ -113,21 +114,37 @@ def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
 
 
 @torch.no_grad()
-def predict_proba(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64) -> torch.Tensor:
+def split_features(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64) -> torch.Tensor | None:
+    """Instance features of every row, computed once: the backbone is frozen, so they never change."""
+    if not model.needs_features:
+        return None
+    pad = model.backbone.tokenizer.pad_token_id
+    features = torch.zeros(split.num_rows, model.backbone.hidden_size, device=model.backbone.device)
+    for batch in iterate_batches(split, batch_size, pad, shuffle=False):
+        batch = batch.to(model.backbone.device)
+        features[batch.rows] = model.instance_features(batch)
+    return features
+
+
+@torch.no_grad()
+def predict_proba(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
+                  features: torch.Tensor | None = None) -> torch.Tensor:
     """Class probabilities (items, labels) in the split's item order."""
     was_training = model.training
     model.eval()
     pad = model.backbone.tokenizer.pad_token_id
     probabilities = torch.zeros(len(split), model.task.num_labels)
     for batch in iterate_batches(split, batch_size, pad, shuffle=False):
-        logits = model(batch.to(model.backbone.device))
-        probabilities[batch.items] = logits.float().softmax(-1).cpu()
+        batch = batch.to(model.backbone.device)
+        logits = model(batch, None if features is None else features[batch.rows])
+        probabilities[batch.items.cpu()] = logits.float().softmax(-1).cpu()
     model.train(was_training)
     return probabilities
 
 
-def evaluate(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64) -> dict[str, float]:
-    predictions = predict_proba(model, split, batch_size).argmax(-1).tolist()
+def evaluate(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
+             features: torch.Tensor | None = None) -> dict[str, float]:
+    predictions = predict_proba(model, split, batch_size, features).argmax(-1).tolist()
     task = model.task
     return compute_metrics(task.metrics, predictions, split.labels, split.groups, task.num_labels)
 
@@ -157,6 +174,7 @@ def train(
     tokenizer, pad = backbone.tokenizer, backbone.tokenizer.pad_token_id
     train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
     dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
+    train_features, dev_features = split_features(model, train_split), split_features(model, dev_split)
 
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
@@ -171,7 +189,7 @@ def train(
 
     def run_eval() -> TrainEvent:
         nonlocal best_metrics, best_state, best_step
-        metrics = evaluate(model, dev_split, config.eval_batch_size)
+        metrics = evaluate(model, dev_split, config.eval_batch_size, dev_features)
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
             best_metrics, best_state, best_step = metrics, model.trainable_state(), step
         history.append({"step": step, "epoch": step / steps_per_epoch, **metrics})
@@ -184,7 +202,8 @@ def train(
         for batch in iterate_batches(train_split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch):
             step_start = time.perf_counter()
             batch = batch.to(backbone.device)
-            loss = F.cross_entropy(model(batch).float(), batch.labels)
+            features = None if train_features is None else train_features[batch.rows]
+            loss = F.cross_entropy(model(batch, features).float(), batch.labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
@@ -267,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-length", type=int, default=128)
     add("--seed", type=int, default=0)
     add("--device", default="auto")
-    add("--pooling", default="mean", choices=POOLINGS)
+    add("--pooling", default="cls", choices=POOLINGS)
     add("--backbone-dropout", action="store_true")
     add("--num-tokens", type=int, default=16)
     add("--layers", default=None, help="ptv2: prompt only layers FIRST:LAST (e.g. 3:6)")
@@ -275,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prompt-dropout", type=float, default=None)
     add("--prompt-init", default=None, choices=["vocab", "random"], help="prompt_tuning")
     add("--prompt-encoder", default=None, choices=["lstm", "mlp"], help="ptv1")
+    add("--factors", default=None, help="dp: comma list of position,length,pool (default position)")
+    add("--level", default=None, choices=["task", "instance"], help="dp: one choice per task or per instance")
+    add("--where", default=None, choices=["input", "deep", "both"], help="dp: input-level tokens or deep prompts")
+    add("--pool-size", type=int, default=None, help="dp: prompts in the pool")
+    add("--pool-gumbel", action="store_true", help="dp: hard one-hot pool choice instead of a softmax mix")
+    add("--tau-start", type=float, default=None)
+    add("--tau-min", type=float, default=None)
+    add("--tau-rate", type=float, default=None)
+    add("--tau-schedule", default=None, choices=["reference", "exponential"])
     add("--push-to-hub", default=None, metavar="REPO_ID")
     return parser
 
@@ -282,7 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     prompt = method_config(args.method, num_tokens=args.num_tokens, layers=parse_layers(args.layers),
                            reparameterize=args.reparameterize or None, prompt_dropout=args.prompt_dropout,
-                           init=args.prompt_init, encoder=args.prompt_encoder)
+                           init=args.prompt_init, encoder=args.prompt_encoder,
+                           factors=tuple(args.factors.split(",")) if args.factors else None, level=args.level,
+                           where=args.where, pool_size=args.pool_size, pool_gumbel=args.pool_gumbel or None,
+                           tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,
+                           tau_schedule=args.tau_schedule)
     return TrainConfig(
         task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,

@@ -6,7 +6,8 @@ import torch
 
 from dp_core import train as train_module
 from dp_core.model import HeadConfig, PromptClassifier
-from dp_core.prompts import METHODS, PTuningV2Config, method_config
+from dp_core.methods import METHODS, method_config
+from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import TASKS
 from dp_core.train import TrainConfig, run, train
 

@@ -1,0 +1,177 @@
+"""Dynamic Prompting (Yang et al. 2023, arXiv 2303.02909): the prompt's position, length and representation
+chosen per task or per instance.
+
+- *position*: the L prompt slots are split around the input, slots ``p..L-1`` before it and ``0..p-1``
+  right after its text (before the closing [SEP]); p in {0..L}.
+- *length*: only the first l slots are active (l in {1..L}); inactive slots take no place and are never
+  attended, so they have no influence on the output.
+- *pool*: the prompt is a convex mix of k prompts (softmax weights; Gumbel one-hot as an option).
+- *level*: one learned logit vector per factor (task) or a light network reading the frozen backbone's
+  masked-mean representation of the raw input (instance).
+
+Discrete choices are hard Gumbel-Softmax samples while training (straight-through gradients, temperature
+annealed) and argmax at evaluation. The layout of the hard choice is built directly (``dp_core.layout``);
+the gradient the reference gets by summing all L + 1 candidate sequences comes from one score matrix.
+
+What a place changes in a bidirectional encoder with absolute positions (BERT, RoBERTa, ELECTRA, XLM-R):
+input-level prompt tokens carry their place through every layer (their position embedding, and the
+positions of the input tokens after them), so before/after placements are truly different inputs. Deep
+key/value prompts have no place of their own: attention does not see where a key came from, so moving a
+deep prompt changes only where the input's positions start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Backbone
+from .prompts import MethodConfig, PromptPlan
+
+FACTORS = ("position", "length", "pool")
+LEVELS = ("task", "instance")
+WHERE = ("input", "deep", "both")
+
+PLACE_EXPLANATION = (
+    "In this encoder (bidirectional attention, absolute positions) an input-level prompt token is read like a "
+    "word: its place decides its position embedding and shifts the positions of the input tokens after it, "
+    "through every layer. A deep (key/value) prompt has no place of its own: attention cannot tell where a "
+    "key came from, so 'moving' a deep prompt changes only where the input's positions start."
+)
+
+
+@dataclass
+class DynamicPromptConfig(MethodConfig):
+    method: ClassVar[str] = "dp"
+    num_tokens: int = 16
+    factors: tuple[str, ...] = ("position",)
+    level: str = "instance"
+    where: str = "input"  # input-level tokens (as in the paper), deep keys/values (P-tuning v2), or both
+    pool_size: int = 4
+    pool_gumbel: bool = False  # hard one-hot pool choice instead of a softmax mix
+    tau_start: float = 1.0
+    tau_min: float = 0.5
+    tau_rate: float = 3e-6  # reference: tau <- max(tau * exp(-3e-5 * t / 10), 0.5) at every step t
+    tau_schedule: str = "reference"  # "reference" (the rule above) | "exponential" (tau0 * exp(-rate * t))
+    network_hidden: int = 0  # 0: one Linear per factor, as the reference; > 0: a shared hidden ReLU layer
+    prompt_dropout: float = 0.1
+    init: str = "vocab"  # input-level prompts: "vocab" | "random"
+
+    def __post_init__(self):
+        self.factors = tuple(self.factors)
+        unknown = [f for f in self.factors if f not in FACTORS]
+        if unknown or not self.factors:
+            raise ValueError(f"factors must be a non-empty subset of {FACTORS}, got {self.factors}")
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+        if self.where not in WHERE:
+            raise ValueError(f"where must be one of {WHERE}, got {self.where!r}")
+        if self.tau_schedule not in ("reference", "exponential"):
+            raise ValueError(f"tau_schedule must be 'reference' or 'exponential', got {self.tau_schedule!r}")
+
+    def build(self, backbone: Backbone) -> nn.Module:
+        return DynamicPrompt(self, backbone)
+
+    def temperature(self, step: int) -> float:
+        exponent = self.tau_rate * (step * (step + 1) / 2 if self.tau_schedule == "reference" else step)
+        return max(self.tau_start * math.exp(-exponent), self.tau_min)
+
+
+class DynamicPrompt(nn.Module):
+    needs_features = True
+
+    def __init__(self, config: DynamicPromptConfig, backbone: Backbone):
+        super().__init__()
+        self.config = config
+        length, hidden = config.num_tokens, backbone.hidden_size
+        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_heads
+        pool = config.pool_size if "pool" in config.factors else 1
+        self.sizes = {"position": length + 1, "length": length, "pool": pool}
+        self.sizes = {factor: self.sizes[factor] for factor in config.factors}
+        if config.where in ("input", "both"):
+            word_embeddings = backbone.model.get_input_embeddings().weight.detach()
+            generator = torch.Generator().manual_seed(0)
+            if config.init == "vocab":  # frequent-word rows, as prompt tuning's vocabulary initialisation
+                rows = torch.randint(1000, min(5000, word_embeddings.shape[0]), (pool, length), generator=generator)
+                initial = word_embeddings[rows.to(word_embeddings.device)].cpu().clone()
+            else:
+                initial = torch.randn(pool, length, hidden, generator=generator) * float(word_embeddings.std())
+            self.input_pool = nn.Parameter(initial)
+        else:
+            self.input_pool = None
+        if config.where in ("deep", "both"):  # nn.Embedding's N(0, 1), as P-tuning v2 / PEFT
+            self.deep_pool = nn.Parameter(torch.randn(pool, length, 2 * self.num_layers * hidden))
+        else:
+            self.deep_pool = None
+        if config.level == "task":
+            self.task_logits = nn.ParameterDict({f: nn.Parameter(torch.zeros(n)) for f, n in self.sizes.items()})
+        else:
+            width = config.network_hidden or hidden
+            self.trunk = nn.Sequential(nn.Linear(hidden, width), nn.ReLU()) if config.network_hidden else nn.Identity()
+            self.heads = nn.ModuleDict({f: nn.Linear(width, n) for f, n in self.sizes.items()})
+        self.dropout = nn.Dropout(config.prompt_dropout)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    def logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows = features.shape[0]
+        if self.config.level == "task":
+            return {f: logit[None].expand(rows, -1) for f, logit in self.task_logits.items()}
+        hidden = self.trunk(features)
+        return {f: head(hidden) for f, head in self.heads.items()}
+
+    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """Hard one-hot: Gumbel-Softmax with straight-through gradients while training, argmax otherwise."""
+        if self.training:
+            return F.gumbel_softmax(logits.float(), tau=self.config.temperature(int(self.steps_done)), hard=True)
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+
+    def forward(self, input_ids: torch.Tensor, features: torch.Tensor, **_) -> PromptPlan:
+        rows, length = input_ids.shape[0], self.config.num_tokens
+        if self.training:
+            self.steps_done += 1
+        logits = self.logits(features)
+        decisions = {f"{factor}_probs": logit.float().softmax(-1) for factor, logit in logits.items()}
+        slot_index = torch.arange(length, device=input_ids.device)
+
+        position_weights = length_weights = None
+        split_position = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
+        active = torch.ones(rows, length, dtype=torch.bool, device=input_ids.device)
+        if "position" in logits:
+            position_weights = self.choose(logits["position"])
+            split_position = position_weights.argmax(-1)
+        if "length" in logits:
+            length_weights = self.choose(logits["length"])
+            active = slot_index[None, :] < length_weights.argmax(-1, keepdim=True) + 1
+
+        if "pool" in logits:
+            pool_weights = self.choose(logits["pool"]) if self.config.pool_gumbel else decisions["pool_probs"]
+        else:
+            pool_weights = torch.ones(rows, 1, device=input_ids.device)
+        decisions["pool_weights"] = pool_weights.detach()
+
+        input_prompts = deep_prompts = None
+        if self.input_pool is not None:
+            input_prompts = self.dropout(torch.einsum("bk,kld->bld", pool_weights, self.input_pool))
+        if self.deep_pool is not None:
+            deep = self.dropout(torch.einsum("bk,kld->bld", pool_weights, self.deep_pool))
+            if length_weights is not None:
+                # Straight-through gate: exactly 1 on active slots in the forward pass (inactive ones are
+                # masked), and the gradient of "slot k is active" = sum of the weights of lengths > k.
+                keep = torch.flip(torch.cumsum(torch.flip(length_weights, [1]), 1), [1])
+                deep = deep * (active.float() + keep - keep.detach())[:, :, None]
+            deep_prompts = self.split_layers(deep)
+        return PromptPlan(split_position=split_position, active=active, input_prompts=input_prompts,
+                          deep_prompts=deep_prompts, position_weights=position_weights,
+                          length_weights=length_weights if self.input_pool is not None else None,
+                          decisions=decisions)
+
+    def split_layers(self, deep: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(B, L, 2 * layers * hidden) → per layer (key, value) of shape (B, heads, L, head_dim), PEFT's layout."""
+        rows, length, _ = deep.shape
+        per_layer = deep.view(rows, length, 2 * self.num_layers, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        return [tuple(pair) for pair in per_layer.split(2)]
