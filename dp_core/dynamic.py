@@ -9,9 +9,13 @@ chosen per task or per instance.
 - *level*: one learned logit vector per factor (task) or a light network reading the frozen backbone's
   masked-mean representation of the raw input (instance).
 
-Discrete choices are hard Gumbel-Softmax samples while training (straight-through gradients, temperature
-annealed) and argmax at evaluation. The layout of the hard choice is built directly (``dp_core.layout``);
-the gradient the reference gets by summing all L + 1 candidate sequences comes from one score matrix.
+Discrete choices are hard Gumbel-Softmax samples while training (temperature annealed) and argmax at
+evaluation. The layout of the hard choice is built directly (``dp_core.layout``). Two gradient estimators:
+``straight_through`` is the reference's (the gradient of the one-hot-weighted sum of all L + 1 candidate
+sequences, here computed from one score matrix without building them); ``score_function`` (default) weighs
+the log-probability of each sampled choice by the instance's loss minus the batch mean. On a constructed
+task where the right choice depends on the instance, only the latter learns it (tests/test_dynamic.py): a
+first-order guess of what shifting every input token does is a poor guide.
 
 What a place changes in a bidirectional encoder with absolute positions (BERT, RoBERTa, ELECTRA, XLM-R):
 input-level prompt tokens carry their place through every layer (their position embedding, and the
@@ -59,6 +63,10 @@ class DynamicPromptConfig(MethodConfig):
     tau_rate: float = 3e-6  # reference: tau <- max(tau * exp(-3e-5 * t / 10), 0.5) at every step t
     tau_schedule: str = "reference"  # "reference" (the rule above) | "exponential" (tau0 * exp(-rate * t))
     network_hidden: int = 0  # 0: one Linear per factor, as the reference; > 0: a shared hidden ReLU layer
+    # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
+    # mix of all candidate sequences). "score_function": the instance's own loss minus the batch mean, times the
+    # log-probability of the sampled choice (unbiased; no candidate is ever built).
+    estimator: str = "score_function"
     prompt_dropout: float = 0.1
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 
@@ -125,10 +133,20 @@ class DynamicPrompt(nn.Module):
         return {f: head(hidden) for f, head in self.heads.items()}
 
     def choose(self, logits: torch.Tensor) -> torch.Tensor:
-        """Hard one-hot: Gumbel-Softmax with straight-through gradients while training, argmax otherwise."""
-        if self.training:
-            return F.gumbel_softmax(logits.float(), tau=self.config.temperature(int(self.steps_done)), hard=True)
-        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        """Hard one-hot: a Gumbel-Softmax sample while training (straight-through gradients, or none for the
+        score-function estimator, which learns from the sampled choice's log-probability), argmax otherwise."""
+        if not self.training:
+            return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        sample = F.gumbel_softmax(logits.float(), tau=self.config.temperature(int(self.steps_done)), hard=True)
+        return sample.detach() if self.config.estimator == "score_function" else sample
+
+    def surrogate_loss(self, plan: PromptPlan, row_losses: torch.Tensor) -> torch.Tensor:
+        """Score-function term: (instance loss - batch mean) * log p(sampled choices); zero otherwise."""
+        log_prob = (plan.decisions or {}).get("choice_log_prob")
+        if log_prob is None:
+            return row_losses.new_zeros(())
+        advantage = (row_losses - row_losses.mean()).detach()
+        return (advantage * log_prob).mean()
 
     def forward(self, input_ids: torch.Tensor, features: torch.Tensor, **_) -> PromptPlan:
         rows, length = input_ids.shape[0], self.config.num_tokens
@@ -152,6 +170,13 @@ class DynamicPrompt(nn.Module):
             pool_weights = self.choose(logits["pool"]) if self.config.pool_gumbel else decisions["pool_probs"]
         else:
             pool_weights = torch.ones(rows, 1, device=input_ids.device)
+        if self.training and self.config.estimator == "score_function":
+            sampled = {"position": position_weights, "length": length_weights,
+                       "pool": pool_weights if self.config.pool_gumbel else None}
+            chosen = [(logits[f], w) for f, w in sampled.items() if w is not None]
+            if chosen:
+                decisions["choice_log_prob"] = sum((logit.float().log_softmax(-1) * weights).sum(-1)
+                                                   for logit, weights in chosen)
         decisions["pool_weights"] = pool_weights.detach()
 
         input_prompts = deep_prompts = None
@@ -165,10 +190,11 @@ class DynamicPrompt(nn.Module):
                 keep = torch.flip(torch.cumsum(torch.flip(length_weights, [1]), 1), [1])
                 deep = deep * (active.float() + keep - keep.detach())[:, :, None]
             deep_prompts = self.split_layers(deep)
+        straight_through = self.training and self.config.estimator == "straight_through"
         return PromptPlan(split_position=split_position, active=active, input_prompts=input_prompts,
-                          deep_prompts=deep_prompts, position_weights=position_weights,
-                          length_weights=length_weights if self.input_pool is not None else None,
-                          decisions=decisions)
+                          deep_prompts=deep_prompts, decisions=decisions,
+                          position_weights=position_weights if straight_through else None,
+                          length_weights=length_weights if straight_through and self.input_pool is not None else None)
 
     def split_layers(self, deep: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(B, L, 2 * layers * hidden) → per layer (key, value) of shape (B, heads, L, head_dim), PEFT's layout."""

@@ -158,7 +158,10 @@ def candidate_gradients(source: torch.Tensor, real_length: torch.Tensor, split_p
     weights = torch.cat([w for w in (position_weights, length_weights) if w is not None], dim=1)
     split_rows, active_rows = torch.cat(splits, dim=1), torch.cat(actives, dim=1)
     candidates = split_rows.shape[1]
-    order, _ = place_order(real_length.repeat_interleave(candidates), length, split_rows.reshape(-1),
-                           active_rows.reshape(-1, num_slots))
-    index = order.view(batch, candidates, -1)[:, :, :width]
-    return ChoiceGradient.apply(weights, source.detach(), index)
+    order, kept = place_order(real_length.repeat_interleave(candidates), length, split_rows.reshape(-1),
+                              active_rows.reshape(-1, num_slots))
+    # A candidate holds nothing at places it leaves empty: point them at an appended zero row.
+    empty = source.shape[1]
+    index = torch.where(kept, order, empty).view(batch, candidates, -1)[:, :, :width]
+    source = torch.cat([source.detach(), source.new_zeros(batch, 1, source.shape[-1])], dim=1)
+    return ChoiceGradient.apply(weights, source, index)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import DynamicCache
@@ -158,6 +159,17 @@ class PromptClassifier(nn.Module):
 
     def forward(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(batch, features).logits
+
+    def training_loss(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy, plus the prompt module's own term where it has one (DP's score-function estimator)."""
+        encoded = self.encode(batch, features)
+        item_losses = F.cross_entropy(encoded.logits.float(), batch.labels, reduction="none")
+        loss = item_losses.mean()
+        surrogate = getattr(self.prompt, "surrogate_loss", None)
+        if surrogate is not None:
+            rows_per_item = batch.input_ids.shape[0] // batch.num_items
+            loss = loss + surrogate(encoded.plan, item_losses.repeat_interleave(rows_per_item))
+        return loss
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
@@ -203,7 +202,7 @@ def train(
             step_start = time.perf_counter()
             batch = batch.to(backbone.device)
             features = None if train_features is None else train_features[batch.rows]
-            loss = F.cross_entropy(model(batch, features).float(), batch.labels)
+            loss = model.training_loss(batch, features)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
@@ -299,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--where", default=None, choices=["input", "deep", "both"], help="dp: input-level tokens or deep prompts")
     add("--pool-size", type=int, default=None, help="dp: prompts in the pool")
     add("--pool-gumbel", action="store_true", help="dp: hard one-hot pool choice instead of a softmax mix")
+    add("--estimator", default=None, choices=["score_function", "straight_through"],
+        help="dp: how choices learn (straight_through: the reference's gradient)")
     add("--tau-start", type=float, default=None)
     add("--tau-min", type=float, default=None)
     add("--tau-rate", type=float, default=None)
@@ -314,7 +315,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            factors=tuple(args.factors.split(",")) if args.factors else None, level=args.level,
                            where=args.where, pool_size=args.pool_size, pool_gumbel=args.pool_gumbel or None,
                            tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,
-                           tau_schedule=args.tau_schedule)
+                           tau_schedule=args.tau_schedule, estimator=args.estimator)
     return TrainConfig(
         task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,

@@ -24,15 +24,14 @@ def test_every_task_trains_and_evaluates_end_to_end(task, data_dir, default_back
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_learns_a_small_training_set(method, data_dir, tiny_backbone):
-    """Loss on the (tiny) training set goes down: the prompt and head really train."""
-    options = {"num_tokens": 4, "encoder": "mlp"}
-    lr = 1e-3 if method == "finetune" else 3e-2
+def test_every_method_fits_a_small_training_set(method, data_dir, default_backbone):
+    """The loss falls far below the label prior's (~0.66 here): prompt, network and head really train."""
+    options = {"num_tokens": 4, "encoder": "mlp", "prompt_dropout": 0.0}
     config = TrainConfig(task="rte", prompt=method_config(method, **options), data_dir=str(data_dir), k_shot=8,
-                         dev_limit=8, max_steps=30, batch_size=8, lr=lr, lr_head=3e-2, warmup_ratio=0.0,
-                         head=HeadConfig(dropout=0.0), eval_every=30)
-    losses = [event.loss for event in train(config, backbone=tiny_backbone) if event.kind == "step"]
-    assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5
+                         dev_limit=8, max_steps=12, batch_size=8, lr=1e-3 if method == "finetune" else 3e-2,
+                         lr_head=3e-2, warmup_ratio=0.0, head=HeadConfig(dropout=0.0), eval_every=12, max_length=64)
+    losses = [event.loss for event in train(config, backbone=default_backbone) if event.kind == "step"]
+    assert sum(losses[-3:]) / 3 < 0.2, losses
 
 
 def small_config(data_dir, **changes):
