@@ -174,7 +174,9 @@ class PromptClassifier(nn.Module):
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Trained parameters plus the prompt module's buffers (DP's step count drives its temperature)."""
         names = {name for name, p in self.named_parameters() if p.requires_grad}
+        names |= {f"prompt.{name}" for name, _ in self.prompt.named_buffers()}
         return {name: tensor.detach().clone().contiguous() for name, tensor in self.state_dict().items()
                 if name in names}
 

@@ -150,7 +150,7 @@ def test_dp_trains_end_to_end(level, where, tiny_backbone, data_dir):
                                                                level=level, where=where),
                          data_dir=str(data_dir), k_shot=8, dev_limit=8, max_steps=3, batch_size=4)
     result = run(config, backbone=tiny_backbone)
-    assert result.best_metrics is not None and int(result.model.prompt.steps_done) == 3
+    assert result.best_metrics is not None and int(result.model.prompt.steps_done) == result.best_step
 
 
 FILLER = "the a house river green small run blue car tree book light stone quiet fast old".split()
@@ -276,3 +276,28 @@ def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
                                    for n in range(slots)], 1)
     assert torch.allclose(position_weights.grad, expected_position, atol=1e-5)
     assert torch.allclose(length_weights.grad, expected_length, atol=1e-5)
+
+
+def test_dp_checkpoint_round_trip(tiny_backbone, data_dir, tmp_path):
+    batch = rte_batch(tiny_backbone, data_dir)
+    model = dp_model(tiny_backbone, factors=("position", "length", "pool"), where="both").eval()
+    spread_choices(model, batch)
+    model.save_pretrained(tmp_path / "dp")
+    loaded = PromptClassifier.from_pretrained(tmp_path / "dp", backbone=tiny_backbone).eval()
+    assert loaded.method == model.method
+    assert torch.equal(loaded(batch), model(batch))
+    assert explain(loaded, batch) == explain(model, batch)
+
+
+def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
+    from dp_core import train as train_module
+
+    code = train_module.main(["--task", "copa", "--method", "dp", "--factors", "position,length,pool", "--level",
+                              "instance", "--where", "both", "--pool-size", "3", "--backbone", str(tiny_bert_path),
+                              "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2",
+                              "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
+                              "--device", "cpu", "--estimator", "straight_through"])
+    assert code == 0
+    loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
+    assert loaded.method.factors == ("position", "length", "pool") and loaded.method.pool_size == 3
+    assert loaded.method.estimator == "straight_through" and int(loaded.prompt.steps_done) == 2
