@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .prompts import MethodConfig, PromptPlan
+from .prompts import MethodConfig, PromptPlan, initial_prompt_vectors
 
 FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
@@ -101,21 +101,11 @@ class DynamicPrompt(nn.Module):
         pool = config.pool_size if "pool" in config.factors else 1
         self.sizes = {"position": length + 1, "length": length, "pool": pool}
         self.sizes = {factor: self.sizes[factor] for factor in config.factors}
+        self.input_pool = self.deep_pool = None
         if config.where in ("input", "both"):
-            word_embeddings = backbone.model.get_input_embeddings().weight.detach()
-            generator = torch.Generator().manual_seed(0)
-            if config.init == "vocab":  # frequent-word rows, as prompt tuning's vocabulary initialisation
-                rows = torch.randint(1000, min(5000, word_embeddings.shape[0]), (pool, length), generator=generator)
-                initial = word_embeddings[rows.to(word_embeddings.device)].cpu().clone()
-            else:
-                initial = torch.randn(pool, length, hidden, generator=generator) * float(word_embeddings.std())
-            self.input_pool = nn.Parameter(initial)
-        else:
-            self.input_pool = None
+            self.input_pool = nn.Parameter(initial_prompt_vectors(backbone, (pool, length), config.init))
         if config.where in ("deep", "both"):  # nn.Embedding's N(0, 1), as P-tuning v2 / PEFT
             self.deep_pool = nn.Parameter(torch.randn(pool, length, 2 * self.num_layers * hidden))
-        else:
-            self.deep_pool = None
         if config.level == "task":
             self.task_logits = nn.ParameterDict({f: nn.Parameter(torch.zeros(n)) for f, n in self.sizes.items()})
         else:

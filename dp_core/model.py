@@ -35,7 +35,7 @@ POOLINGS = ("mean", "cls", "pooler")
 class HeadConfig:
     pooling: str = "cls"  # measured best of mean / cls / pooler on the default backbone (docs/benchmarks.md)
     dropout: float = 0.1
-    backbone_dropout: bool = False  # dropout inside the frozen encoder while training (the references keep it)
+    backbone_dropout: bool = True  # dropout inside the frozen encoder while training, as both references; helps RTE
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:

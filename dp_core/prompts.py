@@ -149,22 +149,25 @@ class PromptEncoder(nn.Module):
         return self.mlp(embeddings)
 
 
+def initial_prompt_vectors(backbone: Backbone, shape: tuple[int, ...], init: str) -> torch.Tensor:
+    """Prompt vectors of shape ``shape + (hidden,)``: embedding rows of frequent words ("vocab"; BERT-style
+    vocabularies keep rare pieces at the end) or Gaussian noise at the embeddings' scale ("random")."""
+    word_embeddings = backbone.model.get_input_embeddings().weight.detach().cpu()
+    if init == "vocab":
+        upper = min(5000, word_embeddings.shape[0])
+        return word_embeddings[torch.randint(min(1000, upper - 1), upper, shape)].clone()
+    if init == "random":
+        return torch.randn(*shape, word_embeddings.shape[1]) * float(word_embeddings.std())
+    raise ValueError(f"prompt init must be 'vocab' or 'random', got {init!r}")
+
+
 class InputPrompt(nn.Module):
     def __init__(self, config: PromptTuningConfig | PTuningV1Config, backbone: Backbone):
         super().__init__()
         self.config = config
-        word_embeddings = backbone.model.get_input_embeddings().weight
         self.embedding = nn.Embedding(config.num_tokens, backbone.hidden_size)
-        if getattr(config, "init", "random") == "vocab":
-            # Frequent-word rows (BERT-style vocabularies put sub-words and rare pieces at the end).
-            generator = torch.Generator().manual_seed(0)
-            upper = min(5000, word_embeddings.shape[0])
-            rows = torch.randint(min(1000, upper - 1), upper, (config.num_tokens,), generator=generator)
-            self.embedding.weight.data.copy_(word_embeddings.detach()[rows.to(word_embeddings.device)].cpu())
-        elif getattr(config, "init", "random") == "random":
-            nn.init.normal_(self.embedding.weight, std=float(word_embeddings.detach().std()))
-        else:
-            raise ValueError(f"prompt init must be 'vocab' or 'random', got {config.init!r}")
+        self.embedding.weight.data.copy_(initial_prompt_vectors(backbone, (config.num_tokens,),
+                                                                getattr(config, "init", "random")))
         self.encoder = PromptEncoder(config.encoder, backbone.hidden_size) \
             if isinstance(config, PTuningV1Config) else nn.Identity()
         self.dropout = nn.Dropout(config.prompt_dropout)

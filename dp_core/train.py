@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0)
     add("--device", default="auto")
     add("--pooling", default="cls", choices=POOLINGS)
-    add("--backbone-dropout", action="store_true")
+    add("--no-backbone-dropout", dest="backbone_dropout", action="store_false",
+        help="no dropout inside the frozen encoder while training")
     add("--num-tokens", type=int, default=16)
     add("--layers", default=None, help="ptv2: prompt only layers FIRST:LAST (e.g. 3:6)")
     add("--reparameterize", action="store_true", help="ptv2: MLP prefix encoder")

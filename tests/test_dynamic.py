@@ -18,7 +18,7 @@ def rte_batch(backbone, data_dir, count=8):
 
 def dp_model(backbone, **options):
     config = DynamicPromptConfig(**{"num_tokens": 4, "prompt_dropout": 0.0, **options})
-    return PromptClassifier(backbone, "rte", config, HeadConfig(pooling="cls", dropout=0.0))
+    return PromptClassifier(backbone, "rte", config, HeadConfig(pooling="cls", dropout=0.0, backbone_dropout=False))
 
 
 def spread_choices(model, batch, scale=20.0):
