@@ -1,6 +1,6 @@
 """Fixed prompts against Dynamic Prompting variants on SuperGLUE: mean ± std over seeds, DP − fixed with a 95 % interval.
 
-    python benchmarks/dp_results.py --data-dir ../shared/superglue --tasks cb rte copa wic boolq \
+    python -m benchmarks.dp_results --data-dir ../shared/superglue --tasks cb rte copa wic boolq \
         --seeds 0 1 2 --max-steps 80 --evaluations 2 --dev-limit 640 --output docs/results.md
 
 Every variant gets the same budget (optimizer steps or epochs, batch, learning rates, prompt length) and the
@@ -89,7 +89,7 @@ def main() -> None:
                 majority[task] = result.majority_baseline
                 print(f"{task} | {name} | seed {seed} | {result.best_metrics['score']:.4f}", file=sys.stderr,
                       flush=True)
-    lines = [f"Command: `python benchmarks/dp_results.py {' '.join(sys.argv[1:])}`", "",
+    lines = [f"Command: `python -m benchmarks.dp_results {' '.join(sys.argv[1:])}`", "",
              f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, {budget} of batch 16, seeds "
              f"{args.seeds}; dev score (CB: mean of accuracy and macro-F1; others: accuracy), best of the run's dev evaluations.", ""]
     lines += ["| task | majority | " + " | ".join(chosen) + " |", "|---" * (len(chosen) + 2) + "|"]

@@ -1,6 +1,6 @@
 """Train-step time of fixed prompts, each Dynamic Prompting factor, full DP, and the reference's assembly.
 
-    python benchmarks/dp_speed.py --data-dir ../shared/superglue --steps 20
+    python -m benchmarks.dp_speed --data-dir ../shared/superglue --steps 20
 
 Same batches (RTE train, length-bucketed), same machine, one optimizer step each: forward, backward, AdamW.
 DP reads cached instance features (the backbone is frozen, so they are computed once per split).

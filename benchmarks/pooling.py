@@ -1,6 +1,6 @@
 """Which pooling serves the head best on a backbone: trains P-tuning v2 with each and prints dev scores.
 
-    python benchmarks/pooling.py --data-dir ../shared/superglue --tasks cb rte --epochs 3 --seeds 0 1 2
+    python -m benchmarks.pooling --data-dir ../shared/superglue --tasks cb rte --epochs 3 --seeds 0 1 2
 """
 
 from __future__ import annotations

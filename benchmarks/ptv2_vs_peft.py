@@ -1,6 +1,6 @@
 """Our P-tuning v2 against PEFT's PrefixTuning: same backbone, data, batches, optimiser, schedule and budget.
 
-    python benchmarks/ptv2_vs_peft.py --data-dir ../shared/superglue --tasks cb rte --seeds 0 1 2
+    python -m benchmarks.ptv2_vs_peft --data-dir ../shared/superglue --tasks cb rte --seeds 0 1 2
 
 Both train the prompt and a linear head with AdamW (one learning rate for both, as in the PEFT figures the
 project was given), linear warm-up/decay, gradient clipping, the same length-bucketed batches in the same

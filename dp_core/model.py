@@ -216,6 +216,18 @@ class PromptClassifier(nn.Module):
         model.metadata = record
         return model
 
+    def load_prompt(self, source: str | Path) -> None:
+        """Start from the prompt module of another checkpoint (same method and backbone, any task): how the
+        multitask regime continues per task from prompts trained on several."""
+        state = load_file(str(Path(source) / WEIGHTS_FILE), device=str(self.backbone.device))
+        prompt_state = {name.removeprefix("prompt."): tensor for name, tensor in state.items()
+                        if name.startswith("prompt.")}
+        try:
+            self.prompt.load_state_dict(prompt_state)
+        except RuntimeError as error:
+            detail = " ".join(str(error).split())
+            raise ValueError(f"the prompt in {source} does not fit this method ({detail[:300]})") from None
+
     def push_to_hub(self, repo_id: str, metrics: dict | None = None, private: bool = False,
                     token: str | None = None) -> str:
         from huggingface_hub import HfApi

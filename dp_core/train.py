@@ -14,10 +14,11 @@ import json
 import math
 import random
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 0
     device: str = "auto"
+    init_prompt: str | None = None  # checkpoint folder whose prompt module starts this run (multitask stage two)
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -170,6 +172,8 @@ def train(
     train_examples, dev_examples = data or load_task_data(config)  # bad data fails before the slow part
     backbone = backbone or load_backbone(config.backbone, config.device)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
+    if config.init_prompt:
+        model.load_prompt(config.init_prompt)
     tokenizer, pad = backbone.tokenizer, backbone.tokenizer.pad_token_id
     train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
     dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
@@ -244,6 +248,56 @@ def train(
                      eta_s=0.0, result=result)
 
 
+def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backbone: Backbone | None = None,
+                        on_step: Callable[[int, str, float], None] | None = None) -> dict[str, PromptClassifier]:
+    """Multitask regime, stage one: one prompt module (prompts and DP's instance network) trained on batches of
+    several tasks in turn, each task with its own head. Returns a model per task, all sharing that module;
+    stage two continues per task from it (``TrainConfig.init_prompt``)."""
+    if config.prompt.trains_backbone:
+        raise ValueError("the multitask regime shares a prompt; fine-tuning has none to share")
+    set_seed(config.seed)
+    backbone = backbone or load_backbone(config.backbone, config.device)
+    pad = backbone.tokenizer.pad_token_id
+    models, splits, features, shared = {}, {}, {}, None
+    for name in tasks:
+        train_examples, _ = load_task_data(replace(config, task=name))
+        model = PromptClassifier(backbone, name, config.prompt, config.head, config.max_length)
+        if shared is None:
+            shared = model.prompt
+        model.prompt = shared
+        models[name] = model.train()
+        splits[name] = encode_examples(backbone.tokenizer, model.task, train_examples, model.max_length)
+        features[name] = split_features(model, splits[name])
+    heads = [p for model in models.values() for p in model.head.parameters()]
+    optimizer = torch.optim.AdamW([{"params": heads, "lr": config.lr_head},
+                                   {"params": list(shared.parameters()), "lr": config.lr}],
+                                  weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+
+    def batches(name: str):
+        epoch = 0
+        while True:
+            yield from iterate_batches(splits[name], config.batch_size, pad, shuffle=True, seed=config.seed + epoch)
+            epoch += 1
+
+    streams = {name: batches(name) for name in tasks}
+    for step in range(1, steps + 1):
+        name = tasks[(step - 1) % len(tasks)]
+        batch = next(streams[name]).to(backbone.device)
+        task_features = None if features[name] is None else features[name][batch.rows]
+        loss = models[name].training_loss(batch, task_features)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(heads + list(shared.parameters()), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if on_step is not None:
+            on_step(step, name, loss.item())
+    for model in models.values():
+        model.eval()
+    return models
+
+
 def run(config: TrainConfig, **kwargs) -> TrainResult:
     """Train to the end and return the result (no streaming)."""
     for event in train(config, **kwargs):
@@ -305,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tau-min", type=float, default=None)
     add("--tau-rate", type=float, default=None)
     add("--tau-schedule", default=None, choices=["reference", "exponential"])
+    add("--multitask", default=None, metavar="TASKS",
+        help="first train the prompt (and DP's network) shared across these tasks, e.g. cb,rte,copa; then --task")
+    add("--multitask-steps", type=int, default=200, help="steps of the shared stage (tasks take turns)")
+    add("--init-prompt", default=None, metavar="DIR", help="start from the prompt of this checkpoint folder")
     add("--push-to-hub", default=None, metavar="REPO_ID")
     return parser
 
@@ -323,8 +381,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         dev_limit=args.dev_limit, epochs=args.epochs, max_steps=args.max_steps, time_budget_s=args.time_budget,
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
-        device=args.device,
+        device=args.device, init_prompt=args.init_prompt,
     )
+
+
+def run_shared_stage(config: TrainConfig, tasks: list[str], steps: int, folder: Path) -> Path:
+    """The CLI's multitask stage one, with a progress bar; the shared prompt is saved as a checkpoint folder."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=steps, desc=f"shared {config.prompt.method} on {','.join(tasks)}", unit="step") as progress:
+        def on_step(step: int, task: str, loss: float) -> None:
+            progress.update(1)
+            progress.set_postfix(task=task, loss=f"{loss:.3f}")
+
+        models = train_shared_prompt(config, tasks, steps, on_step=on_step)
+    return models[tasks[0]].save_pretrained(folder, extra={"multitask": {"tasks": tasks, "steps": steps}})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         get_task(config.task)
+        if args.multitask:
+            tasks = [get_task(name).name for name in args.multitask.split(",")]
+            folder = Path(args.output_dir or tempfile.mkdtemp(prefix="dp_shared_")) / "shared_prompt"
+            config = replace(config, init_prompt=str(run_shared_stage(config, tasks, args.multitask_steps, folder)))
+            print(f"shared prompt saved to {folder}; continuing on {config.task}", file=sys.stderr)
         progress = None
         for event in train(config):
             if progress is None:

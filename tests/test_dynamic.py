@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -301,3 +303,44 @@ def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
     loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.method.factors == ("position", "length", "pool") and loaded.method.pool_size == 3
     assert loaded.method.estimator == "straight_through" and int(loaded.prompt.steps_done) == 2
+
+
+def test_multitask_shares_one_prompt_and_network_then_continues_per_task(data_dir, tiny_backbone, tmp_path):
+    from dp_core.train import TrainConfig, run, train_shared_prompt
+
+    config = TrainConfig(prompt=DynamicPromptConfig(num_tokens=4, factors=("position", "pool"), pool_size=2),
+                         data_dir=str(data_dir), k_shot=8, dev_limit=8, batch_size=4, lr=5e-2, device="cpu")
+    tasks = ["cb", "rte", "copa"]
+    before = train_shared_prompt(config, tasks, steps=0, backbone=tiny_backbone)["cb"].prompt.state_dict()
+    seen = []
+    models = train_shared_prompt(config, tasks, steps=6, backbone=tiny_backbone,
+                                 on_step=lambda step, task, loss: seen.append(task))
+    assert seen == ["cb", "rte", "copa"] * 2  # tasks take turns
+    shared = models["cb"].prompt
+    assert models["rte"].prompt is shared and models["copa"].prompt is shared
+    assert models["cb"].head is not models["rte"].head and models["copa"].head[1].out_features == 1
+    trained = shared.state_dict()
+    assert not torch.equal(trained["input_pool"], before["input_pool"])
+    assert any(not torch.equal(trained[name], before[name]) for name in trained if name.startswith("heads."))
+
+    folder = models["cb"].save_pretrained(tmp_path / "shared")
+    continued = run(replace(config, task="wic", init_prompt=str(folder), max_steps=1, lr=0.0), backbone=tiny_backbone)
+    assert torch.equal(continued.model.prompt.input_pool, trained["input_pool"])  # stage two starts from it
+    with pytest.raises(ValueError, match="does not fit this method"):
+        run(replace(config, task="wic", init_prompt=str(folder), prompt=PTuningV2Config(num_tokens=4)),
+            backbone=tiny_backbone)
+
+
+def test_cli_multitask_regime(data_dir, tiny_bert_path, tmp_path):
+    from dp_core import train as train_module
+
+    code = train_module.main(["--task", "rte", "--method", "dp", "--multitask", "cb,rte", "--multitask-steps", "2",
+                              "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--k-shot", "8",
+                              "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4", "--num-tokens", "4",
+                              "--output-dir", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 0
+    shared = PromptClassifier.from_pretrained(tmp_path / "out" / "shared_prompt", device="cpu")
+    assert shared.metadata["multitask"] == {"tasks": ["cb", "rte"], "steps": 2}
+    final = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
+    assert final.task.name == "rte" and final.metadata["train_config"]["init_prompt"].endswith("shared_prompt")
+    assert int(final.prompt.steps_done) == 4  # the temperature schedule goes on from the shared stage
