@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -43,3 +44,26 @@ def compute_metrics(
     results = {name: table[name]() for name in metric_names}
     results["score"] = sum(results.values()) / len(results)
     return results
+
+
+def score_interval(
+    metric_names: Sequence[str], predictions: Sequence[int], labels: Sequence[int], groups: Sequence[str],
+    num_labels: int, confidence: float = 0.95, samples: int = 1000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``score``, resampling whole groups (MultiRC questions; else items),
+    so small dev sets (CB: 56 items) show how little a few points mean."""
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        by_group[group].append(index)
+    members = list(by_group.values())
+    generator = random.Random(seed)
+    scores = []
+    for _ in range(samples):
+        drawn = generator.choices(members, k=len(members))
+        chosen = [index for picked in drawn for index in picked]
+        copies = [str(copy) for copy, picked in enumerate(drawn) for _ in picked]  # a repeated group counts again
+        scores.append(compute_metrics(metric_names, [predictions[i] for i in chosen], [labels[i] for i in chosen],
+                                      copies, num_labels)["score"])
+    scores.sort()
+    tail = (1 - confidence) / 2
+    return scores[int(tail * (samples - 1))], scores[round((1 - tail) * (samples - 1))]

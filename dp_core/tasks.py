@@ -111,6 +111,67 @@ def get_task(name: str) -> Task:
     return task
 
 
+def _locate_word(word: str, sentence: str, which: str) -> tuple[int, int]:
+    """Character span of the target word (or the first word that starts like it, e.g. "running" for "run")."""
+    lowered = sentence.lower()
+    start = lowered.find(word.lower())
+    if start < 0:
+        stem = word.lower()[: max(2, len(word) - 1)]
+        start = next((m for m in range(len(lowered)) if lowered.startswith(stem, m)
+                      and (m == 0 or not lowered[m - 1].isalnum())), -1)
+    if start < 0:
+        raise DataError(f"the word {word!r} does not occur in {which}")
+    end = start
+    while end < len(sentence) and (sentence[end].isalnum() or sentence[end] in "-'"):
+        end += 1
+    return start, max(end, start + 1)
+
+
+def _locate_span(span: str, text: str, which: str) -> int:
+    words, target = [w.strip(".,;:!?\"'").lower() for w in text.split()], span.split()[0].strip(".,;:!?\"'").lower()
+    if target not in words:
+        raise DataError(f"{which} {span!r} does not occur in the text")
+    return words.index(target)
+
+
+def example_from_fields(task_name: str, fields: dict[str, Any], label: int | None = None) -> Example:
+    """One item from what a person typed, in the task's own fields. WiC's character offsets and WSC's word
+    indices may be left out: they are found from the word and span texts. Bad input: one-line DataError."""
+    task = get_task(task_name)
+    flat = {name: fields.get(name) for name in task.input_fields}
+    offsets = {"start1", "end1", "start2", "end2", "span1_index", "span2_index"}
+    for name in task.input_fields:
+        value = flat[name]
+        if name in offsets:
+            if value in (None, ""):
+                continue
+            try:
+                flat[name] = int(value)
+            except (TypeError, ValueError):
+                raise DataError(f"{name} must be a whole number, got {value!r}") from None
+        elif not isinstance(value, str) or not value.strip():
+            raise DataError(f"{task.folder} needs a non-empty {name!r}")
+        else:
+            flat[name] = value.strip()
+    if task.name == "copa" and flat["question"] not in ("cause", "effect"):
+        raise DataError(f"COPA's question must be 'cause' or 'effect', got {flat['question']!r}")
+    if task.name == "wic":
+        for number in ("1", "2"):
+            sentence = flat[f"sentence{number}"]
+            start, end = flat[f"start{number}"], flat[f"end{number}"]
+            if start is None or end is None or not 0 <= start < end <= len(sentence):
+                flat[f"start{number}"], flat[f"end{number}"] = _locate_word(flat["word"], sentence, f"sentence {number}")
+    if task.name == "wsc":
+        words = flat["text"].split()
+        for number in ("1", "2"):
+            index = flat[f"span{number}_index"]
+            if index is None or not 0 <= index < len(words):
+                flat[f"span{number}_index"] = _locate_span(flat[f"span{number}_text"], flat["text"], f"span {number}")
+    if label is not None and not 0 <= label < task.num_labels:
+        raise DataError(f"label must be one of 0..{task.num_labels - 1}, got {label}")
+    return Example(task.build(flat), -1 if label is None else label, "typed", flat)
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The local SuperGLUE folder: the argument, else $DP_SUPERGLUE_DIR, else None (load from the Hub)."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None

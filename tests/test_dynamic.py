@@ -344,3 +344,25 @@ def test_cli_multitask_regime(data_dir, tiny_bert_path, tmp_path):
     final = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert final.task.name == "rte" and final.metadata["train_config"]["init_prompt"].endswith("shared_prompt")
     assert int(final.prompt.steps_done) == 4  # the temperature schedule goes on from the shared stage
+
+
+def test_explain_examples_keeps_item_order_and_reads_plainly(tiny_backbone, data_dir):
+    from dp_core.explain import explain_examples, plain_reading
+
+    examples = load_examples("copa", "val", data_dir)[:5]
+    model = PromptClassifier(tiny_backbone, "copa", DynamicPromptConfig(num_tokens=4, factors=("position", "length")))
+    explanation = explain_examples(model.eval(), examples, batch_size=2)
+    assert [d.item for d in explanation.decisions] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    for index, example in enumerate(examples):  # each item's rows hold its own words, choice 1 then choice 2
+        first, second = explanation.item(index)
+        words = lambda d: "".join(text for text, kind in d.layout if kind == INPUT).replace("##", "")  # noqa: E731
+        assert example.pairs[0][1].split()[-1].lower().strip(".") in words(first)
+        assert first.class_probs == second.class_probs and len(first.class_probs) == 2
+    reading = plain_reading(explanation.decisions[0], "copa")
+    decision = explanation.decisions[0]
+    assert reading.startswith(f"DP put {decision.tokens_after} of {decision.active_length} active prompt tokens "
+                              f"after the choice and {decision.tokens_before} before the premise")
+    assert f"switched {4 - decision.active_length} of 4 tokens off" in reading
+    fixed = PromptClassifier(tiny_backbone, "rte", PTuningV2Config(num_tokens=4)).eval()
+    fixed_decision = explain_examples(fixed, load_examples("rte", "val", data_dir)[:1]).decisions[0]
+    assert plain_reading(fixed_decision, "rte") == "The same 4 prompt tokens for every input, all in every layer, as keys and values."

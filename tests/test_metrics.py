@@ -1,4 +1,4 @@
-from dp_core.metrics import accuracy, compute_metrics, exact_match, f1_for, macro_f1
+from dp_core.metrics import accuracy, compute_metrics, exact_match, f1_for, macro_f1, score_interval
 
 
 def test_accuracy_and_f1():
@@ -22,3 +22,25 @@ def test_score_is_the_mean_of_the_task_metrics():
     metrics = compute_metrics(("f1a", "exact_match"), [1, 0, 1, 1], [1, 0, 0, 1], ["a", "a", "b", "b"], 2)
     assert metrics["score"] == (metrics["f1a"] + metrics["exact_match"]) / 2
     assert abs(metrics["f1a"] - 0.8) < 1e-12
+
+
+def test_score_interval_covers_the_score_and_narrows_with_more_items():
+    import random
+
+    generator = random.Random(0)
+
+    def interval(count):
+        labels = [generator.randint(0, 1) for _ in range(count)]
+        predictions = [y if generator.random() < 0.7 else 1 - y for y in labels]
+        low, high = score_interval(["accuracy"], predictions, labels, [str(i) for i in range(count)], 2)
+        assert low <= accuracy(predictions, labels) <= high
+        return high - low
+
+    small, large = interval(56), interval(2000)
+    assert 0.15 < small < 0.35 and 0.02 < large < 0.06  # ~ 2 * 1.96 * sqrt(.21 / n)
+
+
+def test_score_interval_resamples_multirc_questions_whole():
+    # Two questions, every answer right in one and wrong in the other: exact match is 0, 0.5 or 1 per draw.
+    low, high = score_interval(["exact_match"], [1, 1, 0, 0], [1, 1, 1, 1], ["q1", "q1", "q2", "q2"], 2, samples=200)
+    assert (low, high) == (0.0, 1.0)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from dp_core import tasks
-from dp_core.tasks import DataError, TASKS, load_examples, load_fewglue, sample_k_shot
+from dp_core.tasks import DataError, TASKS, example_from_fields, load_examples, load_fewglue, sample_k_shot
 
 EXPECTED_VAL_SIZES = {"boolq": 3270, "cb": 56, "copa": 100, "rte": 277, "wic": 638, "wsc": 104, "multirc": 4848}
 
@@ -123,3 +123,32 @@ def test_k_shot_is_seeded_and_keeps_multirc_questions_whole(data_dir):
 def test_fewglue_has_32_items(data_dir):
     assert len(load_fewglue("boolq", data_dir)) == 32
     assert len(load_fewglue("cb", data_dir)) == 32
+
+
+def test_typed_fields_become_the_same_input_as_the_official_record(data_dir):
+    for name in ("rte", "copa", "wic", "wsc", "boolq"):
+        official = load_examples(name, "val", data_dir)[0]
+        typed = example_from_fields(name, {k: str(v) for k, v in official.fields.items()})
+        assert typed.pairs == official.pairs, name
+
+
+def test_typed_wic_and_wsc_find_the_word_and_spans_themselves():
+    wic = example_from_fields("wic", {"word": "run", "sentence1": "She was running late.", "sentence2": "Run it."})
+    assert wic.pairs[0] == ("run: She was *running* late.", "*Run* it.")
+    wsc = example_from_fields("wsc", {"text": "Mark told Pete lies about himself.", "span1_text": "Pete",
+                                      "span2_text": "himself"})
+    assert wsc.fields["span1_index"] == 2 and wsc.fields["span2_index"] == 5 and "#himself.#" in wsc.pairs[0][0]
+
+
+@pytest.mark.parametrize("name, fields, message", [
+    ("rte", {"premise": "  ", "hypothesis": "x"}, "RTE needs a non-empty 'premise'"),
+    ("cb", {"premise": "x"}, "CB needs a non-empty 'hypothesis'"),
+    ("copa", {"premise": "a", "choice1": "b", "choice2": "c", "question": "why"}, "COPA's question must be"),
+    ("wic", {"word": "cat", "sentence1": "A dog.", "sentence2": "A cat."}, "the word 'cat' does not occur in sentence 1"),
+    ("wsc", {"text": "a b", "span1_text": "a", "span2_text": "b", "span1_index": "one"}, "span1_index must be a whole"),
+    ("wsc", {"text": "a b", "span1_text": "z", "span2_text": "b"}, "span 1 'z' does not occur in the text"),
+])
+def test_bad_typed_fields_give_one_clear_line(name, fields, message):
+    with pytest.raises(DataError) as error:
+        example_from_fields(name, fields)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
