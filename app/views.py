@@ -1,0 +1,56 @@
+"""What the page draws from dp_core's results: the token layout as HTML, probabilities as tables for plots.
+
+Pure functions (no Gradio), so tests can check them directly. Every piece of user text is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from dp_core.explain import AFTER, BEFORE, INACTIVE, INPUT, InstanceDecision
+
+COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ffffff"}
+LEGEND = {BEFORE: "prompt before the input", AFTER: "prompt after the input", INACTIVE: "switched off (length)"}
+
+
+def layout_html(decision: InstanceDecision, caption: str = "") -> str:
+    """The input's tokens in order with the prompt slots where the method put them."""
+    chips = []
+    for text, kind in decision.layout:
+        if kind == INPUT:
+            style = "background:#f3f4f6;color:#111827"
+        elif kind == INACTIVE:
+            style = "background:#fff;color:#9ca3af;border:1px dashed #9ca3af"
+        else:
+            style = f"background:{COLOURS[kind]};color:#fff;font-weight:600"
+        chips.append(f'<span class="dp-token" data-kind="{kind}" style="{style};padding:1px 4px;margin:1px;'
+                     f'border-radius:4px;display:inline-block;font-family:monospace">{html.escape(text)}</span>')
+    legend = " ".join(f'<span style="color:{COLOURS[kind] if kind != INACTIVE else "#6b7280"}">■ {label}</span>'
+                      for kind, label in LEGEND.items())
+    title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
+    note = ("<div style='font-size:85%;color:#6b7280'>Deep prompts: the slots stand for keys/values in every "
+            "layer; their side only decides where the input's positions start.</div>" if decision.deep else "")
+    return f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{''.join(chips)}</div>" \
+           f"<div style='font-size:85%'>{legend}</div>{note}</div>"
+
+
+def class_probabilities(decision: InstanceDecision, label_names: tuple[str, ...]) -> dict[str, float]:
+    return {name: float(p) for name, p in zip(label_names, decision.class_probs)}
+
+
+CANDIDATE_PLOTS = ("tokens after the input", "active length", "pool prompt")
+
+
+def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
+    """Probability of every candidate, one frame per factor (empty when DP does not choose that factor)."""
+    values = {"tokens after the input": list(enumerate(decision.position_probs or [])),
+              "active length": list(enumerate(decision.length_probs or [], start=1)),
+              "pool prompt": list(enumerate(decision.pool_weights, start=1)) if len(decision.pool_weights) > 1 else []}
+    return [pd.DataFrame([{"candidate": c, "probability": v} for c, v in values[name]],
+                         columns=["candidate", "probability"]) for name in CANDIDATE_PLOTS]
+
+
+def error_html(message: str) -> str:
+    return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"

@@ -1,0 +1,115 @@
+"""The app through gradio_client, as a browser would drive it: every task predicts, training streams and stops,
+bad input gets a clear message and the app stays up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+
+from app import views  # noqa: E402
+from app.ui import FIELD_LABELS, FIXED  # noqa: E402
+from dp_core.explain import InstanceDecision  # noqa: E402
+from dp_core.tasks import TASKS  # noqa: E402
+
+DP = "DP input: position + length + pool"
+
+
+@pytest.fixture
+def client(app_url):
+    return Client(app_url, verbose=False)  # a fresh client is a fresh browser session
+
+
+def compare_args(task, fields, question="cause"):
+    return [task] + [fields.get(name, "") for name in FIELD_LABELS] + [question]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts(task, client):
+    state_index, *boxes, question = client.predict(task, 3, api_name="/pick")
+    assert state_index == 3 and any(boxes)
+    note, fixed, fixed_layout, fixed_reading, dp, dp_layout, dp_reading, *candidates = client.predict(
+        *([task] + boxes + [question]), api_name="/compare")
+    labels = set(TASKS[task].label_names)
+    assert fixed["label"] in labels and dp["label"] in labels
+    assert "Gold label of dev example 3" in note
+    assert "dp-token" in dp_layout and "ready-trained" in dp_reading and "DP put" in dp_reading
+    assert "every input" in fixed_reading
+    positions, lengths, pool = (frame["data"] for frame in candidates)  # the ready DP chooses all three
+    assert len(positions) == 17 and len(lengths) == 16 and len(pool) == 4
+    assert all(abs(sum(p for _, p in rows) - 1) < 1e-4 for rows in (positions, lengths, pool))
+
+
+def test_training_streams_curves_then_compare_uses_the_new_run(client):
+    job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED, DP], 5, 8, 0, api_name="/train")
+    updates = list(job)
+    assert len(updates) >= 3  # live updates, not one answer at the end
+    status, losses, devs, summary = updates[-1]
+    assert status.startswith("Done.")
+    assert {row[0] for row in losses["data"]} == {FIXED, DP} and devs["data"]
+    assert [row[0] for row in summary["data"]] == [FIXED, DP]
+    fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
+    result = client.predict(*compare_args("cb", fields), api_name="/compare")
+    assert "trained in this session" in result[3] and "trained in this session" in result[6]
+    other = Client(client.src, verbose=False)  # another session does not see this session's run
+    assert "ready-trained" in other.predict(*compare_args("cb", fields), api_name="/compare")[6]
+
+
+def test_stop_ends_a_run_within_a_step_and_keeps_its_checkpoint(client):
+    job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 120, 8, 0, api_name="/train")
+    started = time.monotonic()
+    while not job.outputs() and time.monotonic() - started < 60:
+        time.sleep(0.2)
+    client.predict(api_name="/stop")
+    final = job.result()
+    assert time.monotonic() - started < 60
+    assert final[0].startswith("Stopped") and final[3]["data"][0][3] == "cancelled"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"premise": "", "hypothesis": "x"}, "RTE needs a non-empty &#x27;premise&#x27;"),
+    ({"premise": "<script>alert(1)</script>", "hypothesis": "<b>bold</b>"}, None),
+])
+def test_bad_or_odd_input_is_answered_clearly_and_escaped(fields, message, client):
+    note, *rest = client.predict(*compare_args("rte", fields), api_name="/compare")
+    if message:
+        assert message in note
+    else:
+        assert "<script>" not in rest[1] + rest[4] and "&lt;" in rest[4]
+
+
+def test_out_of_range_dev_index_and_no_method_are_errors_not_crashes(client):
+    with pytest.raises(Exception, match="dev examples 0 to 55"):
+        client.predict("cb", 999, api_name="/pick")
+    with pytest.raises(Exception, match="Choose at least one method"):
+        client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [], 5, 8, 0, api_name="/train")
+    assert client.predict("cb", 0, api_name="/pick")[0] == 0  # still up
+
+
+def test_long_input_is_cut_with_a_visible_note(client):
+    note, *_ = client.predict(*compare_args("rte", {"premise": "word " * 1000, "hypothesis": "x"}), api_name="/compare")
+    assert "Cut to 2000 characters: premise" in note and "truncated" in note
+
+
+def test_explore_reports_intervals_distributions_and_disagreements(client):
+    table, positions, lengths, by_length, disagreements = client.predict("cb", api_name="/explore")
+    assert len(table["data"]) == 2 and all("–" in row[2] for row in table["data"])
+    assert sum(row[2] for row in positions["data"]) == 56  # every CB dev item once
+    assert disagreements["headers"] == ["dev #", "gold", "fixed", "DP", "input"]
+
+
+def test_layout_drawing_escapes_text_and_marks_every_slot():
+    decision = InstanceDecision(item=0, tokens_before=1, tokens_after=1, split_position=1, active_length=2, num_slots=3,
+                                pool_weights=[0.25, 0.75], position_probs=[0.1, 0.8, 0.05, 0.05],
+                                length_probs=[0.2, 0.7, 0.1], class_probs=[0.4, 0.6],
+                                layout=[("[CLS]", "input"), ("P2", "prompt-before"), ("P3", "inactive"),
+                                        ("<b>", "input"), ("P1", "prompt-after"), ("[SEP]", "input")], deep=False)
+    drawing = views.layout_html(decision, "choice <1>")
+    assert "&lt;b&gt;" in drawing and "<b>" not in drawing and "choice &lt;1&gt;" in drawing
+    assert drawing.count('data-kind="prompt-before"') == 1 and drawing.count('data-kind="inactive"') == 1
+    positions, lengths, pool = views.candidate_frames(decision)
+    assert list(positions.candidate) == [0, 1, 2, 3] and list(lengths.candidate) == [1, 2, 3]
+    assert list(pool.probability) == [0.25, 0.75]
