@@ -25,7 +25,6 @@ from dp_core.model import PromptClassifier, run_encoder
 from dp_core.layout import Layout
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
-from dp_core.train import split_features
 
 
 def reference_step(model: PromptClassifier, batch) -> torch.Tensor:
@@ -52,22 +51,16 @@ def reference_step(model: PromptClassifier, batch) -> torch.Tensor:
     return F.cross_entropy(model.head(hidden[:, 0]), batch.labels)
 
 
-def time_steps(model: PromptClassifier, batches, features, steps: int, reference: bool = False) -> float:
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    model.train()
-    timings = []
-    for index, batch in enumerate(batches[: steps + 2]):
-        start = time.perf_counter()
-        loss = reference_step(model, batch) if reference else model.training_loss(
-            batch, None if features is None else features[batch.rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if model.backbone.device.type == "cuda":
-            torch.cuda.synchronize()
-        if index >= 2:  # the first two warm up
-            timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+def timed_step(model: PromptClassifier, optimizer, batch, features, reference: bool) -> float:
+    start = time.perf_counter()
+    loss = reference_step(model, batch) if reference else model.training_loss(
+        batch, features if model.needs_features else None)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if model.backbone.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -98,14 +91,26 @@ def main() -> None:
         num_tokens=length, factors=("position",), estimator="straight_through")
     print(f"{backbone.device}, backbone {args.backbone}, L = {length}, batch {args.batch_size}, median of "
           f"{args.steps} steps, torch threads {torch.get_num_threads()}\n")
-    times = {}
+    models = {}
     for name, config in variants.items():
         torch.manual_seed(0)
-        model = PromptClassifier(backbone, task, config)
-        times[name] = time_steps(model, batches, split_features(model, split), args.steps)
-    model = PromptClassifier(backbone, task, DynamicPromptConfig(num_tokens=length, factors=("position",),
-                                                                 estimator="straight_through"))
-    times["reference assembly, DP position (input)"] = time_steps(model, batches, None, args.steps, reference=True)
+        models[name] = PromptClassifier(backbone, task, config)
+    reference_name = "reference assembly, DP position (input)"
+    models[reference_name] = PromptClassifier(backbone, task, DynamicPromptConfig(
+        num_tokens=length, factors=("position",), estimator="straight_through"))
+    optimizers = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+                  for name, m in models.items()}
+    timings: dict[str, list[float]] = {name: [] for name in models}
+    # Interleaved: every variant takes its step on the same batch before the next batch, so a busy moment of
+    # the machine falls on all variants alike. Features are cached per batch (the backbone is frozen).
+    for index, batch in enumerate(batches[: args.steps + 2]):
+        features = models["full DP (input)"].instance_features(batch)
+        for name, model in models.items():
+            model.train()
+            seconds = timed_step(model, optimizers[name], batch, features, reference=name == reference_name)
+            if index >= 2:  # the first two warm up
+                timings[name].append(seconds)
+    times = {name: statistics.median(values) for name, values in timings.items()}
     print("| variant | step (ms) | × fixed P-tuning v2 | × fixed prompt tuning |\n|---|---|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {1000 * seconds:.0f} | {seconds / times['fixed P-tuning v2 (deep)']:.2f} | "
