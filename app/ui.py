@@ -150,8 +150,12 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop")
                 status = gr.Markdown()
                 with gr.Row():
-                    loss_plot = gr.LinePlot(x="step", y="loss", color="method", title="Training loss")
-                    dev_plot = gr.LinePlot(x="step", y="dev score", color="method", title="Dev score")
+                    # A fixed colour per method: the plot keeps the colours of its first update otherwise.
+                    colours = dict(zip(METHOD_CHOICES, ("#6b7280", "#2563eb", "#ea580c", "#16a34a")))
+                    loss_plot = gr.LinePlot(x="step", y="loss", color="method", color_map=colours,
+                                            title="Training loss")
+                    dev_plot = gr.ScatterPlot(x="step", y="dev score", color="method", color_map=colours,
+                                              title="Dev score (each evaluation)")
                 summary = gr.Dataframe(label="Best dev score of each run", interactive=False)
 
             with gr.Tab("Compare", id="compare"):
@@ -182,13 +186,13 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                 gr.Markdown(f"Both methods on the task's dev set (the first {DEV_LIMIT} items).")
                 run_explore = gr.Button("Evaluate on the dev set", variant="primary")
                 scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
-                with gr.Row():
-                    position_plot = gr.BarPlot(x="tokens after the input", y="items", color="gold label",
-                                               title="Where DP put the prompt, by gold label")
-                    length_plot = gr.BarPlot(x="active length", y="items", color="gold label",
-                                             title="How long DP made it, by gold label")
-                by_length = gr.BarPlot(x="input length", y="mean", color="choice",
-                                       title="DP's mean choice by input length (tokens)")
+                choice_plots = []
+                for split_by in ("gold label", "input length"):
+                    with gr.Row():
+                        choice_plots.append(gr.BarPlot(x="tokens after the input", y="items", color=split_by,
+                                                       title=f"Where DP put the prompt, by {split_by}"))
+                        choice_plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
+                                                       title=f"How long DP made it, by {split_by}"))
                 disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
                                              interactive=False)
 
@@ -218,11 +222,15 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                 offline_boolq = task_name == "boolq" and shared.data_dir is not None
                 base = TrainConfig(task=task_name, backbone=backbone_name, data_dir=shared.data_dir,
                                    k_shot=int(k) or None, fewglue=offline_boolq, dev_limit=DEV_LIMIT,
-                                   epochs=1000, time_budget_s=budget_s, eval_every=20, seed=int(seed_value or 0))
+                                   epochs=1000, time_budget_s=budget_s, eval_every=10, seed=int(seed_value or 0))
                 data = load_task_data(base)
             except (DataError, BackboneError, ValueError) as error:
                 raise gr.Error(str(error)) from None
-            losses, devs, best = [], [], []
+            # Every chosen method appears from the first update on (an empty point at step 0): the plots fix
+            # their legend from the methods they first see.
+            losses = [{"method": label, "step": 0, "loss": float("nan")} for label in chosen]
+            devs = [{"method": label, "step": 0, "dev score": float("nan")} for label in chosen]
+            best = []
             last_yield = 0.0
             for position, label in enumerate(chosen):
                 config = replace(base, prompt=METHOD_CHOICES[label]())
@@ -377,22 +385,21 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
             frame = pd.DataFrame({"tokens after the input": [d.tokens_after for d in decisions],
                                   "active length": [d.active_length for d in decisions],
                                   "gold label": gold_names,
-                                  "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 128, 10_000],
-                                                         labels=["≤32", "33–64", "65–96", "97–128", ">128"]).astype(str)})
-            positions = frame.groupby(["tokens after the input", "gold label"]).size().reset_index(name="items")
-            actives = frame.groupby(["active length", "gold label"]).size().reset_index(name="items")
-            means = frame.groupby("input length")[["tokens after the input", "active length"]].mean().reset_index()
-            means = means.melt(id_vars="input length", var_name="choice", value_name="mean")
+                                  "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 10_000],
+                                                         labels=["1-32 tokens", "33-64 tokens", "65-96 tokens",
+                                                                 "97+ tokens"]).astype(str)})
+            counts = [frame.groupby([choice, split_by]).size().reset_index(name="items")
+                      for split_by in ("gold label", "input length")
+                      for choice in ("tokens after the input", "active length")]
             fixed_predictions = results["fixed"][1]
             rows = [{"dev #": i, "gold": gold_names[i], "fixed": task_spec.label_names[fixed_predictions[i]],
                      "DP": task_spec.label_names[dp_predictions[i]],
                      "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
                     for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-            return (pd.DataFrame(table), positions, actives, means,
-                    pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
+            return (pd.DataFrame(table), *counts, pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
-        run_explore.click(run_exploration, [task, session],
-                          [scores, position_plot, length_plot, by_length, disagreements], api_name="explore")
+        run_explore.click(run_exploration, [task, session], [scores, *choice_plots, disagreements],
+                          api_name="explore")
 
         def open_in_compare(table: pd.DataFrame, event: gr.SelectData):
             row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index

@@ -95,9 +95,10 @@ def test_long_input_is_cut_with_a_visible_note(client):
 
 
 def test_explore_reports_intervals_distributions_and_disagreements(client):
-    table, positions, lengths, by_length, disagreements = client.predict("cb", api_name="/explore")
+    table, *plots, disagreements = client.predict("cb", api_name="/explore")
     assert len(table["data"]) == 2 and all("–" in row[2] for row in table["data"])
-    assert sum(row[2] for row in positions["data"]) == 56  # every CB dev item once
+    assert len(plots) == 4 and all(sum(row[2] for row in plot["data"]) == 56 for plot in plots)  # each item once
+    assert {row[1] for row in plots[0]["data"]} <= {"entailment", "contradiction", "neutral"}
     assert disagreements["headers"] == ["dev #", "gold", "fixed", "DP", "input"]
 
 

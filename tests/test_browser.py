@@ -43,13 +43,15 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
 
 def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_role("tab", name="Train").click()
-    page.get_by_label("Few-shot k (0: the whole train set)").fill("8")
+    page.get_by_label("Few-shot k (0: the whole train set)").fill("32")
     budget = page.locator("input[type='number'][aria-label*='Budget']")
-    budget.fill("5")
+    budget.fill("15")
     budget.press("Enter")
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Done. Open Compare").wait_for(timeout=180_000)
     assert page.get_by_text("Best dev score of each run").is_visible()
+    page.wait_for_timeout(2000)  # the plots redraw after the last update
+    assert "DP input" in page.locator(".vega-embed").first.inner_text()  # both methods' curves, not just the first
     screenshot(page, "train", tmp_path)
 
     page.get_by_role("tab", name="Compare").click()
