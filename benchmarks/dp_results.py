@@ -12,6 +12,7 @@ train file. The interval for DP − fixed is a paired t interval over seeds.
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -89,7 +90,7 @@ def main() -> None:
                 majority[task] = result.majority_baseline
                 print(f"{task} | {name} | seed {seed} | {result.best_metrics['score']:.4f}", file=sys.stderr,
                       flush=True)
-    lines = [f"Command: `python -m benchmarks.dp_results {' '.join(sys.argv[1:])}`", "",
+    lines = [f"Command: `python -m benchmarks.dp_results {shlex.join(sys.argv[1:])}`", "",
              f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, {budget} of batch 16, seeds "
              f"{args.seeds}; dev score (CB: mean of accuracy and macro-F1; others: accuracy), best of the run's dev evaluations.", ""]
     lines += ["| task | majority | " + " | ".join(chosen) + " |", "|---" * (len(chosen) + 2) + "|"]
