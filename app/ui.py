@@ -245,7 +245,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                         state.runs.setdefault(task_name, {})[label] = result.model
                         best.append({"method": label, "best dev score": round(result.best_metrics["score"], 4),
                                      "at step": result.best_step, "stopped": result.stopped_because,
-                                     "majority baseline": round(result.majority_baseline, 4),
+                                     "majority class score": round(result.majority_baseline, 4),
                                      "examples/s": round(event.examples_per_s, 1)})
                     fraction = min(1.0, event.elapsed_s / budget_s)
                     progress((position + fraction) / len(chosen), desc=f"{label}: step {event.step}")

@@ -60,7 +60,7 @@ def main() -> None:
         for row in summary["data"]:
             record = dict(zip(summary["headers"], row))
             print(f"CB {args.budget:g} s: {record['method']}: best dev score {record['best dev score']:.3f} "
-                  f"(majority {record['majority baseline']:.3f}), {record['examples/s']} ex/s")
+                  f"(majority class {record['majority class score']:.3f}), {record['examples/s']} ex/s")
     finally:
         server.terminate()
 

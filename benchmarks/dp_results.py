@@ -93,7 +93,7 @@ def main() -> None:
     lines = [f"Command: `python -m benchmarks.dp_results {shlex.join(sys.argv[1:])}`", "",
              f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, {budget} of batch 16, seeds "
              f"{args.seeds}; dev score (CB: mean of accuracy and macro-F1; others: accuracy), best of the run's dev evaluations.", ""]
-    lines += ["| task | majority | " + " | ".join(chosen) + " |", "|---" * (len(chosen) + 2) + "|"]
+    lines += ["| task | majority score | " + " | ".join(chosen) + " |", "|---" * (len(chosen) + 2) + "|"]
     for task in args.tasks:
         cells = []
         for name in chosen:

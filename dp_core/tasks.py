@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .metrics import compute_metrics
+
 HUB_DATASET = "aps/super_glue"
 DATA_DIR_ENV = "DP_SUPERGLUE_DIR"
 SPLITS = ("train", "val")
@@ -284,8 +286,10 @@ def sample_k_shot(examples: list[Example], k: int, seed: int) -> list[Example]:
     return [example for name in chosen for example in groups[name]]
 
 
-def majority_baseline(train: list[Example], dev: list[Example]) -> float:
-    """Dev accuracy of always predicting the training set's most common label."""
+def majority_baseline(task: Task, train: list[Example], dev: list[Example]) -> float:
+    """The dev ``score`` (the task's own metric) of always predicting the training set's most common label,
+    so it compares with the score of a trained model (CB: accuracy and macro-F1; MultiRC: F1a and EM)."""
     labels = [example.label for example in train]
     majority = max(set(labels), key=labels.count)
-    return sum(example.label == majority for example in dev) / max(1, len(dev))
+    return compute_metrics(task.metrics, [majority] * len(dev), [example.label for example in dev],
+                           [example.group for example in dev], task.num_labels)["score"]

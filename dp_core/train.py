@@ -240,7 +240,7 @@ def train(
     result = TrainResult(
         model=model, best_metrics=best_metrics, best_step=best_step, history=history, stopped_because=stopped,
         train_size=len(train_split), dev_size=len(dev_split),
-        majority_baseline=majority_baseline(train_examples, dev_examples),
+        majority_baseline=majority_baseline(task, train_examples, dev_examples),
         truncated={"train": train_split.truncated, "dev": dev_split.truncated},
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=best_metrics,

@@ -152,3 +152,14 @@ def test_bad_typed_fields_give_one_clear_line(name, fields, message):
     with pytest.raises(DataError) as error:
         example_from_fields(name, fields)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_majority_baseline_is_measured_like_the_score(data_dir):
+    from dp_core.metrics import compute_metrics
+    from dp_core.tasks import get_task, majority_baseline
+
+    train, dev = load_examples("cb", "train", data_dir), load_examples("cb", "val", data_dir)
+    labels = [example.label for example in dev]
+    most_common = max(set(e.label for e in train), key=[e.label for e in train].count)
+    expected = compute_metrics(("accuracy", "macro_f1"), [most_common] * len(dev), labels, ["g"] * len(dev), 3)
+    assert majority_baseline(get_task("cb"), train, dev) == expected["score"] < expected["accuracy"]

@@ -22,7 +22,7 @@ lines = ["# Ready-trained prompts", "", "Made by `bash assets/checkpoints/train_
          f"{sys.argv[2]}` on the default backbone (all-MiniLM-L6-v2), a {sys.argv[2]} s budget per run on 2 CPU cores, "
          "official SuperGLUE train files (BoolQ: the 32-example FewGLUE set), evaluated every 20 steps on the first "
          "300 dev items; the best evaluation is kept. Each folder's `metrics.json` has the full history.", "",
-         "| task | method | command options | train items | best at step | dev score | majority |", "|---|---|---|---|---|---|---|"]
+         "| task | method | command options | train items | best at step | dev score | majority score |", "|---|---|---|---|---|---|---|"]
 for task in ["boolq", "cb", "copa", "rte", "wic", "wsc", "multirc"]:
     for name in ["fixed", "dp"]:
         m = json.loads((root / task / name / "metrics.json").read_text())
