@@ -366,3 +366,24 @@ def test_explain_examples_keeps_item_order_and_reads_plainly(tiny_backbone, data
     fixed = PromptClassifier(tiny_backbone, "rte", PTuningV2Config(num_tokens=4)).eval()
     fixed_decision = explain_examples(fixed, load_examples("rte", "val", data_dir)[:1]).decisions[0]
     assert plain_reading(fixed_decision, "rte") == "The same 4 prompt tokens for every input, all in every layer, as keys and values."
+
+
+FACTOR_SETS = ["position", "length", "pool", "position,length", "position,pool", "length,pool", "position,length,pool"]
+
+
+@pytest.mark.parametrize("task", ["boolq", "cb", "copa", "rte", "wic", "wsc", "multirc"])
+def test_cli_options_train_every_factor_combination_at_both_levels(task, data_dir, tiny_backbone):
+    from dp_core.train import build_parser, config_from_args, load_task_data
+
+    data = None
+    for factors in FACTOR_SETS:
+        for level in ("task", "instance"):
+            args = build_parser().parse_args(["--task", task, "--method", "dp", "--factors", factors, "--level", level,
+                                              "--data-dir", str(data_dir), "--k-shot", "4", "--dev-limit", "4",
+                                              "--max-steps", "1", "--batch-size", "2", "--num-tokens", "3"]
+                                             + (["--fewglue"] if task == "boolq" else []))
+            config = config_from_args(args)
+            data = data or load_task_data(config)
+            result = run(config, backbone=tiny_backbone, data=data)
+            assert result.model.method.factors == tuple(factors.split(",")) and result.model.method.level == level
+            assert result.best_metrics is not None and int(result.model.prompt.steps_done) == 1
