@@ -3,7 +3,10 @@
     python -m benchmarks.app_speed --data-dir ../shared/superglue
 
 Cold start: from a fresh Python process to the page answering HTTP (imports, backbone, ready-trained prompts).
-Compare: the whole round trip through gradio_client (both methods, drawing included), per dev example.
+Compare: the whole round trip over HTTP through Gradio's queue (POST the inputs, read the answer's event stream:
+the browser's path), both methods and drawing included, per dev example; beside it the same HTTP round trip
+of a no-op event, Gradio's own floor. gradio_client is used only to pick the examples: it adds ~65 ms of its
+own per call on this machine, which no visitor pays.
 Training: fixed P-tuning v2 and DP (input, position + length + pool) on CB, 60 s each, against the majority class.
 """
 
@@ -16,9 +19,12 @@ import sys
 import time
 import urllib.request
 
+import httpx
 from gradio_client import Client
 
-from app.ui import FIXED
+from app import views
+from app.ui import FIXED, Shared
+from dp_core.explain import explain_examples, plain_reading
 
 
 def cold_start(data_dir: str, port: int) -> tuple[float, subprocess.Popen]:
@@ -33,26 +39,45 @@ def cold_start(data_dir: str, port: int) -> tuple[float, subprocess.Popen]:
             time.sleep(0.1)
 
 
+def round_trip(http: httpx.Client, api_name: str, data: list) -> float:
+    """Seconds from posting an event's inputs to reading its completed answer."""
+    started = time.perf_counter()
+    event = http.post(f"/gradio_api/call/{api_name}", json={"data": data}).json()["event_id"]
+    answer = http.get(f"/gradio_api/call/{api_name}/{event}").text
+    if "event: complete" not in answer:
+        raise RuntimeError(f"{api_name} did not complete: {answer[:300]}")
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--port", type=int, default=7870)
     parser.add_argument("--examples", type=int, default=20)
-    parser.add_argument("--budget", type=float, default=60)
+    parser.add_argument("--budget", type=float, default=60, help="seconds per method of the CB run; 0 skips it")
     args = parser.parse_args()
     seconds, server = cold_start(args.data_dir, args.port)
     print(f"cold start to a usable page: {seconds:.1f} s")
     try:
         client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)
-        for task in ("cb", "rte", "copa", "wic"):
-            times = []
-            for index in range(args.examples):
-                _, *boxes, question = client.predict(task, index, api_name="/pick")
+        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}") as http:
+            floor = [round_trip(http, "stop", []) for _ in range(args.examples)]
+            print(f"no-op event (Gradio's floor): median {1000 * statistics.median(floor):.0f} ms")
+            through_client = []
+            for _ in range(args.examples):
                 started = time.perf_counter()
-                client.predict(task, *boxes, question, api_name="/compare")
-                times.append(time.perf_counter() - started)
-            print(f"compare {task}: median {1000 * statistics.median(times):.0f} ms, "
-                  f"max {1000 * max(times):.0f} ms over {len(times)} dev examples")
+                client.predict(api_name="/stop")
+                through_client.append(time.perf_counter() - started)
+            print(f"no-op event through gradio_client: median {1000 * statistics.median(through_client):.0f} ms")
+            for task in ("cb", "rte", "copa", "wic"):
+                times = []
+                for index in range(args.examples):
+                    _, *boxes, question = client.predict(task, index, api_name="/pick")
+                    times.append(round_trip(http, "compare", [task, *boxes, question]))
+                print(f"compare {task}: median {1000 * statistics.median(times):.0f} ms, "
+                      f"max {1000 * max(times):.0f} ms over {len(times)} dev examples")
+        if not args.budget:
+            return
         dp = "DP input: position + length + pool"
         final = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED, dp], args.budget, 0, 0,
                                api_name="/train")
@@ -63,6 +88,30 @@ def main() -> None:
                   f"(majority class {record['majority class score']:.3f}), {record['examples/s']} ex/s")
     finally:
         server.terminate()
+    handler_split(args.data_dir, args.examples)
+
+
+def handler_split(data_dir: str, count: int) -> None:
+    """Where Compare's time goes inside the handler: each method's pass and the drawing, in-process."""
+    shared = Shared(data_dir)
+    for task in ("cb", "rte", "copa", "wic"):
+        (_, fixed), (_, dp) = shared.models(None, task)
+        parts: dict[str, list[float]] = {"fixed prompt": [], "DP (feature pass + prompted pass)": [], "drawing": []}
+        for example in shared.dev_examples(task)[:count]:
+            started = time.perf_counter()
+            fixed_rows = explain_examples(fixed, [example]).item(0)
+            parts["fixed prompt"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            dp_rows = explain_examples(dp, [example]).item(0)
+            parts["DP (feature pass + prompted pass)"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for row in fixed_rows + dp_rows:
+                views.layout_html(row)
+                plain_reading(row, task)
+            views.candidate_frames(dp_rows[0])
+            parts["drawing"].append(time.perf_counter() - started)
+        print(f"inside compare {task}: " + ", ".join(f"{name} {1000 * statistics.median(times):.0f} ms"
+                                                    for name, times in parts.items()))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Same batches (RTE train, length-bucketed), same machine, one optimizer step each
 DP reads cached instance features (the backbone is frozen, so they are computed once per split).
 "reference assembly" re-implements the reference's way for the position factor, kept here only: per example,
 each of the L + 1 candidate sequences is built by concatenation and they are summed with the one-hot
-weights, and the instance features come from a second backbone pass at every step.
+weights, and the instance features come from a second backbone pass at every step. Printed for the whole
+step, and for the assembly alone (the part the two ways do differently, without the shared encoder).
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
 
 
-def reference_step(model: PromptClassifier, batch) -> torch.Tensor:
-    """The reference's position factor: a feature pass, then per example every candidate concatenated and mixed."""
-    features = model.instance_features(batch)  # a second backbone pass at every step
+def reference_layout(model: PromptClassifier, batch, features: torch.Tensor) -> Layout:
+    """The reference's position factor: per example, every candidate sequence concatenated, mixed by the weights."""
     plan = model.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask, features=features)
     weights = plan.position_weights  # (B, L + 1) straight-through one-hot
     prompts = plan.input_prompts
@@ -46,9 +46,24 @@ def reference_step(model: PromptClassifier, batch) -> torch.Tensor:
     embeds = torch.stack(rows)
     mask = (torch.arange(embeds.shape[1], device=embeds.device)[None, :] < (batch.attention_mask.sum(1) + length)[:, None]).long()
     positions = torch.arange(embeds.shape[1], device=embeds.device)[None, :].expand(len(rows), -1)
-    layout = Layout(embeds, mask, positions, torch.zeros_like(mask), mask, None)
+    return Layout(embeds, mask, positions, torch.zeros_like(mask), mask, None)
+
+
+def reference_step(model: PromptClassifier, batch) -> torch.Tensor:
+    """The reference's step: a second backbone pass for the features at every step, then its assembly."""
+    layout = reference_layout(model, batch, model.instance_features(batch))
     hidden, _ = run_encoder(model.backbone.model, layout, None)
     return F.cross_entropy(model.head(hidden[:, 0]), batch.labels)
+
+
+def timed_assembly(model: PromptClassifier, batch, features, reference: bool) -> float:
+    """Only the sequence's assembly (prompt network, placement) and its backward, without the encoder."""
+    start = time.perf_counter()
+    layout = reference_layout(model, batch, features) if reference else model.build_layout(batch, features)[1]
+    layout.inputs_embeds.square().mean().backward()
+    if model.backbone.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def timed_step(model: PromptClassifier, optimizer, batch, features, reference: bool) -> float:
@@ -116,8 +131,17 @@ def main() -> None:
         print(f"| {name} | {1000 * seconds:.0f} | {seconds / times['fixed P-tuning v2 (deep)']:.2f} | "
               f"{seconds / times['fixed prompt tuning (input)']:.2f} |")
     ratio = times["reference assembly, DP position (input)"] / times["DP position (input), straight-through"]
-    print(f"\nreference assembly / ours (same factor, same estimator): {ratio:.1f}×")
-
+    print(f"\nwhole step, reference assembly / ours (same factor, same estimator): {ratio:.1f}×")
+    ours, reference = models["DP position (input), straight-through"], models[reference_name]
+    assembly: dict[bool, list[float]] = {False: [], True: []}
+    for batch in batches[: args.steps + 2]:
+        features = ours.instance_features(batch)
+        for is_reference, model in ((False, ours), (True, reference)):
+            model.zero_grad(set_to_none=True)
+            assembly[is_reference].append(timed_assembly(model, batch, features, is_reference))
+    ours_s, reference_s = (statistics.median(assembly[flag][2:]) for flag in (False, True))
+    print(f"assembly alone (prompt network + placement, forward and backward): ours {1000 * ours_s:.1f} ms, "
+          f"reference {1000 * reference_s:.1f} ms, reference / ours {reference_s / ours_s:.1f}×")
 
 if __name__ == "__main__":
     main()

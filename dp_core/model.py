@@ -125,15 +125,16 @@ class PromptClassifier(nn.Module):
         weights = batch.attention_mask.unsqueeze(-1).float()
         return (hidden * weights).sum(1) / weights.sum(1)
 
-    def encode(self, batch: Batch, features: torch.Tensor | None = None) -> Encoded:
-        """``features``: cached instance features of the batch's rows (DP); computed here when not given."""
+    def build_layout(self, batch: Batch, features: torch.Tensor | None = None) -> tuple[PromptPlan, Layout]:
+        """The prompt's decisions for the batch and the sequence they make, before the encoder reads it.
+
+        ``features``: cached instance features of the batch's rows (DP); computed here when not given.
+        """
         if self.needs_features and features is None:
             features = self.instance_features(batch)
         plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                        features=features)
         encoder = self.encoder
-        if self.tuned_encoder is None:
-            encoder.train(self.training and self.head_config.backbone_dropout)
         layout = assemble(
             encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
             plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
@@ -142,6 +143,14 @@ class PromptClassifier(nn.Module):
             length_weights=plan.length_weights,
             position_table=encoder.embeddings.position_embeddings.weight if plan.position_weights is not None else None,
         )
+        return plan, layout
+
+    def encode(self, batch: Batch, features: torch.Tensor | None = None) -> Encoded:
+        """The items' logits with everything that made them; ``features`` as in ``build_layout``."""
+        plan, layout = self.build_layout(batch, features)
+        encoder = self.encoder
+        if self.tuned_encoder is None:
+            encoder.train(self.training and self.head_config.backbone_dropout)
         with self.backbone.autocast():
             hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
         pooled = self.pool(hidden.float(), layout.attention_mask, pooler_output)
