@@ -143,5 +143,6 @@ def main() -> None:
     print(f"assembly alone (prompt network + placement, forward and backward): ours {1000 * ours_s:.1f} ms, "
           f"reference {1000 * reference_s:.1f} ms, reference / ours {reference_s / ours_s:.1f}×")
 
+
 if __name__ == "__main__":
     main()
