@@ -180,7 +180,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                         dp_layout = gr.HTML()
                         dp_reading = gr.Markdown()
                         candidates = [gr.BarPlot(x="candidate", y="probability", title=f"Probability: {name}",
-                                                 y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
+                                                 x_title=name, y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
 
             with gr.Tab("Explore", id="explore"):
                 gr.Markdown(f"Both methods on the task's dev set (the first {DEV_LIMIT} items).")

@@ -47,7 +47,8 @@ def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
     """Probability of every candidate, one frame per factor (empty when DP does not choose that factor)."""
     values = {"tokens after the input": list(enumerate(decision.position_probs or [])),
               "active length": list(enumerate(decision.length_probs or [], start=1)),
-              "pool prompt": list(enumerate(decision.pool_weights, start=1)) if len(decision.pool_weights) > 1 else []}
+              "pool prompt": [(f"prompt {k}", w) for k, w in enumerate(decision.pool_weights, start=1)]
+              if len(decision.pool_weights) > 1 else []}  # named: a pool prompt is a category, not a number
     return [pd.DataFrame([{"candidate": c, "probability": v} for c, v in values[name]],
                          columns=["candidate", "probability"]) for name in CANDIDATE_PLOTS]
 

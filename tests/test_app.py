@@ -113,4 +113,4 @@ def test_layout_drawing_escapes_text_and_marks_every_slot():
     assert drawing.count('data-kind="prompt-before"') == 1 and drawing.count('data-kind="inactive"') == 1
     positions, lengths, pool = views.candidate_frames(decision)
     assert list(positions.candidate) == [0, 1, 2, 3] and list(lengths.candidate) == [1, 2, 3]
-    assert list(pool.probability) == [0.25, 0.75]
+    assert list(pool.candidate) == ["prompt 1", "prompt 2"] and list(pool.probability) == [0.25, 0.75]
