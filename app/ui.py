@@ -384,11 +384,13 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
             lengths = [sum(kind == "input" for _, kind in d.layout) for d in decisions]
             frame = pd.DataFrame({"tokens after the input": [d.tokens_after for d in decisions],
                                   "active length": [d.active_length for d in decisions],
-                                  "gold label": gold_names,
+                                  "gold label": pd.Categorical(gold_names, categories=task_spec.label_names),
                                   "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 10_000],
                                                          labels=["1-32 tokens", "33-64 tokens", "65-96 tokens",
-                                                                 "97+ tokens"]).astype(str)})
-            counts = [frame.groupby([choice, split_by]).size().reset_index(name="items")
+                                                                 "97+ tokens"])})
+            # Grouped by category first, so each legend lists labels and length bins in their own order.
+            counts = [frame.groupby([split_by, choice], observed=True).size().reset_index(name="items")
+                      .astype({split_by: str})
                       for split_by in ("gold label", "input length")
                       for choice in ("tokens after the input", "active length")]
             fixed_predictions = results["fixed"][1]

@@ -97,8 +97,12 @@ def test_long_input_is_cut_with_a_visible_note(client):
 def test_explore_reports_intervals_distributions_and_disagreements(client):
     table, *plots, disagreements = client.predict("cb", api_name="/explore")
     assert len(table["data"]) == 2 and all("–" in row[2] for row in table["data"])
-    assert len(plots) == 4 and all(sum(row[2] for row in plot["data"]) == 56 for plot in plots)  # each item once
-    assert {row[1] for row in plots[0]["data"]} <= {"entailment", "contradiction", "neutral"}
+    columns = [[dict(zip(plot["columns"], row)) for row in plot["data"]] for plot in plots]
+    assert len(plots) == 4 and all(sum(row["items"] for row in rows) == 56 for rows in columns)  # each item once
+    labels = list(dict.fromkeys(row["gold label"] for row in columns[0]))  # first-seen order: the legend's
+    assert labels == [name for name in ("entailment", "contradiction", "neutral") if name in labels]
+    bins = list(dict.fromkeys(row["input length"] for row in columns[2]))
+    assert bins == sorted(bins, key=lambda name: int(name.split("-")[0].rstrip("+ tokens")))
     assert disagreements["headers"] == ["dev #", "gold", "fixed", "DP", "input"]
 
 
