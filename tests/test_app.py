@@ -11,7 +11,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
 from app import views  # noqa: E402
-from app.ui import FIELD_LABELS, FIXED  # noqa: E402
+from app.ui import (  # noqa: E402
+    FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, RUN_OVERHEAD_S, gpu_duration, method_budget)
 from dp_core.explain import InstanceDecision  # noqa: E402
 from dp_core.tasks import TASKS  # noqa: E402
 
@@ -118,3 +119,16 @@ def test_layout_drawing_escapes_text_and_marks_every_slot():
     positions, lengths, pool = views.candidate_frames(decision)
     assert list(positions.candidate) == [0, 1, 2, 3] and list(lengths.candidate) == [1, 2, 3]
     assert list(pool.candidate) == ["prompt 1", "prompt 2"] and list(pool.probability) == [0.25, 0.75]
+
+
+def test_budgets_stay_within_the_spaces_bounds():
+    assert method_budget(None, 2, zero_gpu=False) == 60 and method_budget(0.2, 2, zero_gpu=False) == 1
+    assert method_budget(10 * MAX_BUDGET_S, 4, zero_gpu=False) == MAX_BUDGET_S
+    for methods in range(1, 5):
+        for wanted in (5, 60, MAX_BUDGET_S, 10 * MAX_BUDGET_S):
+            seconds = method_budget(wanted, methods, zero_gpu=True)
+            asked = gpu_duration("cb", "backbone", ["method"] * methods, wanted, 0, 0, None)
+            # ZeroGPU refuses long calls: the request stays bounded and the whole run fits in what it asked for.
+            assert asked <= GPU_CALL_MAX_S and methods * seconds + RUN_OVERHEAD_S <= asked + 1
+            assert seconds == min(wanted, method_budget(wanted, methods, zero_gpu=False),
+                                  (GPU_CALL_MAX_S - RUN_OVERHEAD_S) / methods)
