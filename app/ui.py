@@ -375,7 +375,8 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
             if gold is not None:
                 notes.append(f"Gold label of dev example {state.picked[1]}: <b>{label_names[gold]}</b>.")
             frames = views.candidate_frames(dp_rows[0]) if dp_rows else [pd.DataFrame()] * 3
-            return ["<br>".join(notes), *outputs, *frames]
+            plots = [gr.BarPlot(frame, sort=list(frame.get("candidate", []))) for frame in frames]  # in order
+            return ["<br>".join(notes), *outputs, *plots]
 
         compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates]
         compare_inputs = [task, *field_boxes, copa_question, session]

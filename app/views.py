@@ -44,11 +44,13 @@ CANDIDATE_PLOTS = ("tokens after the input", "active length", "pool prompt")
 
 
 def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
-    """Probability of every candidate, one frame per factor (empty when DP does not choose that factor)."""
-    values = {"tokens after the input": list(enumerate(decision.position_probs or [])),
-              "active length": list(enumerate(decision.length_probs or [], start=1)),
+    """Probability of every candidate, one frame per factor (empty when DP does not choose that factor).
+
+    Candidates are named, not numbered, so the plots draw one wide bar per candidate in the frame's order."""
+    values = {"tokens after the input": [(str(p), w) for p, w in enumerate(decision.position_probs or [])],
+              "active length": [(str(n), w) for n, w in enumerate(decision.length_probs or [], start=1)],
               "pool prompt": [(f"prompt {k}", w) for k, w in enumerate(decision.pool_weights, start=1)]
-              if len(decision.pool_weights) > 1 else []}  # named: a pool prompt is a category, not a number
+              if len(decision.pool_weights) > 1 else []}
     return [pd.DataFrame([{"candidate": c, "probability": v} for c, v in values[name]],
                          columns=["candidate", "probability"]) for name in CANDIDATE_PLOTS]
 

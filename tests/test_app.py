@@ -39,7 +39,9 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     assert "Gold label of dev example 3" in note
     assert "dp-token" in dp_layout and "ready-trained" in dp_reading and "DP put" in dp_reading
     assert "every input" in fixed_reading
-    positions, lengths, pool = (frame["data"] for frame in candidates)  # the ready DP chooses all three
+    # Each plot comes as an update with its candidates' order: {"sort": [...], "value": {"columns", "data"}}.
+    assert all(plot["sort"] == [name for name, _ in plot["value"]["data"]] for plot in candidates)
+    positions, lengths, pool = (plot["value"]["data"] for plot in candidates)  # the ready DP chooses all three
     assert len(positions) == 17 and len(lengths) == 16 and len(pool) == 4
     assert all(abs(sum(p for _, p in rows) - 1) < 1e-4 for rows in (positions, lengths, pool))
 
@@ -117,7 +119,7 @@ def test_layout_drawing_escapes_text_and_marks_every_slot():
     assert "&lt;b&gt;" in drawing and "<b>" not in drawing and "choice &lt;1&gt;" in drawing
     assert drawing.count('data-kind="prompt-before"') == 1 and drawing.count('data-kind="inactive"') == 1
     positions, lengths, pool = views.candidate_frames(decision)
-    assert list(positions.candidate) == [0, 1, 2, 3] and list(lengths.candidate) == [1, 2, 3]
+    assert list(positions.candidate) == ["0", "1", "2", "3"] and list(lengths.candidate) == ["1", "2", "3"]
     assert list(pool.candidate) == ["prompt 1", "prompt 2"] and list(pool.probability) == [0.25, 0.75]
 
 
