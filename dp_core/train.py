@@ -26,7 +26,7 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
-from .data import EncodedSplit, encode_examples, iterate_batches
+from .data import Batch, EncodedSplit, encode_examples, iterate_batches
 from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
@@ -160,6 +160,24 @@ def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
+def endless_batches(split: EncodedSplit, config: TrainConfig, pad: int) -> Iterator[Batch]:
+    """Shuffled training batches, epoch after epoch (epoch e shuffled with seed + e), for as long as asked."""
+    epoch = 0
+    while True:
+        yield from iterate_batches(split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch)
+        epoch += 1
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> None:
+    """Backward, clip the trained parameters' gradient norm, step the optimizer and its schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+
+
 def train(
     config: TrainConfig,
     backbone: Backbone | None = None,
@@ -200,40 +218,33 @@ def train(
                           elapsed_s=time.perf_counter() - started)
 
     model.train()
-    epoch = 0
-    while step < total_steps and stopped == "finished":
-        for batch in iterate_batches(train_split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch):
-            step_start = time.perf_counter()
-            batch = batch.to(backbone.device)
-            features = None if train_features is None else train_features[batch.rows]
-            loss = model.training_loss(batch, features)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            seen += batch.num_items
-            loss_value = loss.item()
-            train_time += time.perf_counter() - step_start
-            elapsed = time.perf_counter() - started
-            eta = (total_steps - step) * train_time / step
-            if config.time_budget_s is not None:
-                eta = min(eta, max(0.0, config.time_budget_s - elapsed))
-            history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss_value})
-            yield TrainEvent("step", step, total_steps, step / steps_per_epoch, loss=loss_value,
-                             examples_per_s=seen / train_time, elapsed_s=elapsed, eta_s=eta)
-            if cancel is not None and cancel.is_set():
-                stopped = "cancelled"
-            elif config.time_budget_s is not None and elapsed >= config.time_budget_s:
-                stopped = "time budget"
-            if step % eval_every == 0 or step >= total_steps or stopped != "finished":
-                model.eval()
-                yield run_eval()
-                model.train()
-            if step >= total_steps or stopped != "finished":
-                break
-        epoch += 1
+    for batch in endless_batches(train_split, config, pad):
+        step_start = time.perf_counter()
+        batch = batch.to(backbone.device)
+        features = None if train_features is None else train_features[batch.rows]
+        loss = model.training_loss(batch, features)
+        optimizer_step(loss, optimizer, scheduler, config)
+        step += 1
+        seen += batch.num_items
+        loss_value = loss.item()
+        train_time += time.perf_counter() - step_start
+        elapsed = time.perf_counter() - started
+        eta = (total_steps - step) * train_time / step
+        if config.time_budget_s is not None:
+            eta = min(eta, max(0.0, config.time_budget_s - elapsed))
+        history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss_value})
+        yield TrainEvent("step", step, total_steps, step / steps_per_epoch, loss=loss_value,
+                         examples_per_s=seen / train_time, elapsed_s=elapsed, eta_s=eta)
+        if cancel is not None and cancel.is_set():
+            stopped = "cancelled"
+        elif config.time_budget_s is not None and elapsed >= config.time_budget_s:
+            stopped = "time budget"
+        if step % eval_every == 0 or step >= total_steps or stopped != "finished":
+            model.eval()
+            yield run_eval()
+            model.train()
+        if step >= total_steps or stopped != "finished":
+            break
 
     model.load_state_dict(best_state, strict=False)
     model.eval()
@@ -274,23 +285,13 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
                                   weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
 
-    def batches(name: str):
-        epoch = 0
-        while True:
-            yield from iterate_batches(splits[name], config.batch_size, pad, shuffle=True, seed=config.seed + epoch)
-            epoch += 1
-
-    streams = {name: batches(name) for name in tasks}
+    streams = {name: endless_batches(splits[name], config, pad) for name in tasks}
     for step in range(1, steps + 1):
         name = tasks[(step - 1) % len(tasks)]
         batch = next(streams[name]).to(backbone.device)
         task_features = None if features[name] is None else features[name][batch.rows]
         loss = models[name].training_loss(batch, task_features)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(heads + list(shared.parameters()), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        optimizer_step(loss, optimizer, scheduler, config)
         if on_step is not None:
             on_step(step, name, loss.item())
     for model in models.values():
