@@ -22,7 +22,7 @@ from dp_core.explain import explain_examples, plain_reading
 from dp_core.metrics import compute_metrics, score_interval
 from dp_core.model import PromptClassifier
 from dp_core.prompts import PTuningV2Config
-from dp_core.tasks import TASKS, DataError, Example, example_from_fields, get_task, load_examples
+from dp_core.tasks import OFFSET_FIELDS, TASKS, DataError, Example, example_from_fields, get_task, load_examples
 from dp_core.train import TrainConfig, load_task_data, train
 
 from . import views
@@ -47,7 +47,6 @@ FIELD_LABELS = {"premise": "Premise", "hypothesis": "Hypothesis", "question": "Q
                 "choice1": "Choice 1", "choice2": "Choice 2", "word": "Word", "sentence1": "Sentence 1",
                 "sentence2": "Sentence 2", "text": "Text", "span1_text": "Span 1 (the noun)",
                 "span2_text": "Span 2 (the pronoun)", "paragraph": "Paragraph", "answer": "Answer"}
-OFFSETS = ("start1", "end1", "start2", "end2", "span1_index", "span2_index")
 
 # ZeroGPU refuses a GPU call that asks for more than a few minutes (900 s and 1200 s are known to be refused),
 # so there a whole Train run (every method) must fit in one call of at most this long.
@@ -139,7 +138,7 @@ def method_title(method) -> str:
 
 
 def task_fields(task_name: str) -> list[str]:
-    return [name for name in get_task(task_name).input_fields if name not in OFFSETS]
+    return [name for name in get_task(task_name).input_fields if name not in OFFSET_FIELDS]
 
 
 def build_demo(data_dir: str | None = None) -> gr.Blocks:

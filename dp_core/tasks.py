@@ -136,15 +136,18 @@ def _locate_span(span: str, text: str, which: str) -> int:
     return words.index(target)
 
 
+# WiC's character offsets and WSC's word indices: fields a person need not type (example_from_fields finds them).
+OFFSET_FIELDS = ("start1", "end1", "start2", "end2", "span1_index", "span2_index")
+
+
 def example_from_fields(task_name: str, fields: dict[str, Any], label: int | None = None) -> Example:
     """One item from what a person typed, in the task's own fields. WiC's character offsets and WSC's word
     indices may be left out: they are found from the word and span texts. Bad input: one-line DataError."""
     task = get_task(task_name)
     flat = {name: fields.get(name) for name in task.input_fields}
-    offsets = {"start1", "end1", "start2", "end2", "span1_index", "span2_index"}
     for name in task.input_fields:
         value = flat[name]
-        if name in offsets:
+        if name in OFFSET_FIELDS:
             if value in (None, ""):
                 continue
             try:
