@@ -15,7 +15,7 @@ WORDS = ["[CLS]", "the", "cat", "sat", "[SEP]", "a", "cat", "sat", "[SEP]"]
 def chips(draw: ImageDraw.ImageDraw, font, x: int, y: int, tokens: list[tuple[str, str]]) -> None:
     for text, kind in tokens:
         width = int(draw.textlength(text, font=font)) + 14
-        fill = {"input": "#f3f4f6", "inactive": "#ffffff"}.get(kind, COLOURS.get(kind, "#f3f4f6"))
+        fill = COLOURS[kind]
         outline = "#9ca3af" if kind in ("input", "inactive") else fill
         draw.rounded_rectangle([x, y, x + width, y + 30], radius=6, fill=fill, outline=outline, width=2)
         colour = "#ffffff" if kind in ("prompt-before", "prompt-after") else ("#9ca3af" if kind == "inactive" else "#111827")

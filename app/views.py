@@ -20,9 +20,9 @@ def layout_html(decision: InstanceDecision, caption: str = "") -> str:
     chips = []
     for text, kind in decision.layout:
         if kind == INPUT:
-            style = "background:#f3f4f6;color:#111827"
+            style = f"background:{COLOURS[INPUT]};color:#111827"
         elif kind == INACTIVE:
-            style = "background:#fff;color:#9ca3af;border:1px dashed #9ca3af"
+            style = f"background:{COLOURS[INACTIVE]};color:#9ca3af;border:1px dashed #9ca3af"
         else:
             style = f"background:{COLOURS[kind]};color:#fff;font-weight:600"
         chips.append(f'<span class="dp-token" data-kind="{kind}" style="{style};padding:1px 4px;margin:1px;'
