@@ -6,7 +6,7 @@ per-instance split, length, pool weights and the probability of every candidate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -84,8 +84,15 @@ class Explanation:
     decisions: list[InstanceDecision]  # one per row, in item order (COPA: two rows, one per choice, per item)
     truncated: int  # items cut to fit the model's max_length
 
+    by_item: dict[int, list[InstanceDecision]] = field(init=False, repr=False)
+
+    def __post_init__(self):  # Explore asks for every item of a dev set: look them up, do not scan
+        self.by_item = {}
+        for decision in self.decisions:
+            self.by_item.setdefault(decision.item, []).append(decision)
+
     def item(self, index: int) -> list[InstanceDecision]:
-        return [decision for decision in self.decisions if decision.item == index]
+        return self.by_item.get(index, [])
 
 
 @torch.no_grad()
