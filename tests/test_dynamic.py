@@ -280,6 +280,27 @@ def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     assert torch.allclose(length_weights.grad, expected_length, atol=1e-5)
 
 
+def test_deep_choice_gradient_equals_that_of_mixing_every_candidate_position_shift():
+    """Deep prompts have no place; a split only shifts the input's positions. The straight-through gradient
+    must be that of the one-hot-weighted sum of the position embeddings every split would give."""
+    from dp_core.layout import assemble
+
+    torch.manual_seed(0)
+    batch, length, slots, hidden, base = 3, 6, 4, 5, 2
+    tokens, table = torch.randn(batch, length, hidden), torch.randn(base + length + slots + 3, hidden)
+    mask, split = torch.ones(batch, length, dtype=torch.long), torch.tensor([0, 2, 4])
+    active = torch.arange(slots)[None] < torch.tensor([4, 3, 2])[:, None]
+    weights = torch.nn.functional.one_hot(split, slots + 1).float().requires_grad_()
+    layout = assemble(tokens, mask, torch.zeros_like(mask), split, active, deep=True, position_base=base,
+                      position_weights=weights, position_table=table)
+    assert torch.equal(layout.inputs_embeds, tokens)  # the forward pass is the hard choice alone
+    upstream = torch.randn_like(tokens)
+    (layout.inputs_embeds * upstream).sum().backward()
+    before = torch.stack([(active & (torch.arange(slots)[None] >= p)).sum(1) for p in range(slots + 1)], 1)
+    shifted = table[base + before[..., None] + torch.arange(length)]  # (B, L + 1, S, H)
+    assert torch.allclose(weights.grad, (shifted * upstream[:, None]).sum((2, 3)), atol=1e-5)
+
+
 def test_dp_checkpoint_round_trip(tiny_backbone, data_dir, tmp_path):
     batch = rte_batch(tiny_backbone, data_dir)
     model = dp_model(tiny_backbone, factors=("position", "length", "pool"), where="both").eval()
