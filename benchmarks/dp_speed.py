@@ -5,9 +5,10 @@
 Same batches (RTE train, length-bucketed), same machine, one optimizer step each: forward, backward, AdamW.
 DP reads cached instance features (the backbone is frozen, so they are computed once per split).
 "reference assembly" re-implements the reference's way for the position factor, kept here only: per example,
-each of the L + 1 candidate sequences is built by concatenation and they are summed with the one-hot
-weights, and the instance features come from a second backbone pass at every step. Printed for the whole
-step, and for the assembly alone (the part the two ways do differently, without the shared encoder).
+each of the L + 1 candidate rows (embeddings and attention mask) is built by concatenation and they are
+summed with the one-hot weights, and the instance features come from a second backbone pass at every step.
+Printed for the whole step, and for the assembly alone (the part the two ways do differently) while training,
+with either gradient estimator, and at evaluation.
 """
 
 from __future__ import annotations
