@@ -208,5 +208,6 @@ def main() -> None:
         print(f"| {way} | {figures['ours']:.2f} | {figures['reference']:.2f} | "
               f"{figures['reference'] / figures['ours']:.1f}× |")
 
+
 if __name__ == "__main__":
     main()
