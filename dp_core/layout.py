@@ -80,16 +80,16 @@ def assemble(
             token_embeds = ChoiceGradient.apply(token_embeds, position_weights, source, index, None)
         return Layout(token_embeds, attention_mask, positions, token_type_ids, slot, deep_mask)
 
-    order, kept = place_order(attention_mask.sum(1), length, split_position, active)
+    real_length = attention_mask.sum(1)
+    order, kept = place_order(real_length, length, split_position, active)
     width = int(kept.sum(1).max())
     order, kept = order[:, :width], kept[:, :width]
-    real_length = attention_mask.sum(1, keepdim=True)
     source = torch.cat([token_embeds, prompt_embeds.to(token_embeds.dtype)], dim=1)
     embeds = take_rows(source, order)
     if position_weights is not None or length_weights is not None:
-        embeds = with_choice_gradients(embeds, source, attention_mask.sum(1), split_position, active,
+        embeds = with_choice_gradients(embeds, source, real_length, split_position, active,
                                        position_weights, length_weights)
-    closing_type = torch.gather(token_type_ids, 1, real_length - 1)  # after-slots join the last segment
+    closing_type = torch.gather(token_type_ids, 1, real_length[:, None] - 1)  # after-slots join the last segment
     slot_types = torch.where(goes_after, closing_type, torch.zeros_like(closing_type))
     types = torch.gather(torch.cat([token_type_ids, slot_types], dim=1), 1, order)
     slot_of_source = torch.cat([torch.full_like(token_type_ids, INPUT_TOKEN), slot_index.expand(batch, -1)], dim=1)
