@@ -77,12 +77,8 @@ def placement_inputs(model: PromptClassifier, batch, features: torch.Tensor):
     return tokens, plan.input_prompts.requires_grad_(), plan.position_weights.requires_grad_()
 
 
-def check_same_sequence(batch, tokens, prompts, weights) -> None:
+def check_same_sequence(ours: Layout, embeds: torch.Tensor, mask: torch.Tensor) -> None:
     """Both ways must place the same vectors at the same attended places, or the timing compares nothing."""
-    with torch.no_grad():
-        ours = assemble(tokens, batch.attention_mask, batch.token_type_ids, weights.argmax(-1),
-                        torch.ones(prompts.shape[:2], dtype=torch.bool, device=prompts.device), prompts)
-        embeds, mask = reference_assembly(tokens, batch.attention_mask, prompts, weights)
     width = ours.inputs_embeds.shape[1]
     assert torch.equal(mask[:, :width], ours.attention_mask) and not mask[:, width:].any()
     kept = ours.attention_mask[..., None].bool()
@@ -112,17 +108,23 @@ def assembly_timings(model: PromptClassifier, batches, device: torch.device) -> 
     seconds: dict[str, dict[str, list[float]]] = {way: {"ours": [], "reference": []} for way in ways}
     for index, batch in enumerate(batches):
         tokens, prompts, weights = placement_inputs(model, batch, model.instance_features(batch))
-        if index == 0:
-            check_same_sequence(batch, tokens, prompts, weights)
         split = weights.argmax(-1)
         active = torch.ones(prompts.shape[:2], dtype=torch.bool, device=prompts.device)
 
-        def ours(straight_through: bool):
+        def ours_layout(straight_through: bool) -> Layout:
             return assemble(tokens, batch.attention_mask, batch.token_type_ids, split, active, prompts,
-                            position_weights=weights if straight_through else None).inputs_embeds
+                            position_weights=weights if straight_through else None)
+
+        def ours(straight_through: bool):
+            return ours_layout(straight_through).inputs_embeds
 
         def reference():
             return reference_assembly(tokens, batch.attention_mask, prompts, weights)[0]
+
+        if index == 0:
+            with torch.no_grad():
+                check_same_sequence(ours_layout(False), *reference_assembly(tokens, batch.attention_mask, prompts,
+                                                                            weights))
 
         for way, build, train in ((ways[0], lambda: ours(True), True), (ways[1], lambda: ours(False), True),
                                   (ways[2], lambda: ours(False), False)):
