@@ -6,17 +6,21 @@ set -euo pipefail
 DATA=${1:?give the SuperGLUE folder}
 BUDGET=${2:-40}
 PY=${PYTHON:-.venv/bin/python}
+# Each folder's method, written once: the runs below use it and the table shows it.
+export FIXED_OPTIONS="--method ptv2" DP_OPTIONS="--method dp --factors position,length,pool --where deep"
 for task in ${TASKS:-boolq cb copa rte wic wsc multirc}; do
   extra=()
   [ "$task" = boolq ] && extra=(--fewglue)  # no offline BoolQ train file: the 32-example FewGLUE set
-  "$PY" -m dp_core.train --task "$task" --method ptv2 --data-dir "$DATA" --epochs 1000 --time-budget "$BUDGET" \
-    --eval-every 20 --dev-limit 300 "${extra[@]}" --output-dir "assets/checkpoints/$task/fixed" >/dev/null
-  "$PY" -m dp_core.train --task "$task" --method dp --factors position,length,pool --where deep --data-dir "$DATA" \
-    --epochs 1000 --time-budget "$BUDGET" --eval-every 20 --dev-limit 300 "${extra[@]}" \
-    --output-dir "assets/checkpoints/$task/dp" >/dev/null
+  for name in fixed dp; do
+    options=FIXED_OPTIONS; [ "$name" = dp ] && options=DP_OPTIONS
+    # shellcheck disable=SC2086  # the options are several words on purpose
+    "$PY" -m dp_core.train --task "$task" ${!options} --data-dir "$DATA" --epochs 1000 --time-budget "$BUDGET" \
+      --eval-every 20 --dev-limit 300 "${extra[@]}" --output-dir "assets/checkpoints/$task/$name" >/dev/null
+  done
 done
 "$PY" - <<'PYTHON'
 import json
+import os
 from pathlib import Path
 root = Path("assets/checkpoints")
 lines = ["# Ready-trained prompts", "", "Made by `bash assets/checkpoints/train_all.sh <SuperGLUE folder> <seconds>` "
@@ -29,7 +33,7 @@ lines = ["# Ready-trained prompts", "", "Made by `bash assets/checkpoints/train_
 for task in ["boolq", "cb", "copa", "rte", "wic", "wsc", "multirc"]:
     for name in ["fixed", "dp"]:
         m = json.loads((root / task / name / "metrics.json").read_text())
-        options = "--method ptv2" if name == "fixed" else "--method dp --factors position,length,pool --where deep"
+        options = os.environ["FIXED_OPTIONS" if name == "fixed" else "DP_OPTIONS"]
         lines.append(f"| {task} | {name} | `{options}` | {m['train_size']} | {m['elapsed_s']:.0f} s | "
                      f"{m['best_step']} | {m['best']['score']:.3f} | {m['majority_baseline']:.3f} |")
 (root / "README.md").write_text("\n".join(lines) + "\n")
