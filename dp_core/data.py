@@ -52,6 +52,14 @@ class Batch:
     def num_items(self) -> int:
         return self.labels.shape[0]
 
+    def repeat(self, copies: int) -> "Batch":
+        """The batch ``copies`` times over, block after block (items stay whole: their rows stay together)."""
+        if copies == 1:
+            return self
+        return Batch(self.input_ids.repeat(copies, 1), self.attention_mask.repeat(copies, 1),
+                     self.token_type_ids.repeat(copies, 1), self.labels.repeat(copies), self.items.repeat(copies),
+                     self.rows.repeat(copies))
+
 
 def encode_examples(
     tokenizer: PreTrainedTokenizerBase, task: Task, examples: list[Example], max_length: int

@@ -60,15 +60,27 @@ class DynamicPromptConfig(MethodConfig):
     pool_gumbel: bool = False  # hard one-hot pool choice instead of a softmax mix
     tau_start: float = 1.0
     tau_min: float = 0.5
-    tau_rate: float = 3e-6  # reference: tau <- max(tau * exp(-3e-5 * t / 10), 0.5) at every step t
-    tau_schedule: str = "reference"  # "reference" (the rule above) | "exponential" (tau0 * exp(-rate * t))
+    tau_rate: float = 3e-6  # "reference": tau <- max(tau * exp(-3e-5 * t / 10), 0.5) at every step t
+    # "run": tau_start -> tau_min geometrically over the run's planned steps (whatever its length);
+    # "reference": the rule above, written for 20,000 steps; "exponential": tau_start * exp(-tau_rate * t).
+    tau_schedule: str = "run"
     network_hidden: int = 0  # 0: one Linear per factor, as the reference; > 0: a shared hidden ReLU layer
+    feature_norm: bool = True  # LayerNorm (no parameters) on the instance features; the reference reads them raw
+    choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
     # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
-    # mix of all candidate sequences). "score_function": the instance's own loss minus the batch mean, times the
+    # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
     # log-probability of the sampled choice (unbiased; no candidate is ever built).
     estimator: str = "score_function"
+    # Score function: layouts sampled per item while training. 1: the baseline is the batch mean; > 1: each sample's
+    # baseline is the mean loss of the item's other samples (leave-one-out), which removes the item's difficulty.
+    samples: int = 1
+    entropy_bonus: float = 0.0  # weight of the choices' entropy in the loss, annealed linearly to 0 over the run
+    choice_warmup: float = 0.0  # share of the run with uniformly random layouts while the choice network waits
     prompt_dropout: float = 0.1
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
+
+    # Values of options added after checkpoints were first saved, for records that lack them (as they were then).
+    saved_before: ClassVar[dict] = {"feature_norm": False, "tau_schedule": "reference"}
 
     def __post_init__(self):
         self.factors = tuple(self.factors)
@@ -79,13 +91,23 @@ class DynamicPromptConfig(MethodConfig):
             raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
         if self.where not in WHERE:
             raise ValueError(f"where must be one of {WHERE}, got {self.where!r}")
-        if self.tau_schedule not in ("reference", "exponential"):
-            raise ValueError(f"tau_schedule must be 'reference' or 'exponential', got {self.tau_schedule!r}")
+        if self.tau_schedule not in ("run", "reference", "exponential"):
+            raise ValueError(f"tau_schedule must be 'run', 'reference' or 'exponential', got {self.tau_schedule!r}")
+        if self.estimator not in ("score_function", "straight_through"):
+            raise ValueError(f"estimator must be 'score_function' or 'straight_through', got {self.estimator!r}")
+        if self.samples < 1 or (self.samples > 1 and self.estimator != "score_function"):
+            raise ValueError(f"samples must be 1, or > 1 with the score-function estimator, got {self.samples}")
 
     def build(self, backbone: Backbone) -> nn.Module:
         return DynamicPrompt(self, backbone)
 
-    def temperature(self, step: int) -> float:
+    def temperature(self, step: int, progress: float | None = None) -> float:
+        """Gumbel-Softmax temperature at optimizer step ``step``, ``progress`` of the way through the run (0..1;
+        None: no planned length, the "run" schedule stays at tau_start). Only the straight-through gradient
+        feels it: a hard sample is the argmax of logits + Gumbel noise at any temperature."""
+        if self.tau_schedule == "run":
+            fraction = 0.0 if progress is None else min(1.0, max(0.0, progress))
+            return self.tau_start * (self.tau_min / self.tau_start) ** fraction
         exponent = self.tau_rate * (step * (step + 1) / 2 if self.tau_schedule == "reference" else step)
         return max(self.tau_start * math.exp(-exponent), self.tau_min)
 
@@ -112,33 +134,83 @@ class DynamicPrompt(nn.Module):
             width = config.network_hidden or hidden
             self.trunk = nn.Sequential(nn.Linear(hidden, width), nn.ReLU()) if config.network_hidden else nn.Identity()
             self.heads = nn.ModuleDict({f: nn.Linear(width, n) for f, n in self.sizes.items()})
+        self.feature_norm = nn.LayerNorm(hidden, elementwise_affine=False) if config.feature_norm else nn.Identity()
         self.dropout = nn.Dropout(config.prompt_dropout)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.run_start, self.run_steps = 0, None  # set by the training loop: what "progress" counts against
+
+    def schedule_run(self, total_steps: int) -> None:
+        """The training loop plans ``total_steps`` from now: temperature, warm-up and entropy follow this run."""
+        self.run_start, self.run_steps = int(self.steps_done), max(1, int(total_steps))
+
+    @property
+    def progress(self) -> float | None:
+        if self.run_steps is None:
+            return None
+        return min(1.0, (int(self.steps_done) - self.run_start) / self.run_steps)
+
+    def temperature(self) -> float:
+        return self.config.temperature(int(self.steps_done), self.progress)
+
+    def warming_up(self) -> bool:
+        return self.training and self.progress is not None and self.progress < self.config.choice_warmup
+
+    def choice_parameters(self) -> list[nn.Parameter]:
+        """What decides the layout (its own learning rate: ``choice_lr``)."""
+        if self.config.level == "task":
+            return list(self.task_logits.parameters())
+        return list(self.trunk.parameters()) + list(self.heads.parameters())
 
     def logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         rows = features.shape[0]
         if self.config.level == "task":
             return {f: logit[None].expand(rows, -1) for f, logit in self.task_logits.items()}
-        hidden = self.trunk(features)
+        hidden = self.trunk(self.feature_norm(features))
         return {f: head(hidden) for f, head in self.heads.items()}
 
-    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+    def choose(self, logits: torch.Tensor, forced: torch.Tensor | None = None) -> torch.Tensor:
         """Hard one-hot: a Gumbel-Softmax sample while training (straight-through gradients, or none for the
-        score-function estimator, which learns from the sampled choice's log-probability), argmax otherwise."""
+        score-function estimator, which learns from the sampled choice's log-probability), argmax otherwise;
+        ``forced`` (rows,) candidate indices override the choice (counterfactuals)."""
+        if forced is not None:
+            return F.one_hot(forced.to(logits.device), logits.shape[-1]).float()
         if not self.training:
             return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-        sample = F.gumbel_softmax(logits.float(), tau=self.config.temperature(int(self.steps_done)), hard=True)
+        if self.warming_up():
+            uniform = torch.randint(logits.shape[-1], logits.shape[:-1], device=logits.device)
+            return F.one_hot(uniform, logits.shape[-1]).float()
+        sample = F.gumbel_softmax(logits.float(), tau=self.temperature(), hard=True)
         return sample.detach() if self.config.estimator == "score_function" else sample
 
     def surrogate_loss(self, plan: PromptPlan, row_losses: torch.Tensor) -> torch.Tensor:
-        """Score-function term: (instance loss - batch mean) * log p(sampled choices); zero otherwise."""
-        log_prob = (plan.decisions or {}).get("choice_log_prob")
-        if log_prob is None:
-            return row_losses.new_zeros(())
-        advantage = (row_losses - row_losses.mean()).detach()
-        return (advantage * log_prob).mean()
+        """Score-function term: (instance loss - baseline) * log p(sampled choices), minus the annealed entropy
+        bonus. ``row_losses`` holds ``samples`` blocks of rows (the batch repeated); the baseline of a row is the
+        mean loss of its item's other samples, or with one sample the batch mean."""
+        decisions = plan.decisions or {}
+        term = row_losses.new_zeros(())
+        log_prob = decisions.get("choice_log_prob")
+        if log_prob is not None:
+            samples = self.config.samples
+            losses = row_losses.detach().view(samples, -1)
+            if samples > 1:
+                baseline = (losses.sum(0, keepdim=True) - losses) / (samples - 1)
+            else:
+                baseline = losses.mean()
+            term = term + ((losses - baseline).flatten() * log_prob).mean()
+        entropy = decisions.get("choice_entropy")
+        if entropy is not None:
+            weight = self.config.entropy_bonus * (1.0 - (self.progress or 0.0))
+            term = term - weight * entropy.mean()
+        return term
 
-    def forward(self, input_ids: torch.Tensor, features: torch.Tensor, **_) -> PromptPlan:
+    def forward(self, input_ids: torch.Tensor, features: torch.Tensor,
+                forced: dict[str, torch.Tensor] | None = None, **_) -> PromptPlan:
+        """``forced``: factor -> (rows,) candidate index that replaces the choice (position p, length l - 1, pool
+        prompt k), to ask what the output would be with the prompt elsewhere."""
+        forced = forced or {}
+        unknown = set(forced) - set(self.sizes)
+        if unknown:
+            raise ValueError(f"this prompt does not choose {sorted(unknown)}; it chooses {list(self.sizes)}")
         rows, length = input_ids.shape[0], self.config.num_tokens
         if self.training:
             self.steps_done += 1
@@ -150,17 +222,23 @@ class DynamicPrompt(nn.Module):
         split_position = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
         active = torch.ones(rows, length, dtype=torch.bool, device=input_ids.device)
         if "position" in logits:
-            position_weights = self.choose(logits["position"])
+            position_weights = self.choose(logits["position"], forced.get("position"))
             split_position = position_weights.argmax(-1)
         if "length" in logits:
-            length_weights = self.choose(logits["length"])
+            length_weights = self.choose(logits["length"], forced.get("length"))
             active = slot_index[None, :] < length_weights.argmax(-1, keepdim=True) + 1
 
         if "pool" in logits:
-            pool_weights = self.choose(logits["pool"]) if self.config.pool_gumbel else decisions["pool_probs"]
+            pool_weights = self.choose(logits["pool"], forced.get("pool")) \
+                if self.config.pool_gumbel or "pool" in forced else decisions["pool_probs"]
         else:
             pool_weights = torch.ones(rows, 1, device=input_ids.device)
-        if self.training and self.config.estimator == "score_function":
+        if self.training and self.config.entropy_bonus > 0:
+            discrete = [f for f in ("position", "length") if f in logits]
+            if discrete:
+                decisions["choice_entropy"] = sum(-(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])
+                                                  for p in (decisions[f"{f}_probs"] for f in discrete))
+        if self.training and self.config.estimator == "score_function" and not self.warming_up():
             sampled = {"position": position_weights, "length": length_weights,
                        "pool": pool_weights if self.config.pool_gumbel else None}
             chosen = [(logits[f], w) for f, w in sampled.items() if w is not None]

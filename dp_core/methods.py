@@ -26,4 +26,5 @@ def method_config_from_dict(data: dict) -> MethodConfig:
     for name in ("layers", "factors"):
         if data.get(name) is not None:
             data[name] = tuple(data[name])
-    return METHODS[method](**data)
+    config_class = METHODS[method]
+    return config_class(**{**getattr(config_class, "saved_before", {}), **data})

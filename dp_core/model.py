@@ -125,15 +125,19 @@ class PromptClassifier(nn.Module):
         weights = batch.attention_mask.unsqueeze(-1).float()
         return (hidden * weights).sum(1) / weights.sum(1)
 
-    def build_layout(self, batch: Batch, features: torch.Tensor | None = None) -> tuple[PromptPlan, Layout]:
+    def build_layout(self, batch: Batch, features: torch.Tensor | None = None,
+                     forced: dict[str, torch.Tensor] | None = None) -> tuple[PromptPlan, Layout]:
         """The prompt's decisions for the batch and the sequence they make, before the encoder reads it.
 
         ``features``: cached instance features of the batch's rows (DP); computed here when not given.
+        ``forced``: DP only, factor -> (rows,) candidate that replaces the prompt's own choice.
         """
+        if forced and not self.needs_features:
+            raise ValueError(f"{self.method.method} makes no choices to force")
         if self.needs_features and features is None:
             features = self.instance_features(batch)
         plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                       features=features)
+                                       features=features, **({"forced": forced} if forced else {}))
         encoder = self.encoder
         layout = assemble(
             encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
@@ -145,9 +149,10 @@ class PromptClassifier(nn.Module):
         )
         return plan, layout
 
-    def encode(self, batch: Batch, features: torch.Tensor | None = None) -> Encoded:
-        """The items' logits with everything that made them; ``features`` as in ``build_layout``."""
-        plan, layout = self.build_layout(batch, features)
+    def encode(self, batch: Batch, features: torch.Tensor | None = None,
+               forced: dict[str, torch.Tensor] | None = None) -> Encoded:
+        """The items' logits with everything that made them; ``features`` and ``forced`` as in ``build_layout``."""
+        plan, layout = self.build_layout(batch, features, forced)
         encoder = self.encoder
         if self.tuned_encoder is None:
             encoder.train(self.training and self.head_config.backbone_dropout)
@@ -166,11 +171,18 @@ class PromptClassifier(nn.Module):
         weights = mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
-    def forward(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encode(batch, features).logits
+    def forward(self, batch: Batch, features: torch.Tensor | None = None,
+                forced: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.encode(batch, features, forced).logits
 
     def training_loss(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Cross-entropy, plus the prompt module's own term where it has one (DP's score-function estimator)."""
+        """Cross-entropy, plus the prompt module's own term where it has one (DP's score-function estimator; with
+        ``samples`` > 1 every item is laid out that many times, each with its own sampled choices)."""
+        samples = getattr(self.method, "samples", 1)
+        if samples > 1:
+            if self.needs_features and features is None:
+                features = self.instance_features(batch)
+            batch, features = batch.repeat(samples), features.repeat(samples, 1)
         encoded = self.encode(batch, features)
         item_losses = F.cross_entropy(encoded.logits.float(), batch.labels, reduction="none")
         loss = item_losses.mean()

@@ -26,12 +26,16 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
+from .choices import chosen_factors, predict_split, split_choice_statistics
 from .data import Batch, EncodedSplit, encode_examples, iterate_batches
 from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
 from .prompts import MethodConfig, PTuningV2Config
-from .tasks import DataError, Example, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot
+from .tasks import DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot
+
+
+COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
 
 
 @dataclass
@@ -59,6 +63,13 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     init_prompt: str | None = None  # checkpoint folder whose prompt module starts this run (multitask stage two)
+    # DP: counterfactual scores of its choices (own vs each forced candidate vs oracle) on dev, at (candidates + 1)x
+    # an evaluation's cost: "none", "end" (the kept checkpoint) or "every_eval". Cheap statistics come every eval.
+    counterfactuals: str = "end"
+
+    def __post_init__(self):
+        if self.counterfactuals not in COUNTERFACTUAL_WHEN:
+            raise ValueError(f"counterfactuals must be one of {COUNTERFACTUAL_WHEN}, got {self.counterfactuals!r}")
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -76,6 +87,7 @@ class TrainEvent:
     epoch: float
     loss: float | None = None
     metrics: dict[str, float] | None = None
+    choices: dict[str, dict] | None = None  # DP, "eval" events: per factor, ChoiceStatistics.summary() on dev
     examples_per_s: float = 0.0
     elapsed_s: float = 0.0
     eta_s: float | None = None
@@ -93,6 +105,7 @@ class TrainResult:
     dev_size: int
     majority_baseline: float
     truncated: dict[str, int]
+    choices: dict[str, dict] | None = None  # DP: statistics of the kept checkpoint's choices on dev
 
 
 def set_seed(seed: int) -> None:
@@ -127,37 +140,48 @@ def split_features(model: PromptClassifier, split: EncodedSplit, batch_size: int
     return features
 
 
-@torch.no_grad()
 def predict_proba(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
                   features: torch.Tensor | None = None) -> torch.Tensor:
     """Class probabilities (items, labels) in the split's item order."""
-    was_training = model.training
-    model.eval()
-    pad = model.backbone.tokenizer.pad_token_id
-    probabilities = torch.zeros(len(split), model.task.num_labels)
-    for batch in iterate_batches(split, batch_size, pad, shuffle=False):
-        batch = batch.to(model.backbone.device)
-        logits = model(batch, None if features is None else features[batch.rows])
-        probabilities[batch.items.cpu()] = logits.float().softmax(-1).cpu()
-    model.train(was_training)
-    return probabilities
+    return predict_split(model, split, batch_size, features).class_probs
+
+
+def split_metrics(task: Task, class_probs: torch.Tensor, split: EncodedSplit) -> dict[str, float]:
+    predictions = class_probs.argmax(-1).tolist()
+    return compute_metrics(task.metrics, predictions, split.labels, split.groups, task.num_labels)
 
 
 def evaluate(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
              features: torch.Tensor | None = None) -> dict[str, float]:
-    predictions = predict_proba(model, split, batch_size, features).argmax(-1).tolist()
-    task = model.task
-    return compute_metrics(task.metrics, predictions, split.labels, split.groups, task.num_labels)
+    return split_metrics(model.task, predict_proba(model, split, batch_size, features), split)
+
+
+def evaluate_with_choices(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
+                          features: torch.Tensor | None = None, counterfactual: bool = False
+                          ) -> tuple[dict[str, float], dict[str, dict]]:
+    """Metrics, and for DP how decided its choices are over the split (one pass; counterfactual scores on
+    request, at (candidates + 1)x the cost)."""
+    factors = tuple(chosen_factors(model)) if counterfactual else ()
+    predictions = predict_split(model, split, batch_size, features, factors)
+    choices = split_choice_statistics(model, split, counterfactual=counterfactual, predictions=predictions)
+    return split_metrics(model.task, predictions.class_probs, split), \
+        {factor: stats.summary() for factor, stats in choices.items()}
+
+
+def parameter_groups(model: PromptClassifier, config: TrainConfig) -> list[dict]:
+    """Head, prompt (or backbone) and, for DP with its own ``choice_lr``, the choice network."""
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    choice_lr = getattr(model.method, "choice_lr", None)
+    choice = model.prompt.choice_parameters() if choice_lr is not None else []
+    apart = {id(p) for p in head + choice}
+    method = [p for p in model.parameters() if p.requires_grad and id(p) not in apart]
+    groups = [{"params": head, "lr": config.lr_head}, {"params": method, "lr": config.lr},
+              {"params": choice, "lr": choice_lr}]
+    return [group for group in groups if group["params"]]
 
 
 def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim.Optimizer:
-    head = [p for p in model.head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head}
-    method = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    groups = [{"params": head, "lr": config.lr_head}]
-    if method:
-        groups.append({"params": method, "lr": config.lr})
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameter_groups(model, config), weight_decay=config.weight_decay)
 
 
 def endless_batches(split: EncodedSplit, config: TrainConfig, pad: int) -> Iterator[Batch]:
@@ -202,20 +226,24 @@ def train(
     eval_every = config.eval_every or steps_per_epoch
     optimizer = build_optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    if hasattr(model.prompt, "schedule_run"):  # DP: temperature, warm-up and entropy bonus follow this run
+        model.prompt.schedule_run(total_steps)
 
     history: list[dict] = []
-    best_metrics, best_state, best_step = None, model.trainable_state(), 0
+    best_metrics, best_state, best_step, best_choices = None, model.trainable_state(), 0, {}
     step, seen, train_time, stopped = 0, 0, 0.0, "finished"
     started = time.perf_counter()
 
     def run_eval() -> TrainEvent:
-        nonlocal best_metrics, best_state, best_step
-        metrics = evaluate(model, dev_split, config.eval_batch_size, dev_features)
+        nonlocal best_metrics, best_state, best_step, best_choices
+        metrics, choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                                 counterfactual=config.counterfactuals == "every_eval")
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
-            best_metrics, best_state, best_step = metrics, model.trainable_state(), step
-        history.append({"step": step, "epoch": step / steps_per_epoch, **metrics})
+            best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
+        history.append({"step": step, "epoch": step / steps_per_epoch, **metrics,
+                        **({"choices": choices} if choices else {})})
         return TrainEvent("eval", step, total_steps, step / steps_per_epoch, metrics=metrics,
-                          elapsed_s=time.perf_counter() - started)
+                          choices=choices or None, elapsed_s=time.perf_counter() - started)
 
     model.train()
     for batch in endless_batches(train_split, config, pad):
@@ -248,11 +276,14 @@ def train(
 
     model.load_state_dict(best_state, strict=False)
     model.eval()
+    if best_choices and config.counterfactuals == "end":
+        best_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                             counterfactual=True)[1]
     result = TrainResult(
         model=model, best_metrics=best_metrics, best_step=best_step, history=history, stopped_because=stopped,
         train_size=len(train_split), dev_size=len(dev_split),
         majority_baseline=majority_baseline(task, train_examples, dev_examples),
-        truncated={"train": train_split.truncated, "dev": dev_split.truncated},
+        truncated={"train": train_split.truncated, "dev": dev_split.truncated}, choices=best_choices or None,
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=best_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
@@ -280,10 +311,15 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
         splits[name] = encode_examples(backbone.tokenizer, model.task, train_examples, model.max_length)
         features[name] = split_features(model, splits[name])
     heads = [p for model in models.values() for p in model.head.parameters()]
-    optimizer = torch.optim.AdamW([{"params": heads, "lr": config.lr_head},
-                                   {"params": list(shared.parameters()), "lr": config.lr}],
-                                  weight_decay=config.weight_decay)
+    choice_lr = getattr(config.prompt, "choice_lr", None)
+    choice = shared.choice_parameters() if choice_lr is not None else []
+    prompt = [p for p in shared.parameters() if all(p is not c for c in choice)]
+    groups = [{"params": heads, "lr": config.lr_head}, {"params": prompt, "lr": config.lr},
+              {"params": choice, "lr": choice_lr}]
+    optimizer = torch.optim.AdamW([group for group in groups if group["params"]], weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    if hasattr(shared, "schedule_run"):
+        shared.schedule_run(steps)
 
     streams = {name: endless_batches(splits[name], config, pad) for name in tasks}
     for step in range(1, steps + 1):
@@ -359,11 +395,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tau-start", type=float, default=None)
     add("--tau-min", type=float, default=None)
     add("--tau-rate", type=float, default=None)
-    add("--tau-schedule", default=None, choices=["reference", "exponential"])
+    add("--tau-schedule", default=None, choices=["run", "reference", "exponential"],
+        help="dp: run (tau_start to tau_min over this run), reference (its per-step rule), exponential")
+    add("--no-feature-norm", dest="feature_norm", action="store_const", const=False, default=None,
+        help="dp: the choice network reads raw instance features (the reference)")
+    add("--choice-lr", type=float, default=None, help="dp: the choice network's learning rate (default: --lr)")
+    add("--samples", type=int, default=None, help="dp: layouts sampled per item (> 1: leave-one-out baseline)")
+    add("--entropy-bonus", type=float, default=None, help="dp: choice entropy weight, annealed to 0 over the run")
+    add("--choice-warmup", type=float, default=None, help="dp: share of the run with random layouts first")
     add("--multitask", default=None, metavar="TASKS",
         help="first train the prompt (and DP's network) shared across these tasks, e.g. cb,rte,copa; then --task")
     add("--multitask-steps", type=int, default=200, help="steps of the shared stage (tasks take turns)")
     add("--init-prompt", default=None, metavar="DIR", help="start from the prompt of this checkpoint folder")
+    add("--counterfactuals", default="end", choices=COUNTERFACTUAL_WHEN,
+        help="dp: score every forced candidate on dev (own vs best single vs oracle) at the end, every eval, or never")
     add("--push-to-hub", default=None, metavar="REPO_ID")
     return parser
 
@@ -375,14 +420,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            factors=tuple(args.factors.split(",")) if args.factors else None, level=args.level,
                            where=args.where, pool_size=args.pool_size, pool_gumbel=args.pool_gumbel or None,
                            tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,
-                           tau_schedule=args.tau_schedule, estimator=args.estimator)
+                           tau_schedule=args.tau_schedule, estimator=args.estimator, feature_norm=args.feature_norm,
+                           choice_lr=args.choice_lr, samples=args.samples, entropy_bonus=args.entropy_bonus,
+                           choice_warmup=args.choice_warmup)
     return TrainConfig(
         task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,
         dev_limit=args.dev_limit, epochs=args.epochs, max_steps=args.max_steps, time_budget_s=args.time_budget,
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
-        device=args.device, init_prompt=args.init_prompt,
+        device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
     )
 
 
@@ -419,8 +466,10 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(1)
                 progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
             elif event.kind == "eval":
-                progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()),
-                               file=sys.stderr)
+                choices = [f"{factor} commitment {c['commitment']:.2f} collapse {c['collapse']:.2f}"
+                           for factor, c in (event.choices or {}).items()]
+                progress.write(f"step {event.step}: " + ", ".join(
+                    [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
             else:
                 result = event.result
         progress.close()
@@ -433,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "trainable_parameters": result.model.trainable_parameter_count(), "train_size": result.train_size,
         "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
         "truncated": result.truncated, "examples_per_s": event.examples_per_s, "elapsed_s": event.elapsed_s,
+        **({"choices": result.choices} if result.choices else {}),
     }
     if sum(result.truncated.values()):
         print(f"note: {result.truncated} items were longer than max_length {result.model.max_length} and were "

@@ -26,7 +26,7 @@ def dp_model(backbone, **options):
 def spread_choices(model, batch, scale=20.0):
     """Large random instance-network weights, centred on the batch, so instances make different choices."""
     torch.manual_seed(0)
-    features = model.instance_features(batch)
+    features = model.prompt.feature_norm(model.instance_features(batch))
     with torch.no_grad():
         for head in model.prompt.heads.values():
             head.weight.normal_(std=scale)
@@ -122,13 +122,34 @@ def test_evaluation_is_deterministic(tiny_backbone, data_dir):
 
 
 def test_training_anneals_the_temperature_with_the_reference_rule():
-    config = DynamicPromptConfig(tau_start=1.0, tau_min=0.5, tau_rate=3e-6)
+    config = DynamicPromptConfig(tau_start=1.0, tau_min=0.5, tau_rate=3e-6, tau_schedule="reference")
     tau, expected = 1.0, []
     for step in range(1, 2001):
         tau = max(tau * torch.exp(torch.tensor(-3e-5 * step / 10)).item(), 0.5)
         expected.append(tau)
     assert all(abs(config.temperature(step) - value) < 1e-5 for step, value in zip(range(1, 2001), expected))
     assert config.temperature(10**6) == 0.5
+
+
+@pytest.mark.parametrize("steps", [20, 60])
+def test_the_default_temperature_follows_the_run_length(steps, tiny_backbone, data_dir):
+    """The reference's rule barely moves over a few hundred steps (tau(300) = 0.87); ours reaches tau_min at the
+    end of any run, and is halfway (geometrically) at its middle."""
+    config = DynamicPromptConfig(num_tokens=4, tau_start=2.0, tau_min=0.5)
+    seen = {}
+    model = dp_model(tiny_backbone, tau_start=2.0, tau_min=0.5)
+    model.prompt.schedule_run(steps)
+    for step in range(steps + 1):
+        seen[step] = model.prompt.temperature()
+        model.prompt.steps_done += 1
+    assert seen[0] == 2.0 and seen[steps] == pytest.approx(0.5) and seen[steps // 2] == pytest.approx(1.0)
+    assert all(seen[s] > seen[s + 1] for s in range(steps))
+    assert config.temperature(300, None) == 2.0 and DynamicPromptConfig(tau_schedule="reference").temperature(300) > 0.86
+    result = run(TrainConfig(task="cb", prompt=config, data_dir=str(data_dir), k_shot=8, dev_limit=4, max_steps=steps // 10,
+                             batch_size=4, counterfactuals="none"), backbone=tiny_backbone)
+    prompt = result.model.prompt  # restored to the kept checkpoint, whose step count says how far the run was
+    assert prompt.progress == pytest.approx(result.best_step / (steps // 10))
+    assert prompt.temperature() == pytest.approx(2.0 * 0.25 ** prompt.progress)
 
 
 def test_explain_draws_the_layout(tiny_backbone, data_dir):

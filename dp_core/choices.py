@@ -1,0 +1,167 @@
+"""How decided Dynamic Prompting's choices are, and what they are worth.
+
+Per factor (position, length, pool) over a split, from DP's own choice distributions:
+
+- *commitment*: the median probability of the top choice (1: sure everywhere; 1/C: no preference),
+- *entropy*: the mean entropy of the choice distribution divided by log C (0: sure; 1: uniform),
+- *collapse*: the share of rows given the most common choice (1: one choice for the whole task),
+
+and from counterfactuals (every candidate forced on every item, ``dp_core.explain.counterfactuals``):
+
+- *own*: the task score with DP's own choices,
+- *single*: the score with each single candidate forced on every item; the best of them is what one task-level
+  choice could reach,
+- *oracle*: the score when each item gets a candidate that predicts its gold label, if any does. An upper bound
+  that noise inflates on small dev sets: with 17 candidates, an item whose prediction flips by chance counts
+  as right,
+- *changes prediction*: the share of items whose predicted class depends on the candidate (0: the place
+  does not matter).
+
+Commitment, entropy and collapse are per row (COPA: each choice's row has its own layout); scores are per item.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .data import EncodedSplit, iterate_batches
+from .explain import counterfactuals
+from .metrics import compute_metrics
+from .model import PromptClassifier
+from .tasks import Task
+
+
+def candidate_names(factor: str, size: int) -> list[str]:
+    """How a candidate is called: tokens after the input (position), active tokens (length), pool prompt."""
+    if factor == "position":
+        return [str(p) for p in range(size)]
+    if factor == "length":
+        return [str(n) for n in range(1, size + 1)]
+    return [f"prompt {k}" for k in range(1, size + 1)]
+
+
+def chosen_factors(model: PromptClassifier) -> list[str]:
+    """The factors a model chooses (empty for fixed methods)."""
+    return list(getattr(model.prompt, "sizes", {}))
+
+
+@dataclass
+class ChoiceStatistics:
+    factor: str
+    candidates: list[str]
+    counts: list[int]  # rows given each candidate
+    commitment: float
+    entropy: float
+    collapse: float
+    own_score: float | None = None
+    single_scores: list[float] | None = None
+    oracle_score: float | None = None
+    changes_prediction: float | None = None
+    # Per item, for intervals: the predictions behind own, the best single candidate and the oracle.
+    predictions: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def most_common(self) -> int:
+        return max(range(len(self.counts)), key=self.counts.__getitem__)
+
+    @property
+    def best_single(self) -> int | None:
+        if self.single_scores is None:
+            return None
+        return max(range(len(self.single_scores)), key=self.single_scores.__getitem__)
+
+    def summary(self) -> dict:
+        """JSON-friendly, without the per-item predictions (what metrics.json and the events carry)."""
+        record = asdict(self)
+        record.pop("predictions")
+        record["most_common"] = self.most_common
+        record["best_single"] = self.best_single
+        return record
+
+
+def task_score(task: Task, predictions: list[int], labels: list[int], groups: list[str]) -> float:
+    return compute_metrics(task.metrics, predictions, labels, groups, task.num_labels)["score"]
+
+
+def choice_statistics(factor: str, choice_probs: torch.Tensor, task: Task, labels: list[int], groups: list[str],
+                      own_predictions: list[int] | None = None,
+                      counterfactual: torch.Tensor | None = None) -> ChoiceStatistics:
+    """Statistics of one factor from its choice distributions ``choice_probs`` (rows, C) and, when given, the
+    counterfactual class probabilities (items, C, labels) and DP's own predictions (items,)."""
+    rows, size = choice_probs.shape
+    probs = choice_probs.float().clamp_min(1e-12)
+    counts = torch.bincount(probs.argmax(-1), minlength=size)
+    entropy = -(probs * probs.log()).sum(-1) / math.log(size) if size > 1 else torch.zeros(rows)
+    stats = ChoiceStatistics(
+        factor=factor, candidates=candidate_names(factor, size), counts=counts.tolist(),
+        commitment=float(probs.max(-1).values.quantile(0.5)), entropy=float(entropy.mean()),
+        collapse=float(counts.max()) / max(1, rows),
+    )
+    if counterfactual is None or own_predictions is None:
+        return stats
+    forced = counterfactual.argmax(-1)  # (items, C)
+    gold = torch.tensor(labels)
+    own = torch.tensor(own_predictions)
+    right = forced == gold[:, None]
+    oracle = torch.where(right.any(1), gold, own)
+    stats.own_score = task_score(task, own_predictions, labels, groups)
+    stats.single_scores = [task_score(task, forced[:, c].tolist(), labels, groups) for c in range(size)]
+    stats.oracle_score = task_score(task, oracle.tolist(), labels, groups)
+    stats.changes_prediction = float((forced != forced[:, :1]).any(1).float().mean())
+    stats.predictions = {"own": own_predictions, "best single": forced[:, stats.best_single].tolist(),
+                         "oracle": oracle.tolist()}
+    return stats
+
+
+@dataclass
+class SplitPredictions:
+    class_probs: torch.Tensor  # (items, labels)
+    choice_probs: dict[str, torch.Tensor]  # factor -> (rows, candidates); DP only
+    counterfactual: dict[str, torch.Tensor]  # factor -> (items, candidates, labels), the factors asked for
+
+
+@torch.no_grad()
+def predict_split(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
+                  features: torch.Tensor | None = None, counterfactual_factors: tuple[str, ...] = ()) -> SplitPredictions:
+    """Class probabilities, DP's choice distributions and (for the factors asked) counterfactuals of a whole
+    split, in its item and row order. ``features``: the split's cached instance features (DP)."""
+    was_training = model.training
+    model.eval()
+    pad = model.backbone.tokenizer.pad_token_id
+    class_probs = torch.zeros(len(split), model.task.num_labels)
+    sizes = getattr(model.prompt, "sizes", {})
+    choice_probs = {factor: torch.zeros(split.num_rows, size) for factor, size in sizes.items()}
+    forced = {factor: torch.zeros(len(split), sizes[factor], model.task.num_labels)
+              for factor in counterfactual_factors}
+    for batch in iterate_batches(split, batch_size, pad, shuffle=False):
+        batch = batch.to(model.backbone.device)
+        batch_features = None if features is None else features[batch.rows]
+        if model.needs_features and batch_features is None:
+            batch_features = model.instance_features(batch)
+        encoded = model.encode(batch, batch_features)
+        items, rows = batch.items.cpu(), batch.rows.cpu()
+        class_probs[items] = encoded.logits.float().softmax(-1).cpu()
+        for factor in choice_probs:
+            choice_probs[factor][rows] = encoded.plan.decisions[f"{factor}_probs"].float().cpu()
+        for factor in forced:
+            forced[factor][items] = counterfactuals(model, batch, factor, batch_features)
+    model.train(was_training)
+    return SplitPredictions(class_probs, choice_probs, forced)
+
+
+def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, features: torch.Tensor | None = None,
+                            counterfactual: bool = True, batch_size: int = 64,
+                            predictions: SplitPredictions | None = None) -> dict[str, ChoiceStatistics]:
+    """Every factor's statistics over a split (with counterfactual scores when ``counterfactual``). Pass
+    ``predictions`` when they were made already (they must hold counterfactuals if ``counterfactual``)."""
+    factors = chosen_factors(model)
+    if predictions is None:
+        predictions = predict_split(model, split, batch_size, features,
+                                    tuple(factors) if counterfactual else ())
+    own = predictions.class_probs.argmax(-1).tolist()
+    return {factor: choice_statistics(factor, predictions.choice_probs[factor], model.task, split.labels,
+                                      split.groups, own, predictions.counterfactual.get(factor))
+            for factor in factors}

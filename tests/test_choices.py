@@ -1,0 +1,120 @@
+import math
+
+import pytest
+import torch
+
+from dp_core.choices import choice_statistics, predict_split, split_choice_statistics
+from dp_core.data import collate, encode_examples
+from dp_core.dynamic import DynamicPromptConfig
+from dp_core.explain import counterfactuals
+from dp_core.model import HeadConfig, PromptClassifier
+from dp_core.prompts import PTuningV2Config
+from dp_core.tasks import get_task, load_examples
+from dp_core.train import TrainConfig, run
+from tests.test_dynamic import spread_choices
+
+
+def batch_of(backbone, data_dir, task, count=6):
+    examples = load_examples(task, "val", data_dir)[:count]
+    split = encode_examples(backbone.tokenizer, get_task(task), examples, max_length=48)
+    return collate(split, list(range(count)), backbone.tokenizer.pad_token_id)
+
+
+def dp(backbone, task, **options):
+    config = DynamicPromptConfig(**{"num_tokens": 4, "prompt_dropout": 0.0, "factors": ("position", "length", "pool"),
+                                    **options})
+    return PromptClassifier(backbone, task, config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
+
+
+@pytest.mark.parametrize("task", ["rte", "copa"])
+@pytest.mark.parametrize("where", ["input", "deep"])
+@pytest.mark.parametrize("factor", ["position", "length", "pool"])
+def test_counterfactuals_equal_forcing_one_candidate_at_a_time(task, where, factor, tiny_backbone, data_dir):
+    batch = batch_of(tiny_backbone, data_dir, task)
+    model = dp(tiny_backbone, task, where=where, pool_size=3)
+    spread_choices(model, batch)
+    with torch.no_grad():  # a strong head and prompt, so the candidates visibly change the output
+        model.head[1].weight.normal_(std=1.0)
+        for pool in (model.prompt.input_pool, model.prompt.deep_pool):
+            if pool is not None:
+                pool.normal_(std=3.0)
+    rows = batch.input_ids.shape[0]
+    stacked = counterfactuals(model, batch, factor, max_rows=2 * rows)  # two candidates per pass
+    size = model.prompt.sizes[factor]
+    assert stacked.shape == (batch.num_items, size, get_task(task).num_labels)
+    with torch.no_grad():
+        one_at_a_time = torch.stack([model(batch, forced={factor: torch.full((rows,), c)}).softmax(-1)
+                                     for c in range(size)], dim=1)
+    assert torch.allclose(stacked, one_at_a_time, atol=1e-5)
+    spread = (stacked[:, 0].log() - stacked[:, -1].log()).abs().max()
+    assert spread > 1e-3, "the candidates must make a difference here"
+    with torch.no_grad():  # forcing each row's own choice gives the model's own output
+        own = model.encode(batch).plan
+        chosen = {"position": own.split_position, "length": own.active.sum(-1) - 1}.get(factor)
+        if chosen is not None:
+            assert torch.allclose(model(batch, forced={factor: chosen}), model(batch), atol=1e-6)
+
+
+def test_counterfactuals_refuse_what_the_model_does_not_choose(tiny_backbone, data_dir):
+    batch = batch_of(tiny_backbone, data_dir, "rte")
+    with pytest.raises(ValueError, match="does not choose 'length'"):
+        counterfactuals(dp(tiny_backbone, "rte", factors=("position",)), batch, "length")
+    fixed = PromptClassifier(tiny_backbone, "rte", PTuningV2Config(num_tokens=4)).eval()
+    with pytest.raises(ValueError, match="does not choose"):
+        counterfactuals(fixed, batch, "position")
+
+
+def test_choice_statistics_on_a_hand_made_distribution():
+    task = get_task("rte")  # accuracy; labels 0/1
+    # Four rows, three candidates: two sure of candidate 0, one sure of 2, one uniform (its argmax is 0).
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.0, 0.0, 1.0], [1 / 3, 1 / 3, 1 / 3]])
+    labels, groups = [0, 1, 1, 0], ["a", "b", "c", "d"]
+    # Predicted class of each item under each forced candidate (as probabilities).
+    forced_class = torch.tensor([[0, 1, 1], [0, 0, 0], [1, 0, 1], [1, 0, 1]])
+    counterfactual = torch.nn.functional.one_hot(forced_class, 2).float()
+    own = [0, 0, 1, 1]
+    stats = choice_statistics("position", probs, task, labels, groups, own, counterfactual)
+    assert stats.candidates == ["0", "1", "2"] and stats.counts == [3, 0, 1]
+    assert stats.commitment == pytest.approx(0.85)  # median of 0.9, 0.8, 1.0, 1/3
+    entropies = [-sum(p * math.log(p) for p in row if p > 0) / math.log(3) for row in probs.tolist()]
+    assert stats.entropy == pytest.approx(sum(entropies) / 4, abs=1e-5)
+    assert stats.collapse == 0.75 and stats.most_common == 0
+    assert stats.own_score == 0.5
+    assert stats.single_scores == [0.5, 0.25, 0.25] and stats.best_single == 0
+    assert stats.oracle_score == 0.75  # item 1 (gold 1) is never predicted 1
+    assert stats.changes_prediction == 0.75  # item 1 is predicted 0 wherever the prompt goes
+    assert stats.predictions["oracle"] == [0, 0, 1, 0]
+    summary = stats.summary()
+    assert "predictions" not in summary and summary["best_single"] == 0 and summary["most_common"] == 0
+    bare = choice_statistics("length", probs, task, labels, groups)
+    assert bare.candidates == ["1", "2", "3"] and bare.own_score is None and bare.single_scores is None
+
+
+def test_split_statistics_agree_with_the_batches(tiny_backbone, data_dir):
+    examples = load_examples("copa", "val", data_dir)[:10]
+    model = dp(tiny_backbone, "copa", factors=("position", "length"))
+    split = encode_examples(tiny_backbone.tokenizer, model.task, examples, model.max_length)
+    predictions = predict_split(model, split, batch_size=4, counterfactual_factors=("position",))
+    assert predictions.class_probs.shape == (10, 2) and predictions.choice_probs["position"].shape == (20, 5)
+    assert predictions.counterfactual["position"].shape == (10, 5, 2) and "length" not in predictions.counterfactual
+    stats = split_choice_statistics(model, split, batch_size=3)
+    assert set(stats) == {"position", "length"} and sum(stats["position"].counts) == 20
+    own = predictions.class_probs.argmax(-1).tolist()
+    assert stats["position"].predictions["own"] == own
+    assert 0.0 <= stats["length"].oracle_score <= 1.0 and stats["length"].oracle_score >= stats["length"].own_score
+
+
+def test_training_records_choices_at_every_evaluation(tiny_backbone, data_dir):
+    config = TrainConfig(task="cb", prompt=DynamicPromptConfig(num_tokens=4, factors=("position", "length")),
+                         data_dir=str(data_dir), k_shot=8, dev_limit=8, max_steps=4, eval_every=2, batch_size=4)
+    result = run(config, backbone=tiny_backbone)
+    evaluations = [entry for entry in result.history if "score" in entry]
+    assert [entry["step"] for entry in evaluations] == [2, 4]
+    for entry in evaluations:
+        assert set(entry["choices"]) == {"position", "length"}
+        assert sum(entry["choices"]["position"]["counts"]) == 8 and entry["choices"]["position"]["own_score"] is None
+    final = result.choices["position"]  # counterfactuals of the kept checkpoint, at the end
+    assert len(final["single_scores"]) == 5 and final["own_score"] == pytest.approx(result.best_metrics["score"])
+    fixed = run(TrainConfig(task="cb", prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir), k_shot=8,
+                            dev_limit=8, max_steps=2, batch_size=4), backbone=tiny_backbone)
+    assert fixed.choices is None and all("choices" not in entry for entry in fixed.history)
