@@ -10,14 +10,16 @@ from app.ui import build_demo
 from dp_core.tasks import DATA_DIR_ENV
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Dynamic Prompting Lab")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="default: $GRADIO_SERVER_NAME, else 127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860),
+                        help="default: $GRADIO_SERVER_PORT, else 7860")
     parser.add_argument("--share", action="store_true", help="public gradio.live link (off by default)")
     parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV),
                         help=f"local SuperGLUE folder (default: ${DATA_DIR_ENV}, else the Hugging Face Hub)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.data_dir and not Path(args.data_dir).is_dir():
         print(f"note: no SuperGLUE folder at {args.data_dir}; loading tasks from the Hugging Face Hub")
         args.data_dir = None

@@ -9,6 +9,7 @@ import html
 
 import pandas as pd
 
+from dp_core.choices import ChoiceStatistics, candidate_names
 from dp_core.explain import AFTER, BEFORE, INACTIVE, INPUT, InstanceDecision
 
 COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ffffff"}
@@ -57,3 +58,46 @@ def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
 
 def error_html(message: str) -> str:
     return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"
+
+
+def candidate_colours(count: int) -> dict[str, str]:
+    """Blue (every token before the input) to orange (every token after it), for 0..count-1 tokens after."""
+    start, end = (37, 99, 235), (234, 88, 12)
+    def mix(t: float) -> str:
+        return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(start, end))
+    return {str(p): mix(p / max(1, count - 1)) for p in range(count)}
+
+
+def counterfactual_frame(factor: str, counterfactual: list[list[float]], chosen: int, fixed: int | None,
+                         label_names: tuple[str, ...]) -> pd.DataFrame:
+    """The probability of every class with the prompt forced to each candidate, DP's choice and the fixed
+    layout named on the axis (e.g. "5 · DP", "0 · fixed"), in candidate order."""
+    names = candidate_names(factor, len(counterfactual))
+    marks = [name + (" · DP" if c == chosen else "") + (" · fixed" if c == fixed else "")
+             for c, name in enumerate(names)]
+    return pd.DataFrame([{"candidate": mark, "class": label, "probability": float(p)}
+                         for mark, row in zip(marks, counterfactual) for label, p in zip(label_names, row)],
+                        columns=["candidate", "class", "probability"])
+
+
+def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, str], tuple[float, float]]
+                 ) -> pd.DataFrame:
+    """One row per factor: how decided DP is and what its choices are worth, scores with their 95 % interval."""
+    def cell(factor: str, name: str, value: float | None) -> str:
+        if value is None:
+            return "–"
+        low, high = intervals.get((factor, name), (value, value))
+        return f"{value:.3f} ({low:.3f} – {high:.3f})"
+
+    rows = []
+    for factor, s in stats.items():
+        best = s.best_single
+        rows.append({"factor": factor, "commitment (median top prob.)": round(s.commitment, 2),
+                     "entropy (0 sure, 1 uniform)": round(s.entropy, 2),
+                     "collapse (share at the commonest choice)": round(s.collapse, 2),
+                     "items whose prediction the choice changes": round(s.changes_prediction or 0.0, 2),
+                     "score, DP's own choices": cell(factor, "own", s.own_score),
+                     "best single choice (picked on dev)": cell(factor, "best single", None if best is None else
+                                                               s.single_scores[best]) + f" at {s.candidates[best]}",
+                     "per-item oracle (upper bound)": cell(factor, "oracle", s.oracle_score)})
+    return pd.DataFrame(rows)

@@ -23,7 +23,8 @@ import httpx
 from gradio_client import Client
 
 from app import views
-from app.ui import FIXED, Shared
+from app.state import FIXED, Shared
+from app.tabs.compare import what_if
 from dp_core.explain import explain_examples, plain_reading
 
 
@@ -73,7 +74,7 @@ def main() -> None:
                 times = []
                 for index in range(args.examples):
                     _, *boxes, question = client.predict(task, index, api_name="/pick")
-                    times.append(round_trip(http, "compare", [task, *boxes, question]))
+                    times.append(round_trip(http, "compare", [task, *boxes, question, "deep", "P-tuning v2"]))
                 print(f"compare {task}: median {1000 * statistics.median(times):.0f} ms, "
                       f"max {1000 * max(times):.0f} ms over {len(times)} dev examples")
         if not args.budget:
@@ -81,7 +82,7 @@ def main() -> None:
         dp = "DP input: position + length + pool"
         final = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED, dp], args.budget, 0, 0,
                                api_name="/train")
-        summary = final[3]
+        summary = final[4]
         for row in summary["data"]:
             record = dict(zip(summary["headers"], row))
             print(f"CB {args.budget:g} s: {record['method']}: best dev score {record['best dev score']:.3f} "
@@ -95,8 +96,9 @@ def handler_split(data_dir: str, count: int) -> None:
     """Where Compare's time goes inside the handler: each method's pass and the drawing, in-process."""
     shared = Shared(data_dir)
     for task in ("cb", "rte", "copa", "wic"):
-        (_, fixed), (_, dp) = shared.models(None, task)
-        parts: dict[str, list[float]] = {"fixed prompt": [], "DP (feature pass + prompted pass)": [], "drawing": []}
+        (_, fixed), (_, dp) = shared.models(None, task, "deep", "ptv2")
+        parts: dict[str, list[float]] = {"fixed prompt": [], "DP (feature pass + prompted pass)": [],
+                                         "what if (every place and length)": [], "drawing": []}
         for example in shared.dev_examples(task)[:count]:
             started = time.perf_counter()
             fixed_rows = explain_examples(fixed, [example]).item(0)
@@ -104,6 +106,9 @@ def handler_split(data_dir: str, count: int) -> None:
             started = time.perf_counter()
             dp_rows = explain_examples(dp, [example]).item(0)
             parts["DP (feature pass + prompted pass)"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            what_if(dp, example, dp.task.label_names)
+            parts["what if (every place and length)"].append(time.perf_counter() - started)
             started = time.perf_counter()
             for row in fixed_rows + dp_rows:
                 views.layout_html(row)

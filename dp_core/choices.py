@@ -165,3 +165,42 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
     return {factor: choice_statistics(factor, predictions.choice_probs[factor], model.task, split.labels,
                                       split.groups, own, predictions.counterfactual.get(factor))
             for factor in factors}
+
+
+# Thresholds of the plain readings: a top choice under twice the uniform share is no preference; at 50 % DP is
+# sure; one choice for 90 % of the dev set makes DP a task-level choice.
+NO_PREFERENCE, COMMITTED, COLLAPSED = 2.0, 0.5, 0.9
+WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
+        "pool": ("pool prompt", "whichever pool prompt is used")}
+
+
+def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[list[float]] | None = None,
+                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None) -> str:
+    """Plain sentences on one instance's choice of ``factor``: how sure DP is, whether it acts as one choice for the
+    whole task (``task_stats``: the factor's ``ChoiceStatistics.summary()`` on dev), and what the choice changes
+    (``counterfactual``: class probabilities at every candidate)."""
+    what, everywhere = WHAT[factor]
+    size = len(choice_probs)
+    chosen = max(range(size), key=choice_probs.__getitem__)
+    top = choice_probs[chosen]
+    if top < NO_PREFERENCE / size:
+        parts = [f"DP has no preference for the {what} here (top choice {top:.0%} of {size}; uniform "
+                 f"{1 / size:.0%}): the drawing shows an arbitrary pick."]
+    elif top >= COMMITTED:
+        parts = [f"DP is sure of this {what} ({top:.0%})."]
+    else:
+        parts = [f"DP leans towards this {what} ({top:.0%}; uniform {1 / size:.0%})."]
+    if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
+        parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "
+                     "for the whole task.")
+    if counterfactual is not None:
+        predicted = [max(range(len(row)), key=row.__getitem__) for row in counterfactual]
+        name = (lambda c: label_names[c]) if label_names else str
+        if len(set(predicted)) == 1:
+            parts.append(f"The prediction ({name(predicted[0])}) is the same {everywhere}.")
+        else:
+            changed = sum(p != predicted[chosen] for p in predicted)
+            others = sorted({name(p) for p in predicted if p != predicted[chosen]})
+            parts.append(f"With another {what} the prediction would change at {changed} of {size} candidates "
+                         f"(to {', '.join(others)}).")
+    return " ".join(parts)

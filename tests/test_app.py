@@ -11,8 +11,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
 from app import views  # noqa: E402
-from app.ui import (  # noqa: E402
-    FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, RUN_OVERHEAD_S, gpu_duration, method_budget)
+from app.state import (  # noqa: E402
+    FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, MAX_SEED, RUN_OVERHEAD_S, gpu_duration, method_budget)
 from dp_core.explain import InstanceDecision  # noqa: E402
 from dp_core.tasks import TASKS  # noqa: E402
 
@@ -24,16 +24,17 @@ def client(app_url):
     return Client(app_url, verbose=False)  # a fresh client is a fresh browser session
 
 
-def compare_args(task, fields, question="cause"):
-    return [task] + [fields.get(name, "") for name in FIELD_LABELS] + [question]
+def compare_args(task, fields, question="cause", where="deep", left="P-tuning v2"):
+    return [task] + [fields.get(name, "") for name in FIELD_LABELS] + [question, where, left]
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts(task, client):
     state_index, *boxes, question = client.predict(task, 3, api_name="/pick")
     assert state_index == 3 and any(boxes)
-    note, fixed, fixed_layout, fixed_reading, dp, dp_layout, dp_reading, *candidates = client.predict(
-        *([task] + boxes + [question]), api_name="/compare")
+    note, fixed, fixed_layout, fixed_reading, dp, dp_layout, dp_reading, *plots = client.predict(
+        *([task] + boxes + [question, "deep", "P-tuning v2"]), api_name="/compare")
+    candidates, what_ifs = plots[:3], plots[3:]
     labels = set(TASKS[task].label_names)
     assert fixed["label"] in labels and dp["label"] in labels
     assert "Gold label of dev example 3" in note
@@ -44,18 +45,28 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     positions, lengths, pool = (plot["value"]["data"] for plot in candidates)  # the ready DP chooses all three
     assert len(positions) == 17 and len(lengths) == 16 and len(pool) == 4
     assert all(abs(sum(p for _, p in rows) - 1) < 1e-4 for rows in (positions, lengths, pool))
+    # What if the prompt went elsewhere: every class at every place (17) and length (16), in order, marked.
+    place, length = ([dict(zip(plot["value"]["columns"], row)) for row in plot["value"]["data"]] for plot in what_ifs)
+    assert len(place) == 17 * len(labels) and len(length) == 16 * len(labels)
+    assert sum(row["candidate"].endswith("fixed") for row in place) == len(labels)  # p = 0 is the fixed layout
+    assert sum(" · DP" in row["candidate"] for row in place) == len(labels)
+    assert any(word in dp_reading for word in ("no preference", "is sure", "leans towards"))
+    assert "wherever the prompt goes" in dp_reading or "the prediction would change" in dp_reading
 
 
 def test_training_streams_curves_then_compare_uses_the_new_run(client):
     job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED, DP], 5, 8, 0, api_name="/train")
     updates = list(job)
     assert len(updates) >= 3  # live updates, not one answer at the end
-    status, losses, devs, summary = updates[-1]
+    status, losses, devs, choices, summary = updates[-1]
     assert status.startswith("Done.")
     assert {row[0] for row in losses["data"]} == {FIXED, DP} and devs["data"]
     assert [row[0] for row in summary["data"]] == [FIXED, DP]
+    spread = [dict(zip(choices["value"]["columns"], row)) for row in choices["value"]["data"]]
+    steps = {row["step"] for row in spread}  # DP's places over the dev set, at each of its evaluations
+    assert steps and all(abs(sum(r["share of dev items"] for r in spread if r["step"] == s) - 1) < 1e-6 for s in steps)
     fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
-    result = client.predict(*compare_args("cb", fields), api_name="/compare")
+    result = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
     assert "trained in this session" in result[3] and "trained in this session" in result[6]
     other = Client(client.src, verbose=False)  # another session does not see this session's run
     assert "ready-trained" in other.predict(*compare_args("cb", fields), api_name="/compare")[6]
@@ -69,7 +80,7 @@ def test_stop_ends_a_run_within_a_step_and_keeps_its_checkpoint(client):
     client.predict(api_name="/stop")
     final = job.result()
     assert time.monotonic() - started < 60
-    assert final[0].startswith("Stopped") and final[3]["data"][0][3] == "cancelled"
+    assert final[0].startswith("Stopped") and final[4]["data"][0][3] == "cancelled"
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -84,11 +95,14 @@ def test_bad_or_odd_input_is_answered_clearly_and_escaped(fields, message, clien
         assert "<script>" not in rest[1] + rest[4] and "&lt;" in rest[4]
 
 
-def test_out_of_range_dev_index_and_no_method_are_errors_not_crashes(client):
+def test_out_of_range_dev_index_seed_and_no_method_are_errors_not_crashes(client):
     with pytest.raises(Exception, match="dev examples 0 to 55"):
         client.predict("cb", 999, api_name="/pick")
     with pytest.raises(Exception, match="Choose at least one method"):
         client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [], 5, 8, 0, api_name="/train")
+    for seed in (-1, 2**70):
+        with pytest.raises(Exception, match=f"Seed must be a whole number from 0 to {MAX_SEED}"):
+            client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 5, 8, seed, api_name="/train")
     assert client.predict("cb", 0, api_name="/pick")[0] == 0  # still up
 
 
@@ -97,9 +111,30 @@ def test_long_input_is_cut_with_a_visible_note(client):
     assert "Cut to 2000 characters: premise" in note and "truncated" in note
 
 
+def test_few_shot_k_above_the_train_set_says_so(client):
+    status, *_ = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 5, 10_000, 0,
+                                api_name="/train")
+    assert status.startswith("Done.")
+    assert "Few-shot k = 10000 is more than the 250 training items of cb: training on all of them." in status
+
+
+def test_compare_takes_named_parameters(client):
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/compare"]
+    names = [parameter["parameter_name"] for parameter in info["parameters"]]
+    assert names[:3] == ["task_name", "premise", "hypothesis"] and "copa_asks" in names and "dp_where" in names
+    note, *rest = client.predict(task_name="rte", premise="A cat sat on a mat.", hypothesis="A cat sat.",
+                                 dp_where="deep", left="P-tuning v2", api_name="/compare")
+    assert rest[0]["label"] in TASKS["rte"].label_names
+
+
 def test_explore_reports_intervals_distributions_and_disagreements(client):
-    table, *plots, disagreements = client.predict("cb", api_name="/explore")
+    table, verdict, choices, *plots, disagreements = client.predict("cb", "deep", "P-tuning v2", api_name="/explore")
     assert len(table["data"]) == 2 and all("–" in row[2] for row in table["data"])
+    rows = [dict(zip(choices["headers"], row)) for row in choices["data"]]
+    assert [row["factor"] for row in rows] == ["position", "length", "pool"]  # the ready DP chooses all three
+    assert all(" – " in row["score, DP's own choices"] and " – " in row["per-item oracle (upper bound)"]
+               for row in rows)
+    assert "**position**" in verdict
     columns = [[dict(zip(plot["columns"], row)) for row in plot["data"]] for plot in plots]
     assert len(plots) == 4 and all(sum(row["items"] for row in rows) == 56 for rows in columns)  # each item once
     labels = list(dict.fromkeys(row["gold label"] for row in columns[0]))  # first-seen order: the legend's
@@ -134,3 +169,28 @@ def test_budgets_stay_within_the_spaces_bounds():
             assert asked <= GPU_CALL_MAX_S and methods * seconds + RUN_OVERHEAD_S <= asked + 1
             assert seconds == min(wanted, method_budget(wanted, methods, zero_gpu=False),
                                   (GPU_CALL_MAX_S - RUN_OVERHEAD_S) / methods)
+
+
+def test_app_honours_gradios_server_variables_and_flags_win(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("app_entry", Path(__file__).resolve().parent.parent / "app.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    launched = {}
+
+    class Demo:
+        def queue(self, **_):
+            return self
+
+        def launch(self, **options):
+            launched.update(options)
+
+    monkeypatch.setattr(entry, "build_demo", lambda data_dir: Demo())
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    entry.main(["--data-dir", "/nonexistent"])
+    assert launched["server_port"] == 7999 and launched["server_name"] == "0.0.0.0"
+    entry.main(["--port", "7001", "--host", "127.0.0.1", "--data-dir", "/nonexistent"])
+    assert launched["server_port"] == 7001 and launched["server_name"] == "127.0.0.1"

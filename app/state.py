@@ -1,0 +1,165 @@
+"""What the tabs share: the methods on offer, budgets, the per-session state and the resources every visitor reads.
+
+Shared by every visitor: the frozen backbone(s), the ready-trained prompts in assets/ (read-only) and dev sets.
+Per browser session (gr.State): the runs trained in that session, its Stop flag and the dev example it picked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dp_core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from dp_core.choices import ChoiceStatistics
+from dp_core.dynamic import DynamicPromptConfig
+from dp_core.model import PromptClassifier
+from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
+from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+CHECKPOINTS = ASSETS / "checkpoints"
+HOSTED = bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
+HUB_BACKBONES = ("sentence-transformers/all-MiniLM-L12-v2", "bert-base-uncased", "roberta-base")  # allow-list
+MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a public Space cannot be exhausted
+DEV_LIMIT = 300  # dev items used while training and in Explore (BoolQ's 3,270 long passages take minutes on CPU)
+COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate place Explore tries (17x an evaluation each)
+MAX_CHARS = 2000  # per typed field; longer text is cut with a note (the model reads at most 128 tokens anyway)
+MAX_SEED = 2**32 - 1  # what the random generators accept
+
+FIXED = "P-tuning v2 (fixed)"
+PROMPT_TUNING = "prompt tuning (fixed)"
+FULL = ("position", "length", "pool")
+METHOD_CHOICES = {
+    FIXED: lambda: PTuningV2Config(num_tokens=16),
+    PROMPT_TUNING: lambda: PromptTuningConfig(num_tokens=16),
+    "DP input: position + length + pool": lambda: DynamicPromptConfig(num_tokens=16, where="input", factors=FULL),
+    "DP deep: position + length + pool": lambda: DynamicPromptConfig(num_tokens=16, where="deep", factors=FULL),
+    "DP input: position": lambda: DynamicPromptConfig(num_tokens=16, where="input", factors=("position",)),
+}
+# The like-for-like fixed counterpart of each kind of DP: the same prompt, at the fixed place.
+COUNTERPART = {"input": PROMPT_TUNING, "deep": FIXED}
+DP_WHERE = ("input", "deep")
+
+# Every field a task may ask for, with its label (COPA's cause/effect is a radio of its own).
+FIELD_LABELS = {"premise": "Premise", "hypothesis": "Hypothesis", "question": "Question", "passage": "Passage",
+                "choice1": "Choice 1", "choice2": "Choice 2", "word": "Word", "sentence1": "Sentence 1",
+                "sentence2": "Sentence 2", "text": "Text", "span1_text": "Span 1 (the noun)",
+                "span2_text": "Span 2 (the pronoun)", "paragraph": "Paragraph", "answer": "Answer"}
+
+# ZeroGPU refuses a GPU call that asks for more than a few minutes (900 s and 1200 s are known to be refused),
+# so there a whole Train run (every method) must fit in one call of at most this long.
+ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+GPU_CALL_MAX_S = int(os.environ.get("DP_GPU_CALL_MAX_S", "240"))
+RUN_OVERHEAD_S = 60  # data, DP's feature pass and the final evaluations, outside the per-method budgets
+
+
+def method_budget(budget_s: float | None, methods: int, zero_gpu: bool = ZERO_GPU) -> float:
+    """Seconds each method trains: the slider's value within the Space's bounds (and one GPU call on ZeroGPU)."""
+    seconds = max(1.0, min(float(budget_s or 60), MAX_BUDGET_S))
+    if zero_gpu:
+        seconds = min(seconds, max(1.0, (GPU_CALL_MAX_S - RUN_OVERHEAD_S) / max(1, methods)))
+    return seconds
+
+
+def gpu_duration(task_name, backbone_name, chosen, budget_s, *rest, **named) -> int:
+    """The GPU time one Train run asks ZeroGPU for (same arguments as the run)."""
+    methods = len(chosen or []) or 1
+    return min(GPU_CALL_MAX_S, int(methods * method_budget(budget_s, methods, zero_gpu=True) + RUN_OVERHEAD_S))
+
+
+try:  # ZeroGPU Spaces: run training on the GPU; elsewhere the decorator has no effect
+    import spaces
+
+    on_gpu = spaces.GPU(duration=gpu_duration)
+except ImportError:
+    def on_gpu(function):
+        return function
+
+
+def method_title(method: MethodConfig) -> str:
+    """How the app names a method's configuration, as in the Train tab's list."""
+    if isinstance(method, DynamicPromptConfig):
+        return f"DP {method.where}: {' + '.join(method.factors)}"
+    return {"ptv2": FIXED, "prompt_tuning": PROMPT_TUNING}.get(method.method, method.method)
+
+
+def dp_where(model: PromptClassifier) -> str | None:
+    """"input" or "deep" for a DP model (both: "deep", whose place is the weaker); None for fixed methods."""
+    where = getattr(model.method, "where", None)
+    return None if where is None else ("input" if where == "input" else "deep")
+
+
+def task_fields(task_name: str) -> list[str]:
+    return [name for name in get_task(task_name).input_fields if name not in OFFSET_FIELDS]
+
+
+@dataclass
+class Session:
+    """One browser session's own runs; nobody else sees them. Freed when the session ends."""
+
+    runs: dict[str, dict[str, PromptClassifier]] = field(default_factory=dict)  # task -> method title -> model
+    cancel: threading.Event = field(default_factory=threading.Event)
+    picked: tuple[str, int, dict] | None = None  # (task, dev index, its fields) last picked in Compare
+    choice_stats: dict[int, dict[str, ChoiceStatistics]] = field(default_factory=dict)  # id(model) -> on dev
+
+    def close(self) -> None:
+        self.runs.clear()
+        self.choice_stats.clear()
+
+
+Side = tuple[str, PromptClassifier]  # (where it comes from, in words; the model)
+
+
+class Shared:
+    """What every session reads: backbones (loaded once), ready-trained prompts, dev sets, and the choice
+    statistics of the ready-trained prompts (computed once, on first use)."""
+
+    def __init__(self, data_dir: str | None):
+        self.data_dir = data_dir
+        self.lock = threading.Lock()
+        self.backbones: dict[str, Backbone] = {}
+        self.dev: dict[str, list[Example]] = {}
+        self.choice_stats: dict[int, dict[str, ChoiceStatistics]] = {}
+        default = self.backbone(DEFAULT_BACKBONE)
+        self.ready: dict[str, dict[str, PromptClassifier]] = {}
+        for folder in sorted(CHECKPOINTS.glob("*/*/dp_config.json")):
+            model = PromptClassifier.from_pretrained(folder.parent, backbone=default)
+            self.ready.setdefault(model.task.name, {})[method_title(model.method)] = model.eval()
+
+    def backbone(self, name: str) -> Backbone:
+        with self.lock:
+            if name not in self.backbones:
+                self.backbones[name] = load_backbone(name)
+            return self.backbones[name]
+
+    def dev_examples(self, task: str) -> list[Example]:
+        with self.lock:
+            if task not in self.dev:
+                self.dev[task] = load_examples(task, "val", self.data_dir)
+            return self.dev[task]
+
+    def available(self, session: Session | None, task: str) -> dict[str, Side]:
+        """Every model for the task by method title: this session's runs first, else the ready-trained."""
+        sides = {title: (f"{title}, ready-trained", model) for title, model in self.ready.get(task, {}).items()}
+        own = (session.runs if session else {}).get(task, {})
+        sides.update({title: (f"{title}, trained in this session", model) for title, model in own.items()})
+        return sides
+
+    def models(self, session: Session | None, task: str, where: str = "deep",
+               left: str = "counterpart") -> tuple[Side | None, Side | None]:
+        """The fixed side and the DP side for Compare and Explore: the DP of that kind (the session's best run,
+        else the ready-trained), and on the left its like-for-like fixed counterpart (prompt tuning for input DP,
+        P-tuning v2 for deep DP) or, with ``left="ptv2"``, P-tuning v2 for either."""
+        sides = self.available(session, task)
+        own = (session.runs if session else {}).get(task, {})
+        candidates = [title for title, (_, model) in sides.items() if dp_where(model) == where]
+        dp = None
+        if candidates:
+            trained = [title for title in candidates if title in own]
+            pool = trained or candidates
+            best = max(pool, key=lambda title: getattr(sides[title][1], "metadata", {}).get("score", 0.0))
+            dp = sides[best]
+        fixed_title = FIXED if left == "ptv2" else COUNTERPART[where]
+        return sides.get(fixed_title), dp

@@ -1,0 +1,138 @@
+"""Explore: both methods on the dev set with intervals, how decided DP's choices are and what they are worth,
+their distribution by label and length, and the examples where the methods disagree."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from dp_core.choices import ChoiceStatistics, split_choice_statistics
+from dp_core.data import encode_examples
+from dp_core.explain import explain_examples
+from dp_core.metrics import compute_metrics, score_interval
+from dp_core.tasks import DataError, get_task
+
+from .. import views
+from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared
+from .compare import LEFT, CompareTab
+
+VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
+                "that noise inflates on a small dev set (an item whose prediction flips by chance counts as right). "
+                "The best single choice is picked on these same dev items, so it is optimistic too.")
+
+
+def choice_statistics_of(shared: Shared, state: Session | None, model, examples) -> dict[str, ChoiceStatistics]:
+    """DP's choice statistics on the first dev items, computed once per model (ready-trained: for everyone)."""
+    own = state is not None and any(model is m for runs in state.runs.values() for m in runs.values())
+    cache = state.choice_stats if own else shared.choice_stats
+    if id(model) not in cache:
+        split = encode_examples(model.backbone.tokenizer, model.task, examples[:COUNTERFACTUAL_LIMIT],
+                                model.max_length)
+        cache[id(model)] = split_choice_statistics(model, split)
+    return cache[id(model)]
+
+
+def verdict(stats: dict[str, ChoiceStatistics]) -> str:
+    """What the statistics say, in a sentence per factor."""
+    lines = []
+    for factor, s in stats.items():
+        where = "place" if factor == "position" else factor
+        if (s.changes_prediction or 0.0) < 0.05:
+            lines.append(f"**{factor}**: the prediction is the same whatever the {where} for "
+                         f"{1 - (s.changes_prediction or 0.0):.0%} of these items: on this backbone and task DP's "
+                         f"{where} hardly matters, so there is little for it to decide.")
+        elif s.collapse >= 0.9:
+            lines.append(f"**{factor}**: DP gives {s.collapse:.0%} of the items the same {where}: it acts as one "
+                         "choice for the whole task.")
+        elif s.commitment < 2.0 / len(s.candidates):
+            lines.append(f"**{factor}**: DP has no real preference (median top choice {s.commitment:.0%} of "
+                         f"{len(s.candidates)}): its picks are close to coin tosses.")
+        else:
+            lines.append(f"**{factor}**: DP's median top choice has probability {s.commitment:.0%}; its own choices "
+                         f"score {s.own_score:.3f} against {max(s.single_scores):.3f} for the best single one.")
+    return "\n\n".join(lines)
+
+
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> None:
+    gr.Markdown(f"Both methods on the task's dev set (the first {DEV_LIMIT} items).")
+    with gr.Row():
+        dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
+        left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
+    run_explore = gr.Button("Evaluate on the dev set", variant="primary")
+    scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
+    gr.Markdown(f"**DP's choices** on the first {COUNTERFACTUAL_LIMIT} dev items, every candidate tried on each "
+                f"(scores with 95 % bootstrap intervals). {VERDICT_NOTE}")
+    choice_verdict = gr.Markdown()
+    choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False)
+    choice_plots = []
+    for split_by in ("gold label", "input length"):
+        with gr.Row():
+            choice_plots.append(gr.BarPlot(x="tokens after the input", y="items", color=split_by,
+                                           title=f"Where DP put the prompt, by {split_by}"))
+            choice_plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
+                                           title=f"How long DP made it, by {split_by}"))
+    disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
+                                 interactive=False)
+
+    def run_exploration(task_name, dp_where, left, state, progress=gr.Progress()):
+        fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                                  LEFT.get(left, "counterpart"))
+        if fixed is None or dp is None:
+            raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task: train them first.")
+        try:
+            examples = shared.dev_examples(task_name)[:DEV_LIMIT]
+        except DataError as error:
+            raise gr.Error(str(error)) from None
+        task_spec = get_task(task_name)
+        labels, groups = [e.label for e in examples], [e.group for e in examples]
+        results, table = {}, []
+        for step, (name, (source, model)) in enumerate((("fixed", fixed), ("dp", dp))):
+            progress(step / 3, desc=f"{source} on the dev set")
+            explanation = explain_examples(model, examples)
+            firsts = [explanation.item(i)[0] for i in range(len(examples))]
+            predictions = [max(range(len(d.class_probs)), key=d.class_probs.__getitem__) for d in firsts]
+            results[name] = (firsts, predictions)
+            metrics = compute_metrics(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
+            low, high = score_interval(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
+            table.append({"method": source, "score": round(metrics["score"], 3),
+                          "95 % interval": f"{low:.3f} – {high:.3f}", "items": len(examples)})
+        progress(2 / 3, desc="DP with the prompt at every candidate place")
+        stats = choice_statistics_of(shared, state, dp[1], examples)
+        head = examples[:COUNTERFACTUAL_LIMIT]
+        intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
+                                                    [e.group for e in head], task_spec.num_labels)
+                     for factor, s in stats.items() for name, predictions in s.predictions.items()}
+        decisions, dp_predictions = results["dp"]
+        gold_names = [task_spec.label_names[y] for y in labels]
+        lengths = [sum(kind == "input" for _, kind in d.layout) for d in decisions]
+        frame = pd.DataFrame({"tokens after the input": [d.tokens_after for d in decisions],
+                              "active length": [d.active_length for d in decisions],
+                              "gold label": pd.Categorical(gold_names, categories=task_spec.label_names),
+                              "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 10_000],
+                                                     labels=["1-32 tokens", "33-64 tokens", "65-96 tokens",
+                                                             "97+ tokens"])})
+        # Grouped by category first, so each legend lists labels and length bins in their own order.
+        counts = [frame.groupby([split_by, choice], observed=True).size().reset_index(name="items")
+                  .astype({split_by: str})
+                  for split_by in ("gold label", "input length")
+                  for choice in ("tokens after the input", "active length")]
+        fixed_predictions = results["fixed"][1]
+        rows = [{"dev #": i, "gold": gold_names[i], "fixed": task_spec.label_names[fixed_predictions[i]],
+                 "DP": task_spec.label_names[dp_predictions[i]],
+                 "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
+                for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
+        return (pd.DataFrame(table), verdict(stats), views.choice_table(stats, intervals), *counts,
+                pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
+
+    run_explore.click(run_exploration, [task, dp_kind, left_side, session],
+                      [scores, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
+
+    def open_in_compare(table: pd.DataFrame, event: gr.SelectData):
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"])
+
+    pick, pick_inputs, pick_outputs = compare.pick
+    run_compare, compare_inputs, compare_outputs = compare.compare
+    disagreements.select(open_in_compare, disagreements, [tabs, compare.dev_index], api_visibility="private").then(
+        pick, pick_inputs, pick_outputs, api_visibility="private").then(
+        run_compare, compare_inputs, compare_outputs, api_visibility="private")

@@ -1,0 +1,146 @@
+"""Train: short runs of the chosen methods with equal budgets; loss, dev score and DP's choices stream live."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import gradio as gr
+import pandas as pd
+
+from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
+from dp_core.tasks import DataError
+from dp_core.train import TrainConfig, load_task_data, train
+
+from .. import views
+from ..state import (DEV_LIMIT, FIXED, HOSTED, HUB_BACKBONES, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES, ZERO_GPU,
+                     GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu)
+
+CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
+
+
+def checked_seed(value) -> int:
+    """The seed as the generators take it, or a message saying what is allowed."""
+    if value is None or value == "":
+        return 0
+    if float(value) != int(float(value)) or not 0 <= int(float(value)) <= MAX_SEED:
+        raise gr.Error(f"Seed must be a whole number from 0 to {MAX_SEED}.")
+    return int(float(value))
+
+
+def choice_spread(step: int, choices: dict) -> list[dict]:
+    """Where DP put the prompt over the dev set at one evaluation: the share of items at each place."""
+    counts = choices["position"]["counts"]
+    total = max(1, sum(counts))
+    return [{"step": str(step), "tokens after the input": str(p), "share of dev items": n / total}
+            for p, n in enumerate(counts)]
+
+
+def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
+    with gr.Row():
+        backbone = gr.Dropdown([DEFAULT_BACKBONE, *HUB_BACKBONES], value=DEFAULT_BACKBONE, label="Frozen backbone",
+                               allow_custom_value=not HOSTED, info="bundled offline; the others download from the Hub")
+        methods = gr.CheckboxGroup(list(METHOD_CHOICES), value=[FIXED, "DP deep: position + length + pool"],
+                                   label="Methods (each gets the same budget)")
+    with gr.Row():
+        budget = gr.Slider(5, MAX_BUDGET_S, value=60, step=5, label="Budget per method (seconds)")
+        k_shot = gr.Number(0, precision=0, minimum=0, label="Few-shot k (0: the whole train set)")
+        seed = gr.Number(0, precision=0, label=f"Seed (0 to {MAX_SEED})")
+    with gr.Row():
+        start = gr.Button("Train", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+    status = gr.Markdown()
+    with gr.Row():
+        # A fixed colour per method: the plot keeps the colours of its first update otherwise.
+        colours = dict(zip(METHOD_CHOICES, ("#6b7280", "#a855f7", "#2563eb", "#ea580c", "#16a34a")))
+        loss_plot = gr.LinePlot(x="step", y="loss", color="method", color_map=colours, title="Training loss")
+        dev_plot = gr.ScatterPlot(x="step", y="dev score", color="method", color_map=colours,
+                                  title="Dev score (each evaluation)")
+    choice_plot = gr.BarPlot(x="step", y="share of dev items", color="tokens after the input",
+                             color_map=views.candidate_colours(17), y_lim=[0, 1],
+                             title="Where DP puts the prompt on the dev set, at each evaluation (blue: before the "
+                                   "input, orange: after it)")
+    summary = gr.Dataframe(label="Best dev score of each run", interactive=False)
+
+    @on_gpu
+    def run_training(task_name, backbone_name, chosen, budget_s, k, seed_value, state, progress=gr.Progress()):
+        state = state or Session()
+        if not chosen:
+            raise gr.Error("Choose at least one method.")
+        if HOSTED and backbone_name not in (DEFAULT_BACKBONE, *HUB_BACKBONES):
+            raise gr.Error("This Space trains only the listed backbones.")
+        seed_number = checked_seed(seed_value)
+        wanted_s, budget_s = float(budget_s or 60), method_budget(budget_s, len(chosen))
+        if ZERO_GPU and budget_s < min(wanted_s, MAX_BUDGET_S):
+            gr.Info(f"On this GPU Space one run may hold the GPU for {GPU_CALL_MAX_S} s: "
+                    f"each of the {len(chosen)} methods gets {budget_s:.0f} s.")
+        state.cancel.clear()
+        try:
+            backbone_model = shared.backbone(backbone_name)
+            offline_boolq = task_name == "boolq" and shared.data_dir is not None
+            base = TrainConfig(task=task_name, backbone=backbone_name, data_dir=shared.data_dir,
+                               k_shot=int(k) or None, fewglue=offline_boolq, dev_limit=DEV_LIMIT, epochs=1000,
+                               time_budget_s=budget_s, eval_every=10, seed=seed_number, counterfactuals="none")
+            data = load_task_data(base)
+        except (DataError, BackboneError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        drawn = len({example.group for example in data[0]})  # k counts items (MultiRC: whole questions)
+        k_note = ""
+        if k and drawn < int(k):
+            k_note = (f" Few-shot k = {int(k)} is more than the {drawn} training items of {task_name}: training on "
+                      "all of them.")
+            gr.Warning(k_note.strip())
+        # Every chosen method appears from the first update on (an empty point at step 0): the plots fix
+        # their legend from the methods they first see.
+        losses = [{"method": label, "step": 0, "loss": float("nan")} for label in chosen]
+        devs = [{"method": label, "step": 0, "dev score": float("nan")} for label in chosen]
+        spread, best, last_yield = [], [], 0.0
+
+        def frames():
+            return (pd.DataFrame(losses, columns=["method", "step", "loss"]),
+                    pd.DataFrame(devs, columns=["method", "step", "dev score"]),
+                    gr.BarPlot(pd.DataFrame(spread, columns=CHOICE_COLUMNS),
+                               sort=list(dict.fromkeys(row["step"] for row in spread))), pd.DataFrame(best))
+
+        for position, label in enumerate(chosen):
+            config = replace(base, prompt=METHOD_CHOICES[label]())
+            if "position" in getattr(config.prompt, "factors", ()):
+                spread = []  # the plot follows the DP method now training
+            for event in train(config, backbone=backbone_model, cancel=state.cancel, data=data):
+                if event.kind == "step":
+                    losses.append({"method": label, "step": event.step, "loss": event.loss})
+                elif event.kind == "eval":
+                    devs.append({"method": label, "step": event.step, "dev score": event.metrics["score"]})
+                    if event.choices and "position" in event.choices:
+                        spread += choice_spread(event.step, event.choices)
+                else:
+                    result = event.result
+                    result.model.metadata = {"score": result.best_metrics["score"], "choices": result.choices}
+                    state.runs.setdefault(task_name, {})[label] = result.model
+                    state.choice_stats.pop(id(result.model), None)
+                    best.append({"method": label, "best dev score": round(result.best_metrics["score"], 4),
+                                 "at step": result.best_step, "stopped": result.stopped_because,
+                                 "majority class score": round(result.majority_baseline, 4),
+                                 "examples/s": round(event.examples_per_s, 1)})
+                fraction = min(1.0, event.elapsed_s / budget_s)
+                progress((position + fraction) / len(chosen), desc=f"{label}: step {event.step}")
+                text = (f"**{label}** ({position + 1} of {len(chosen)}): step {event.step}, "
+                        f"{event.examples_per_s:.1f} examples/s, about {max(0.0, budget_s - event.elapsed_s):.0f} s "
+                        f"left for this method. Train {len(data[0])} items, dev {len(data[1])}.{k_note}")
+                if event.kind != "step" or time.monotonic() - last_yield > 0.5:
+                    last_yield = time.monotonic()
+                    yield (state, text, *frames())
+            if state.cancel.is_set():
+                break
+        stopped = "Stopped; the best checkpoint so far is kept." if state.cancel.is_set() else "Done."
+        yield (state, f"{stopped} Open **Compare** to see the trained prompts at work.{k_note}", *frames())
+
+    def stop_training(state):
+        if state is not None:
+            state.cancel.set()
+        return "Stopping after the current step…"
+
+    start.click(run_training, [task, backbone, methods, budget, k_shot, seed, session],
+                [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train", concurrency_limit=1,
+                concurrency_id="train")
+    stop.click(stop_training, session, status, api_name="stop", queue=False)

@@ -1,0 +1,70 @@
+"""Each plain reading of a DP choice, shown for a model built to produce it."""
+
+import torch
+
+from dp_core.choices import choice_reading, split_choice_statistics
+from dp_core.data import encode_examples
+from dp_core.dynamic import DynamicPromptConfig
+from dp_core.explain import counterfactuals, explain
+from dp_core.model import HeadConfig, PromptClassifier
+from dp_core.tasks import load_examples
+
+
+def task_level(backbone, logits=None, head_scale=1.0):
+    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position",), prompt_dropout=0.0)
+    model = PromptClassifier(backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.prompt.input_pool.normal_(std=3.0)
+        model.head[1].weight.mul_(head_scale)
+        if logits is not None:
+            model.prompt.task_logits["position"].copy_(torch.tensor(logits))
+    return model
+
+
+def reading_of(model, data_dir, index=0):
+    examples = load_examples("rte", "val", data_dir)[:16]
+    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
+    stats = split_choice_statistics(model, split, batch_size=16)["position"]
+    from dp_core.data import collate
+
+    batch = collate(split, [index], model.backbone.tokenizer.pad_token_id)
+    decision = explain(model, batch)[0]
+    forced = counterfactuals(model, batch, "position")[0].tolist()
+    return choice_reading("position", decision.position_probs, forced, model.task.label_names, stats.summary()), stats
+
+
+def test_committed_choice_reads_sure_and_collapsed(tiny_backbone, data_dir):
+    reading, stats = reading_of(task_level(tiny_backbone, [0.0, 0.0, 6.0, 0.0, 0.0]), data_dir)
+    assert stats.commitment > 0.9 and stats.collapse == 1.0
+    assert "DP is sure of this place (99%)" in reading
+    assert "DP chose this place for 100% of the dev set: it acts as one choice for the whole task." in reading
+
+
+def test_uniform_choice_reads_no_preference(tiny_backbone, data_dir):
+    reading, stats = reading_of(task_level(tiny_backbone, [0.0] * 5), data_dir)
+    assert "DP has no preference for the place here (top choice 20% of 5; uniform 20%)" in reading
+    assert "arbitrary pick" in reading and "sure" not in reading
+
+
+def test_a_head_that_ignores_the_input_reads_place_does_not_matter(tiny_backbone, data_dir):
+    model = task_level(tiny_backbone, [0.0, 3.0, 0.0, 0.0, 0.0], head_scale=0.0)
+    reading, stats = reading_of(model, data_dir)
+    assert stats.changes_prediction == 0.0
+    assert "is the same wherever the prompt goes" in reading
+
+
+def test_a_place_that_matters_reads_what_moving_it_changes(tiny_backbone, data_dir):
+    model = task_level(tiny_backbone, [0.0, 0.0, 0.0, 0.0, 1.0])
+    examples = load_examples("rte", "val", data_dir)[:16]
+    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
+    from dp_core.data import collate
+
+    batch = collate(split, list(range(16)), model.backbone.tokenizer.pad_token_id)
+    with torch.no_grad():  # a strong head centred on every candidate's outputs: the class hangs on the place
+        model.head[1].weight.normal_(std=30.0)
+        pooled = torch.cat([model.encode(batch, forced={"position": torch.full((16,), c)}).pooled for c in range(5)])
+        model.head[1].bias.copy_(-(pooled @ model.head[1].weight.T).mean(0))
+    readings = [reading_of(model, data_dir, index)[0] for index in range(16)]
+    assert any("With another place the prediction would change at" in text for text in readings)
+    assert all("DP leans towards this place (40%; uniform 20%)" in text for text in readings)
