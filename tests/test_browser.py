@@ -7,6 +7,7 @@ $DP_SCREENSHOTS_DIR to keep the screenshots (docs/screenshots holds the ones sho
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_text("Done. Open Compare").wait_for(timeout=180_000)
     assert page.get_by_text("Best dev score of each run").is_visible()
     page.wait_for_timeout(2000)  # the plots redraw after the last update
-    assert "DP input" in page.locator(".vega-embed").first.inner_text()  # both methods' curves, not just the first
+    assert "DP deep" in page.locator(".vega-embed").first.inner_text()  # both methods' curves, not just the first
+    assert "Where DP puts the prompt on the dev set" in page.inner_text("body")
     screenshot(page, "train", tmp_path)
 
     page.get_by_role("tab", name="Compare").click()
@@ -59,11 +61,13 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_label("Premise").first.wait_for()
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 20)")
     page.get_by_role("button", name="Compare", exact=True).click()
-    page.get_by_text("DP put").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"DP put \d+ of")).wait_for(timeout=60_000)
     body = page.inner_text("body")
     assert "Gold label of dev example 0" in body
     assert any(label in body for label in ("entailment", "contradiction", "neutral"))
     assert "prompt tokens after the hypothesis" in body and "trained in this session" in body
+    assert any(words in body for words in ("DP is sure", "DP has no preference", "DP leans towards"))
+    assert "What if the prompt's place were different" in body
     assert page.locator(".dp-token[data-kind='prompt-after'], .dp-token[data-kind='prompt-before']").count() > 0
     screenshot(page, "compare", tmp_path)
 
@@ -71,7 +75,9 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_role("button", name="Evaluate on the dev set").click()
     interval = page.locator(r"text=/\d\.\d{3} – \d\.\d{3}/ >> visible=true").first
     interval.wait_for(timeout=120_000)  # a score's 95 % interval in the table
-    assert "Where the methods disagree" in page.inner_text("body")
+    page.get_by_text("How decided DP is, and what its choices are worth").wait_for()
+    body = page.inner_text("body")
+    assert "Where the methods disagree" in body and "per-item oracle (upper bound)" in body
     screenshot(page, "explore", tmp_path)
 
     page.get_by_role("tab", name="Learn").click()

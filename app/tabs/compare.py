@@ -88,10 +88,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                                      x_title=name, y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
     with gr.Row():
         what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
-                                    title=f"What if the prompt went elsewhere: class probabilities at every "
-                                          f"{'place (tokens after the input)' if f == 'position' else 'length'}",
-                                    x_title=f"{'tokens after the input' if f == 'position' else 'active length'} "
-                                            "(· DP: its choice, · fixed: the fixed layout)")
+                                    title=f"What if the prompt's {'place' if f == 'position' else 'length'} "
+                                          "were different: class probabilities",
+                                    x_title=f"{'tokens after the input' if f == 'position' else 'active length'}; "
+                                            "DP: its choice, fixed: the fixed layout")
                          for f in WHAT_IF]
     field_boxes = list(inputs.values())
 
