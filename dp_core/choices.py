@@ -174,12 +174,10 @@ WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", 
         "pool": ("pool prompt", "whichever pool prompt is used")}
 
 
-def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[list[float]] | None = None,
-                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None) -> str:
-    """Plain sentences on one instance's choice of ``factor``: how sure DP is, whether it acts as one choice for the
-    whole task (``task_stats``: the factor's ``ChoiceStatistics.summary()`` on dev), and what the choice changes
-    (``counterfactual``: class probabilities at every candidate)."""
-    what, everywhere = WHAT[factor]
+def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict | None = None) -> str:
+    """How sure DP is of one instance's choice of ``factor``, and whether it acts as one choice for the whole task
+    (``task_stats``: the factor's ``ChoiceStatistics.summary()`` on dev)."""
+    what, _ = WHAT[factor]
     size = len(choice_probs)
     chosen = max(range(size), key=choice_probs.__getitem__)
     top = choice_probs[chosen]
@@ -193,14 +191,29 @@ def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[
     if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
         parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "
                      "for the whole task.")
-    if counterfactual is not None:
-        predicted = [max(range(len(row)), key=row.__getitem__) for row in counterfactual]
-        name = (lambda c: label_names[c]) if label_names else str
-        if len(set(predicted)) == 1:
-            parts.append(f"The prediction ({name(predicted[0])}) is the same {everywhere}.")
-        else:
-            changed = sum(p != predicted[chosen] for p in predicted)
-            others = sorted({name(p) for p in predicted if p != predicted[chosen]})
-            parts.append(f"With another {what} the prediction would change at {changed} of {size} candidates "
-                         f"(to {', '.join(others)}).")
     return " ".join(parts)
+
+
+def change_reading(factor: str, counterfactual: list[list[float]], chosen: int,
+                   label_names: tuple[str, ...] | None = None) -> str:
+    """What DP's choice ``chosen`` changes for one instance, from the class probabilities at every candidate."""
+    what, everywhere = WHAT[factor]
+    predicted = [max(range(len(row)), key=row.__getitem__) for row in counterfactual]
+    name = (lambda c: label_names[c]) if label_names else str
+    if len(set(predicted)) == 1:
+        return f"The prediction ({name(predicted[0])}) is the same {everywhere}."
+    changed = sum(p != predicted[chosen] for p in predicted)
+    others = sorted({name(p) for p in predicted if p != predicted[chosen]})
+    return (f"With another {what} the prediction would change at {changed} of {len(predicted)} candidates "
+            f"(to {', '.join(others)}).")
+
+
+def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[list[float]] | None = None,
+                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None) -> str:
+    """Plain sentences on one instance's choice of ``factor``: how sure DP is, whether it acts as one choice for the
+    whole task, and (with ``counterfactual``: class probabilities at every candidate) what the choice changes."""
+    reading = confidence_reading(factor, choice_probs, task_stats)
+    if counterfactual is None:
+        return reading
+    chosen = max(range(len(choice_probs)), key=choice_probs.__getitem__)
+    return f"{reading} {change_reading(factor, counterfactual, chosen, label_names)}"

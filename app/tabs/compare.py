@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from dp_core.choices import choice_reading, chosen_factors
+from dp_core.choices import change_reading, chosen_factors, confidence_reading
 from dp_core.data import collate, encode_examples
 from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
@@ -37,24 +37,35 @@ def dev_summary(model) -> dict:
     return metadata.get("choices") or metadata.get("summary", {}).get("choices") or {}
 
 
+def first_row_batch(model, example):
+    split = encode_examples(model.backbone.tokenizer, model.task, [example], model.max_length)
+    return collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
+
+
+def confidence(model, decision) -> list[str]:
+    """How sure DP is of each choice it made for this example (cheap: no candidate is tried)."""
+    stats = dev_summary(model)
+    probs = {"position": decision.position_probs, "length": decision.length_probs}
+    return [confidence_reading(factor, probs[factor], stats.get(factor)) for factor in WHAT_IF
+            if probs[factor] is not None]
+
+
 def what_if(model, example, label_names) -> tuple[list[pd.DataFrame], list[str]]:
     """For DP's position and length: the class probabilities with that factor at every candidate (the first row
-    of the item), and the reading of each choice."""
-    split = encode_examples(model.backbone.tokenizer, model.task, [example], model.max_length)
-    batch = collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
+    of the item, every candidate tried), and what moving it changes, in words."""
+    batch = first_row_batch(model, example)
     with torch.no_grad():
         plan = model.eval().encode(batch).plan
     chosen = {"position": int(plan.split_position[0]), "length": int(plan.active[0].sum()) - 1}
     fixed = {"position": 0, "length": model.method.num_tokens - 1}
-    stats, frames, readings = dev_summary(model), [], []
+    frames, readings = [], []
     for factor in WHAT_IF:
         if factor not in chosen_factors(model):
             frames.append(pd.DataFrame(columns=["candidate", "class", "probability"]))
             continue
         forced = counterfactuals(model, batch, factor)[0].tolist()
-        probs = plan.decisions[f"{factor}_probs"][0].tolist()
         frames.append(views.counterfactual_frame(factor, forced, chosen[factor], fixed[factor], label_names))
-        readings.append(choice_reading(factor, probs, forced, label_names, stats.get(factor)))
+        readings.append(change_reading(factor, forced, chosen[factor], label_names))
     return frames, readings
 
 
@@ -134,7 +145,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                     answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = next(iter(LEFT)),
                     state: Session | None = None):
         """Predict one example with a fixed prompt and with DP; fill the fields the task uses (the others are
-        ignored). COPA: ``copa_asks`` is "cause" or "effect"."""
+        ignored). COPA: ``copa_asks`` is "cause" or "effect". Streams twice: the predictions first, then the same
+        with the "what if" plots (DP with the prompt at every place and length: candidates x a forward pass)."""
         typed = {"premise": premise, "hypothesis": hypothesis, "question": question, "passage": passage,
                  "choice1": choice1, "choice2": choice2, "word": word, "sentence1": sentence1,
                  "sentence2": sentence2, "text": text, "span1_text": span1_text, "span2_text": span2_text,
@@ -154,14 +166,16 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             example = example_from_fields(task_name, typed)
         except DataError as error:
             gr.Warning(str(error))
-            return [views.error_html(str(error))] + skip
+            yield [views.error_html(str(error))] + skip
+            return
         fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
                                   LEFT.get(left, "counterpart"))
         if fixed is None and dp is None:
             gr.Warning(f"No trained prompt for {task_name} yet: train one on the Train tab.")
-            return [views.error_html("No trained prompt for this task yet.")] + skip
+            yield [views.error_html("No trained prompt for this task yet.")] + skip
+            return
         label_names = get_task(task_name).label_names
-        outputs, notes, dp_rows, what_if_frames = [], [], None, None
+        outputs, notes, dp_rows = [], [], None
         if cut:
             notes.append(f"Cut to {MAX_CHARS} characters: {', '.join(cut)}.")
         for side in (fixed, dp):
@@ -179,16 +193,20 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             reading = f"*{source}.* " + " ".join(plain_reading(row, task_name) for row in rows[:1])
             if side is dp:
                 dp_rows = rows
-                what_if_frames, choice_readings = what_if(model, example, label_names)
-                reading += "\n\n" + "\n\n".join(choice_readings)
+                reading = "\n\n".join([reading, *confidence(model, rows[0])])
             outputs += [views.class_probabilities(rows[0], label_names), drawing, reading]
         if gold is not None:
             notes.append(f"Gold label of dev example {state.picked[1]}: <b>{label_names[gold]}</b>.")
         frames = views.candidate_frames(dp_rows[0]) if dp_rows else [pd.DataFrame()] * 3
         plots = [gr.BarPlot(frame, sort=list(frame.get("candidate", []))) for frame in frames]  # in order
-        what_if_frames = what_if_frames or [pd.DataFrame(columns=["candidate", "class", "probability"])] * 2
-        what_ifs = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame["candidate"]))) for frame in what_if_frames]
-        return ["<br>".join(notes), *outputs, *plots, *what_ifs]
+        empty = [pd.DataFrame(columns=["candidate", "class", "probability"])] * 2
+        yield ["<br>".join(notes), *outputs, *plots, *empty]  # the predictions at once; the what-if follows
+        if dp_rows is None:
+            return
+        frames, changes = what_if(dp[1], example, label_names)
+        outputs[-1] = "\n\n".join([outputs[-1], *changes])
+        what_ifs = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame["candidate"]))) for frame in frames]
+        yield ["<br>".join(notes), *outputs, *plots, *what_ifs]
 
     compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
                        *what_if_plots]
