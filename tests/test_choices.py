@@ -118,3 +118,14 @@ def test_training_records_choices_at_every_evaluation(tiny_backbone, data_dir):
     fixed = run(TrainConfig(task="cb", prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir), k_shot=8,
                             dev_limit=8, max_steps=2, batch_size=4), backbone=tiny_backbone)
     assert fixed.choices is None and all("choices" not in entry for entry in fixed.history)
+
+
+def test_counterfactual_scores_at_every_evaluation_on_request(tiny_backbone, data_dir):
+    config = TrainConfig(task="copa", prompt=DynamicPromptConfig(num_tokens=3), data_dir=str(data_dir), k_shot=8,
+                         dev_limit=6, max_steps=2, eval_every=1, batch_size=4, counterfactuals="every_eval")
+    result = run(config, backbone=tiny_backbone)
+    evaluations = [entry["choices"]["position"] for entry in result.history if "score" in entry]
+    assert len(evaluations) == 2 and all(len(e["single_scores"]) == 4 and e["oracle_score"] is not None
+                                         for e in evaluations)
+    with pytest.raises(ValueError, match="counterfactuals must be one of"):
+        TrainConfig(counterfactuals="always")

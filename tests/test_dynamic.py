@@ -429,3 +429,64 @@ def test_cli_options_train_every_factor_combination_at_both_levels(task, data_di
             result = run(config, backbone=tiny_backbone, data=data)
             assert result.model.method.factors == tuple(factors.split(",")) and result.model.method.level == level
             assert result.best_metrics is not None and int(result.model.prompt.steps_done) == 1
+
+
+def test_leave_one_out_baseline_judges_each_sample_against_its_items_other_samples(tiny_backbone, data_dir):
+    """With K samples per item, a row's advantage is its loss minus the mean of the same item's other samples:
+    an item's difficulty cancels, only what its layout changed remains."""
+    batch = rte_batch(tiny_backbone, data_dir, count=4)
+    model = dp_model(tiny_backbone, samples=3).train()
+    plan = model.prompt(input_ids=batch.input_ids.repeat(3, 1), features=torch.randn(12, 32))
+    losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 1.5, 2.0, 3.0, 4.0, 0.5, 2.0, 6.0, 4.0])
+    log_prob = plan.decisions["choice_log_prob"]
+    baseline = torch.tensor([1.0, 2.0, 4.5, 4.0, 0.75, 2.0, 4.5, 4.0, 1.25, 2.0, 3.0, 4.0])
+    expected = ((losses - baseline) * log_prob).mean()
+    assert torch.allclose(model.prompt.surrogate_loss(plan, losses), expected)
+    model.training_loss(batch).backward()  # the batch is laid out 3 times inside; gradients reach the network
+    assert model.prompt.heads["position"].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="samples must be 1"):
+        DynamicPromptConfig(samples=2, estimator="straight_through")
+
+
+def test_choice_network_gets_its_own_learning_rate_and_waits_during_warm_up(tiny_backbone, data_dir):
+    from dp_core.train import build_optimizer
+
+    model = dp_model(tiny_backbone, choice_lr=1e-4, choice_warmup=0.5)
+    groups = build_optimizer(model, TrainConfig(lr=1e-2, lr_head=2e-2)).param_groups
+    assert [group["lr"] for group in groups] == [2e-2, 1e-2, 1e-4]
+    assert {id(p) for p in groups[2]["params"]} == {id(p) for p in model.prompt.heads.parameters()}
+    batch = rte_batch(tiny_backbone, data_dir)
+    model.prompt.schedule_run(10)
+    model.train()
+    plan = model.encode(batch).plan  # step 1 of 10: warming up, random layouts, nothing for the network to learn
+    assert "choice_log_prob" not in plan.decisions
+    model.prompt.steps_done.fill_(6)
+    assert "choice_log_prob" in model.encode(batch).plan.decisions
+
+
+def test_entropy_bonus_is_annealed_to_zero_over_the_run(tiny_backbone, data_dir):
+    batch = rte_batch(tiny_backbone, data_dir)
+    model = dp_model(tiny_backbone, entropy_bonus=0.2, factors=("position", "length")).train()
+    model.prompt.schedule_run(10)
+    losses = torch.zeros(batch.input_ids.shape[0])  # no advantage: only the entropy term is left
+    plan = model.encode(batch).plan
+    entropy = plan.decisions["choice_entropy"]
+    assert torch.allclose(model.prompt.surrogate_loss(plan, losses), -0.2 * 0.9 * entropy.mean())
+    model.prompt.steps_done.fill_(10)
+    plan = model.encode(batch).plan
+    assert model.prompt.surrogate_loss(plan, losses).abs() < 1e-7
+
+
+def test_checkpoints_saved_before_feature_norm_load_as_they_were(tiny_backbone, data_dir, tmp_path):
+    import json
+
+    batch = rte_batch(tiny_backbone, data_dir)
+    model = dp_model(tiny_backbone, feature_norm=False, tau_schedule="reference").eval()
+    spread_choices(model, batch, scale=1.0)
+    model.save_pretrained(tmp_path / "old")
+    record = json.loads((tmp_path / "old" / "dp_config.json").read_text())
+    for name in ("feature_norm", "tau_schedule", "choice_lr", "samples", "entropy_bonus", "choice_warmup"):
+        record["method"].pop(name)  # as the checkpoints of before these options
+    (tmp_path / "old" / "dp_config.json").write_text(json.dumps(record))
+    loaded = PromptClassifier.from_pretrained(tmp_path / "old", backbone=tiny_backbone).eval()
+    assert loaded.method.feature_norm is False and torch.equal(loaded(batch), model(batch))
