@@ -40,6 +40,7 @@ from .prompts import MethodConfig, PromptPlan, initial_prompt_vectors
 FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
 WHERE = ("input", "deep", "both")
+ESTIMATORS = ("score_function", "straight_through", "exact")
 
 PLACE_EXPLANATION = (
     "In this encoder (bidirectional attention, absolute positions) an input-level prompt token is read like a "
@@ -69,8 +70,11 @@ class DynamicPromptConfig(MethodConfig):
     choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
     # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
     # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
-    # log-probability of the sampled choice (unbiased; no candidate is ever built).
+    # log-probability of the sampled choice (unbiased; no candidate is ever built). "exact": the gradient of the
+    # expected loss over every candidate, for ``exact_items`` items of each batch (each candidate's loss from a
+    # forward pass without gradient: (candidates x exact_items) extra rows per step).
     estimator: str = "score_function"
+    exact_items: int = 4
     # Score function: layouts sampled per item while training. 1: the baseline is the batch mean; > 1: each sample's
     # baseline is the mean loss of the item's other samples (leave-one-out), which removes the item's difficulty.
     samples: int = 1
@@ -93,8 +97,8 @@ class DynamicPromptConfig(MethodConfig):
             raise ValueError(f"where must be one of {WHERE}, got {self.where!r}")
         if self.tau_schedule not in ("run", "reference", "exponential"):
             raise ValueError(f"tau_schedule must be 'run', 'reference' or 'exponential', got {self.tau_schedule!r}")
-        if self.estimator not in ("score_function", "straight_through"):
-            raise ValueError(f"estimator must be 'score_function' or 'straight_through', got {self.estimator!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.samples < 1 or (self.samples > 1 and self.estimator != "score_function"):
             raise ValueError(f"samples must be 1, or > 1 with the score-function estimator, got {self.samples}")
 
@@ -180,7 +184,7 @@ class DynamicPrompt(nn.Module):
             uniform = torch.randint(logits.shape[-1], logits.shape[:-1], device=logits.device)
             return F.one_hot(uniform, logits.shape[-1]).float()
         sample = F.gumbel_softmax(logits.float(), tau=self.temperature(), hard=True)
-        return sample.detach() if self.config.estimator == "score_function" else sample
+        return sample if self.config.estimator == "straight_through" else sample.detach()
 
     def surrogate_loss(self, plan: PromptPlan, row_losses: torch.Tensor) -> torch.Tensor:
         """Score-function term: (instance loss - baseline) * log p(sampled choices), minus the annealed entropy

@@ -190,7 +190,33 @@ class PromptClassifier(nn.Module):
         if surrogate is not None:
             rows_per_item = batch.input_ids.shape[0] // batch.num_items
             loss = loss + surrogate(encoded.plan, item_losses.repeat_interleave(rows_per_item))
+        if getattr(self.method, "estimator", None) == "exact" and not self.prompt.warming_up():
+            loss = loss + self.expected_choice_loss(batch, features)
         return loss
+
+    def expected_choice_loss(self, batch: Batch, features: torch.Tensor | None) -> torch.Tensor:
+        """DP's "exact" estimator: for the first ``exact_items`` items, the loss of every candidate place and
+        length (forward passes without gradient, dropout off), weighted by the choice network's probabilities;
+        its gradient is that of the expected loss, exactly, for those items."""
+        from .explain import counterfactuals
+
+        items = min(self.method.exact_items, batch.num_items)
+        rows_per_item = batch.input_ids.shape[0] // batch.num_items
+        rows = items * rows_per_item
+        head = Batch(batch.input_ids[:rows], batch.attention_mask[:rows], batch.token_type_ids[:rows],
+                     batch.labels[:items], batch.items[:items], batch.rows[:rows])
+        head_features = features[:rows] if features is not None else self.instance_features(head)
+        logits = self.prompt.logits(head_features)
+        term = logits[next(iter(logits))].new_zeros(())
+        for factor in ("position", "length"):
+            if factor not in logits:
+                continue
+            forced = counterfactuals(self, head, factor, head_features)  # (items, candidates, labels), no gradient
+            losses = -forced.clamp_min(1e-12).log().gather(
+                2, head.labels.cpu()[:, None, None].expand(-1, forced.shape[1], 1)).squeeze(-1)  # (items, C)
+            probs = logits[factor].float().softmax(-1)  # (rows, C)
+            term = term + (probs * losses.to(probs.device).repeat_interleave(rows_per_item, 0)).sum(-1).mean()
+        return term
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
 

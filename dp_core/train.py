@@ -27,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
 from .choices import chosen_factors, predict_split, split_choice_statistics
+from .dynamic import ESTIMATORS
 from .data import Batch, EncodedSplit, encode_examples, iterate_batches
 from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
@@ -390,8 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--where", default=None, choices=["input", "deep", "both"], help="dp: input-level tokens or deep prompts")
     add("--pool-size", type=int, default=None, help="dp: prompts in the pool")
     add("--pool-gumbel", action="store_true", help="dp: hard one-hot pool choice instead of a softmax mix")
-    add("--estimator", default=None, choices=["score_function", "straight_through"],
-        help="dp: how choices learn (straight_through: the reference's gradient)")
+    add("--estimator", default=None, choices=list(ESTIMATORS),
+        help="dp: how choices learn (straight_through: the reference's gradient; exact: every candidate's loss for "
+             "--exact-items items per batch)")
+    add("--exact-items", type=int, default=None, help="dp, exact estimator: items per batch whose candidates are tried")
     add("--tau-start", type=float, default=None)
     add("--tau-min", type=float, default=None)
     add("--tau-rate", type=float, default=None)
@@ -422,7 +425,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,
                            tau_schedule=args.tau_schedule, estimator=args.estimator, feature_norm=args.feature_norm,
                            choice_lr=args.choice_lr, samples=args.samples, entropy_bonus=args.entropy_bonus,
-                           choice_warmup=args.choice_warmup)
+                           choice_warmup=args.choice_warmup, exact_items=args.exact_items)
     return TrainConfig(
         task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,

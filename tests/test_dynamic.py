@@ -100,7 +100,7 @@ def test_inactive_prompt_tokens_do_not_change_the_output(where, tiny_backbone, d
     assert not torch.allclose(after[~unchanged], before[~unchanged]), "active slots do matter"
 
 
-@pytest.mark.parametrize("estimator", ["score_function", "straight_through"])
+@pytest.mark.parametrize("estimator", ["score_function", "straight_through", "exact"])
 @pytest.mark.parametrize("factor", ["position", "length", "pool"])
 @pytest.mark.parametrize("where", ["input", "deep", "both"])
 def test_gradients_reach_every_instance_network_parameter(factor, where, estimator, tiny_backbone, data_dir):
@@ -211,8 +211,9 @@ def forced_logits(model, batch, factor, choice):
     return logits
 
 
+@pytest.mark.parametrize("estimator", ["score_function", "exact"])
 @pytest.mark.parametrize("factor", ["position", "length"])
-def test_instance_level_learns_instance_dependent_choices_task_level_cannot(factor, tiny_backbone):
+def test_instance_level_learns_instance_dependent_choices_task_level_cannot(factor, estimator, tiny_backbone):
     """Frozen random prompt and head; type A is classified right only with choice 0, type B only with choice 1
     (instances where both choices agree are left out). Only the choice network trains, with the default
     (score-function) estimator. The reference's straight-through gradient stays near chance here (measured:
@@ -245,7 +246,8 @@ def test_instance_level_learns_instance_dependent_choices_task_level_cannot(fact
 
     def train_and_score(level):
         torch.manual_seed(1)
-        learner = dp_model(tiny_backbone, num_tokens=num_tokens, factors=(factor,), level=level)
+        learner = dp_model(tiny_backbone, num_tokens=num_tokens, factors=(factor,), level=level, estimator=estimator,
+                           exact_items=64)
         learner.load_state_dict(model.state_dict(), strict=False)
         choice_parameters = list((learner.prompt.heads if level == "instance" else learner.prompt.task_logits)
                                  .parameters())
@@ -490,3 +492,19 @@ def test_checkpoints_saved_before_feature_norm_load_as_they_were(tiny_backbone, 
     (tmp_path / "old" / "dp_config.json").write_text(json.dumps(record))
     loaded = PromptClassifier.from_pretrained(tmp_path / "old", backbone=tiny_backbone).eval()
     assert loaded.method.feature_norm is False and torch.equal(loaded(batch), model(batch))
+
+
+def test_exact_estimator_gives_the_gradient_of_the_expected_loss_over_every_candidate(tiny_backbone, data_dir):
+    batch = rte_batch(tiny_backbone, data_dir, count=6)
+    model = dp_model(tiny_backbone, estimator="exact", exact_items=2, factors=("position",)).train()
+    features = model.instance_features(batch)
+    term = model.expected_choice_loss(batch, features)
+    term.backward()
+    model.eval()
+    with torch.no_grad():  # by hand: each of the first 2 items at every place, its loss weighted by p(place)
+        losses = torch.stack([torch.nn.functional.cross_entropy(
+            model(batch, features, forced={"position": torch.full((6,), c)}), batch.labels, reduction="none")[:2]
+            for c in range(5)], dim=1)
+    probs = model.prompt.logits(features[:2])["position"].softmax(-1)
+    assert torch.allclose(term, (probs * losses).sum(-1).mean(), atol=1e-5)
+    assert model.prompt.heads["position"].weight.grad.abs().sum() > 0
