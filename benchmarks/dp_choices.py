@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.choices import split_choice_statistics
 from dp_core.data import encode_examples
@@ -34,7 +35,6 @@ from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.train import TrainConfig, evaluate, load_task_data, run, split_features
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 FIXED_OF = {"input": "prompt tuning (fixed)", "deep": "P-tuning v2 (fixed)"}
 
 
@@ -98,13 +98,6 @@ def run_one(task: str, name: str, method, seed: int, args, backbone, data) -> di
 def key(record: dict) -> tuple:
     return record["label"], record["task"], record["variant"], record["seed"]
 
-
-def interval(differences: list[float]) -> str:
-    mean = statistics.mean(differences)
-    if len(differences) < 2:
-        return f"{mean:+.3f}"
-    half = T_975.get(len(differences) - 1, 1.96) * statistics.stdev(differences) / len(differences) ** 0.5
-    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
 
 
 def report(records: list[dict], label: str, tasks: list[str], command: str, args) -> str:

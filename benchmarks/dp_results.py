@@ -17,13 +17,13 @@ import statistics
 import sys
 from pathlib import Path
 
+from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import DataError
 from dp_core.train import TrainConfig, load_task_data, run
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def variants(num_tokens: int) -> dict:
@@ -37,13 +37,6 @@ def variants(num_tokens: int) -> dict:
         "DP input, full": DynamicPromptConfig(num_tokens=num_tokens, where="input", factors=full),
     }
 
-
-def interval(differences: list[float]) -> str:
-    mean = statistics.mean(differences)
-    if len(differences) < 2:
-        return f"{mean:+.3f}"
-    half = T_975.get(len(differences) - 1, 1.96) * statistics.stdev(differences) / len(differences) ** 0.5
-    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
 
 
 def main() -> None:
