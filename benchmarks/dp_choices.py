@@ -36,6 +36,7 @@ from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.train import TrainConfig, evaluate, load_task_data, run, split_features
 
 FIXED_OF = {"input": "prompt tuning (fixed)", "deep": "P-tuning v2 (fixed)"}
+MATTERS = 0.1  # the place "changes predictions" on a task when it does for at least this share of dev items
 
 
 def variants(num_tokens: int, dp_options: dict) -> dict:
@@ -122,14 +123,15 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
                          f"{f['changes_prediction']:.2f} | {f['own']:.3f} | {f['best_single']:.3f} "
                          f"(p={f['best_single_holdout_pick']}) | {f['best_single_hindsight']:.3f} | {f['oracle']:.3f} |")
     lines += ["", "Means over seeds (DP − fixed: paired 95 % t interval; own − best single: held-out pick):", "",
-              "| task | variant | seeds | dev score | DP − fixed | commitment (position) | collapse | own − best single |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| task | variant | seeds | dev score | DP − fixed | commitment (position) | collapse | changes pred. | "
+              "own − best single |", "|---|---|---|---|---|---|---|---|---|"]
+    targets: dict[str, dict[str, list[bool]]] = {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["task"], r["variant"]), []).append(r)
     for (task, variant), group in sorted(groups.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
         mean = statistics.mean(r["dev_score"] for r in group)
-        cells = [task, variant, str(len(group)), f"{mean:.3f}", "", "", "", ""]
+        cells = [task, variant, str(len(group)), f"{mean:.3f}", "", "", "", "", ""]
         if variant.startswith("DP"):
             where = "input" if "input" in variant else "deep"
             pairs = [(r["dev_score"], fixed[(task, FIXED_OF[where], r["seed"])]) for r in group
@@ -138,8 +140,23 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
             position = [r["factors"]["position"] for r in group]
             cells[5] = f"{statistics.mean(f['commitment'] for f in position):.2f}"
             cells[6] = f"{statistics.mean(f['collapse'] for f in position):.2f}"
-            cells[7] = interval([f["own"] - f["best_single"] for f in position])
+            changes = statistics.mean(f["changes_prediction"] for f in position)
+            cells[7] = f"{changes:.2f}"
+            cells[8] = interval([f["own"] - f["best_single"] for f in position])
+            commitment = statistics.mean(f["commitment"] for f in position)
+            own_gap = statistics.mean(f["own"] - f["best_single"] for f in position)
+            record = targets.setdefault(variant, {"own >= best single": [], "committed where it matters": []})
+            record["own >= best single"].append(own_gap >= 0)
+            if changes >= MATTERS:
+                record["committed where it matters"].append(commitment >= 0.5)
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Targets (position, means over seeds): own choices >= the best single place picked on held-out "
+              f"training items; median top-choice probability >= 0.5 on the tasks where the place changes >= "
+              f"{MATTERS:.0%} of dev predictions.", "", "| variant | own >= best single | committed where it matters |",
+              "|---|---|---|"]
+    for variant, record in sorted(targets.items()):
+        lines.append(f"| {variant} | " + " | ".join(f"{sum(hits)} of {len(hits)} tasks"
+                                                     for hits in record.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
