@@ -41,6 +41,7 @@ FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
 WHERE = ("input", "deep", "both")
 ESTIMATORS = ("score_function", "straight_through", "exact")
+FEATURE_NORMS = ("none", "layer", "unit")
 
 PLACE_EXPLANATION = (
     "In this encoder (bidirectional attention, absolute positions) an input-level prompt token is read like a "
@@ -66,7 +67,10 @@ class DynamicPromptConfig(MethodConfig):
     # "reference": the rule above, written for 20,000 steps; "exponential": tau_start * exp(-tau_rate * t).
     tau_schedule: str = "run"
     network_hidden: int = 0  # 0: one Linear per factor, as the reference; > 0: a shared hidden ReLU layer
-    feature_norm: bool = True  # LayerNorm (no parameters) on the instance features; the reference reads them raw
+    # What the choice network reads: "none": the raw instance features (the reference); "layer": LayerNorm-ed (no
+    # parameters; unit variance per dimension); "unit": LayerNorm-ed then scaled to unit length, so a fresh network
+    # starts near uniform and an optimizer step moves an instance's logits about as much as the shared bias.
+    feature_norm: str = "unit"
     choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
     # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
     # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
@@ -84,10 +88,14 @@ class DynamicPromptConfig(MethodConfig):
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 
     # Values of options added after checkpoints were first saved, for records that lack them (as they were then).
-    saved_before: ClassVar[dict] = {"feature_norm": False, "tau_schedule": "reference"}
+    saved_before: ClassVar[dict] = {"feature_norm": "none", "tau_schedule": "reference"}
 
     def __post_init__(self):
         self.factors = tuple(self.factors)
+        if isinstance(self.feature_norm, bool):  # --dp-set feature_norm=false / true
+            self.feature_norm = "layer" if self.feature_norm else "none"
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         unknown = [f for f in self.factors if f not in FACTORS]
         if unknown or not self.factors:
             raise ValueError(f"factors must be a non-empty subset of {FACTORS}, got {self.factors}")
@@ -116,6 +124,21 @@ class DynamicPromptConfig(MethodConfig):
         return max(self.tau_start * math.exp(-exponent), self.tau_min)
 
 
+class FeatureNorm(nn.Module):
+    """The instance features as the choice network reads them (``DynamicPromptConfig.feature_norm``); no
+    parameters, so checkpoints do not depend on it."""
+
+    def __init__(self, hidden: int, kind: str):
+        super().__init__()
+        self.kind, self.scale = kind, hidden ** -0.5
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.kind == "none":
+            return features
+        normed = F.layer_norm(features, features.shape[-1:])
+        return normed * self.scale if self.kind == "unit" else normed
+
+
 class DynamicPrompt(nn.Module):
     needs_features = True
 
@@ -138,7 +161,7 @@ class DynamicPrompt(nn.Module):
             width = config.network_hidden or hidden
             self.trunk = nn.Sequential(nn.Linear(hidden, width), nn.ReLU()) if config.network_hidden else nn.Identity()
             self.heads = nn.ModuleDict({f: nn.Linear(width, n) for f, n in self.sizes.items()})
-        self.feature_norm = nn.LayerNorm(hidden, elementwise_affine=False) if config.feature_norm else nn.Identity()
+        self.feature_norm = FeatureNorm(hidden, config.feature_norm)
         self.dropout = nn.Dropout(config.prompt_dropout)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.run_start, self.run_steps = 0, None  # set by the training loop: what "progress" counts against

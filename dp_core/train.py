@@ -27,7 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
 from .choices import chosen_factors, predict_split, split_choice_statistics
-from .dynamic import ESTIMATORS
+from .dynamic import ESTIMATORS, FEATURE_NORMS
 from .data import Batch, EncodedSplit, encode_examples, iterate_batches
 from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
@@ -400,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tau-rate", type=float, default=None)
     add("--tau-schedule", default=None, choices=["run", "reference", "exponential"],
         help="dp: run (tau_start to tau_min over this run), reference (its per-step rule), exponential")
-    add("--no-feature-norm", dest="feature_norm", action="store_const", const=False, default=None,
-        help="dp: the choice network reads raw instance features (the reference)")
+    add("--feature-norm", default=None, choices=list(FEATURE_NORMS),
+        help="dp: what the choice network reads: none (raw features, the reference), layer (LayerNorm), unit (default)")
     add("--choice-lr", type=float, default=None, help="dp: the choice network's learning rate (default: --lr)")
     add("--samples", type=int, default=None, help="dp: layouts sampled per item (> 1: leave-one-out baseline)")
     add("--entropy-bonus", type=float, default=None, help="dp: choice entropy weight, annealed to 0 over the run")
