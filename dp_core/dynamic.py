@@ -71,13 +71,13 @@ class DynamicPromptConfig(MethodConfig):
     # parameters; unit variance per dimension); "unit": LayerNorm-ed then scaled to unit length, so a fresh network
     # starts near uniform and an optimizer step moves an instance's logits about as much as the shared bias.
     feature_norm: str = "unit"
-    choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
+    choice_lr: float | None = 3e-2  # the choice network's own learning rate; None: the prompt's (the reference)
     # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
     # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
     # log-probability of the sampled choice (unbiased; no candidate is ever built). "exact": the gradient of the
     # expected loss over every candidate, for ``exact_items`` items of each batch (each candidate's loss from a
     # forward pass without gradient: (candidates x exact_items) extra rows per step).
-    estimator: str = "score_function"
+    estimator: str = "exact"
     exact_items: int = 4
     # Score function: layouts sampled per item while training. 1: the baseline is the batch mean; > 1: each sample's
     # baseline is the mean loss of the item's other samples (leave-one-out), which removes the item's difficulty.
@@ -88,7 +88,7 @@ class DynamicPromptConfig(MethodConfig):
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 
     # Values of options added after checkpoints were first saved, for records that lack them (as they were then).
-    saved_before: ClassVar[dict] = {"feature_norm": "none", "tau_schedule": "reference"}
+    saved_before: ClassVar[dict] = {"feature_norm": "none", "tau_schedule": "reference", "choice_lr": None}
 
     def __post_init__(self):
         self.factors = tuple(self.factors)

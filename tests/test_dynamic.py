@@ -437,7 +437,7 @@ def test_leave_one_out_baseline_judges_each_sample_against_its_items_other_sampl
     """With K samples per item, a row's advantage is its loss minus the mean of the same item's other samples:
     an item's difficulty cancels, only what its layout changed remains."""
     batch = rte_batch(tiny_backbone, data_dir, count=4)
-    model = dp_model(tiny_backbone, samples=3).train()
+    model = dp_model(tiny_backbone, samples=3, estimator="score_function").train()
     plan = model.prompt(input_ids=batch.input_ids.repeat(3, 1), features=torch.randn(12, 32))
     losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 1.5, 2.0, 3.0, 4.0, 0.5, 2.0, 6.0, 4.0])
     log_prob = plan.decisions["choice_log_prob"]
@@ -453,7 +453,7 @@ def test_leave_one_out_baseline_judges_each_sample_against_its_items_other_sampl
 def test_choice_network_gets_its_own_learning_rate_and_waits_during_warm_up(tiny_backbone, data_dir):
     from dp_core.train import build_optimizer
 
-    model = dp_model(tiny_backbone, choice_lr=1e-4, choice_warmup=0.5)
+    model = dp_model(tiny_backbone, choice_lr=1e-4, choice_warmup=0.5, estimator="score_function")
     groups = build_optimizer(model, TrainConfig(lr=1e-2, lr_head=2e-2)).param_groups
     assert [group["lr"] for group in groups] == [2e-2, 1e-2, 1e-4]
     assert {id(p) for p in groups[2]["params"]} == {id(p) for p in model.prompt.heads.parameters()}
@@ -468,7 +468,8 @@ def test_choice_network_gets_its_own_learning_rate_and_waits_during_warm_up(tiny
 
 def test_entropy_bonus_is_annealed_to_zero_over_the_run(tiny_backbone, data_dir):
     batch = rte_batch(tiny_backbone, data_dir)
-    model = dp_model(tiny_backbone, entropy_bonus=0.2, factors=("position", "length")).train()
+    model = dp_model(tiny_backbone, entropy_bonus=0.2, factors=("position", "length"),
+                     estimator="score_function").train()
     model.prompt.schedule_run(10)
     losses = torch.zeros(batch.input_ids.shape[0])  # no advantage: only the entropy term is left
     plan = model.encode(batch).plan
