@@ -80,6 +80,7 @@ def run_one(task: str, name: str, method, seed: int, args, backbone, data) -> di
     dev_score = evaluate(model, dev_split, features=dev_features)["score"]
     stats = split_choice_statistics(model, dev_split, dev_features)
     record = {"task": task, "variant": name, "seed": seed, "label": args.label if name.startswith("DP") else "fixed",
+              "settings": " ".join(args.dp_set) if name.startswith("DP") else "",
               "dev_score": dev_score, "holdout_score": result.best_metrics["score"], "best_step": result.best_step,
               "majority": result.majority_baseline, "train_items": len(rest), "holdout_items": len(holdout),
               "dev_items": len(dev_examples), "seconds": round(time.perf_counter() - started, 1),
@@ -160,6 +161,19 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
     return "\n".join(lines) + "\n"
 
 
+def label_table(records: list[dict], labels: list[str]) -> str:
+    """One line per DP run of the given labels (settings side by side), position factor: nothing is trained."""
+    lines = ["| label | DP settings (changed from the defaults of the time) | task | variant | seed | commitment | "
+             "collapse | changes pred. | own | best single (held-out pick) | oracle |", "|---" * 11 + "|"]
+    for label in labels:
+        for r in (r for r in records if r["label"] == label):
+            f = r["factors"]["position"]
+            lines.append(f"| {label} | {r.get('settings', '')} | {r['task']} | {r['variant']} | {r['seed']} | "
+                         f"{f['commitment']:.2f} | {f['collapse']:.2f} | {f['changes_prediction']:.2f} | "
+                         f"{f['own']:.3f} | {f['best_single']:.3f} | {f['oracle']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None)
@@ -179,7 +193,13 @@ def main() -> None:
     parser.add_argument("--label", default="defaults", help="names these DP settings in the results file")
     parser.add_argument("--results", default="benchmarks/results/dp_choices.jsonl", help="JSON lines, appended")
     parser.add_argument("--output", default=None, help="markdown file to write")
+    parser.add_argument("--compare-labels", nargs="+", default=None, metavar="LABEL",
+                        help="print the runs of these labels side by side from --results (trains nothing)")
     args = parser.parse_args()
+    if args.compare_labels:
+        records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+        print(label_table(records, args.compare_labels))
+        return
     dp_options = {name: parse_value(value) for name, _, value in (item.partition("=") for item in args.dp_set)}
     chosen = {name: method for name, method in variants(args.num_tokens, dp_options).items()
               if args.variants is None or name in args.variants}
