@@ -83,28 +83,16 @@ def explain(model: PromptClassifier, batch: Batch, features: torch.Tensor | None
 def counterfactuals(model: PromptClassifier, batch: Batch, factor: str, features: torch.Tensor | None = None,
                     max_rows: int = 512) -> torch.Tensor:
     """Class probabilities (items, candidates, labels) with DP's ``factor`` forced to each of its candidates
-    (position p = 0..L, length l = 1..L, pool prompt 1..k) for every row, its other choices kept.
+    (position p = 0..L, length l = 1..L, pool prompt 1..k) for every row, its other choices kept; evaluation mode.
 
     Candidates are stacked as extra rows of one batch (up to ``max_rows`` rows per forward pass), so there is no
     loop over instances; the result equals forcing one candidate at a time. COPA forces both rows of an item.
     """
-    sizes = getattr(model.prompt, "sizes", {})
-    if factor not in sizes:
-        raise ValueError(f"{model.method.method} does not choose {factor!r}; it chooses {list(sizes) or 'nothing'}")
     was_training = model.training
     model.eval()
-    if features is None:
-        features = model.instance_features(batch)
-    rows, items, candidates = batch.input_ids.shape[0], batch.num_items, sizes[factor]
-    per_pass = max(1, max_rows // rows)
-    probabilities = []
-    for first in range(0, candidates, per_pass):
-        chosen = torch.arange(first, min(first + per_pass, candidates), device=batch.input_ids.device)
-        copies = len(chosen)
-        logits = model(batch.repeat(copies), features.repeat(copies, 1), forced={factor: chosen.repeat_interleave(rows)})
-        probabilities.append(logits.float().softmax(-1).view(copies, items, -1).transpose(0, 1))
+    probabilities = model.candidate_probabilities(batch, factor, features, max_rows)
     model.train(was_training)
-    return torch.cat(probabilities, dim=1).cpu()
+    return probabilities.cpu()
 
 
 @dataclass

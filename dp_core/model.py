@@ -194,12 +194,30 @@ class PromptClassifier(nn.Module):
             loss = loss + self.expected_choice_loss(batch, features)
         return loss
 
+    def candidate_probabilities(self, batch: Batch, factor: str, features: torch.Tensor | None = None,
+                                max_rows: int = 512) -> torch.Tensor:
+        """Class probabilities (items, candidates, labels) with DP's ``factor`` forced to every candidate, the
+        candidates stacked as rows (``dp_core.explain.counterfactuals`` is the public way to ask)."""
+        sizes = getattr(self.prompt, "sizes", {})
+        if factor not in sizes:
+            raise ValueError(f"{self.method.method} does not choose {factor!r}; it chooses {list(sizes) or 'nothing'}")
+        if features is None:
+            features = self.instance_features(batch)
+        rows, items, candidates = batch.input_ids.shape[0], batch.num_items, sizes[factor]
+        per_pass = max(1, max_rows // rows)
+        probabilities = []
+        for first in range(0, candidates, per_pass):
+            chosen = torch.arange(first, min(first + per_pass, candidates), device=batch.input_ids.device)
+            copies = len(chosen)
+            logits = self(batch.repeat(copies), features.repeat(copies, 1),
+                          forced={factor: chosen.repeat_interleave(rows)})
+            probabilities.append(logits.float().softmax(-1).view(copies, items, -1).transpose(0, 1))
+        return torch.cat(probabilities, dim=1)
+
     def expected_choice_loss(self, batch: Batch, features: torch.Tensor | None) -> torch.Tensor:
         """DP's "exact" estimator: for the first ``exact_items`` items, the loss of every candidate place and
         length (forward passes without gradient, dropout off), weighted by the choice network's probabilities;
         its gradient is that of the expected loss, exactly, for those items."""
-        from .explain import counterfactuals
-
         items = min(self.method.exact_items, batch.num_items)
         rows_per_item = batch.input_ids.shape[0] // batch.num_items
         rows = items * rows_per_item
@@ -211,11 +229,14 @@ class PromptClassifier(nn.Module):
         for factor in ("position", "length"):
             if factor not in logits:
                 continue
-            forced = counterfactuals(self, head, factor, head_features)  # (items, candidates, labels), no gradient
+            self.eval()
+            with torch.no_grad():
+                forced = self.candidate_probabilities(head, factor, head_features)  # (items, candidates, labels)
+            self.train()
             losses = -forced.clamp_min(1e-12).log().gather(
-                2, head.labels.cpu()[:, None, None].expand(-1, forced.shape[1], 1)).squeeze(-1)  # (items, C)
+                2, head.labels[:, None, None].expand(-1, forced.shape[1], 1)).squeeze(-1)  # (items, C)
             probs = logits[factor].float().softmax(-1)  # (rows, C)
-            term = term + (probs * losses.to(probs.device).repeat_interleave(rows_per_item, 0)).sum(-1).mean()
+            term = term + (probs * losses.repeat_interleave(rows_per_item, 0)).sum(-1).mean()
         return term
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
