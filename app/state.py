@@ -91,6 +91,18 @@ def dp_where(model: PromptClassifier) -> str | None:
     return None if where is None else ("input" if where == "input" else "deep")
 
 
+def learned_nothing(source: str, model: PromptClassifier) -> str | None:
+    """A plain warning when a model's recorded dev score is no better than always predicting the majority class."""
+    metadata = getattr(model, "metadata", {}) or {}
+    summary = metadata.get("summary", {})
+    best = metadata.get("score", summary.get("best", {}).get("score"))
+    majority = metadata.get("majority", summary.get("majority_baseline"))
+    if best is None or majority is None or best > majority:
+        return None
+    return (f"{source} scored {best:.3f} on dev, no better than always predicting the majority class "
+            f"({majority:.3f}): its predictions here show nothing it learned.")
+
+
 def task_fields(task_name: str) -> list[str]:
     return [name for name in get_task(task_name).input_fields if name not in OFFSET_FIELDS]
 

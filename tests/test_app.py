@@ -38,6 +38,11 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     labels = set(TASKS[task].label_names)
     assert fixed["label"] in labels and dp["label"] in labels
     assert "Gold label of dev example 3" in note
+    nothing = [line for line in note.split("<br>") if "no better than always predicting the majority class" in line]
+    if task == "cb":  # both shipped CB prompts beat the majority class (0.622 and 0.653 against 0.361)
+        assert not nothing
+    if task == "multirc":  # the shipped MultiRC P-tuning v2 learned nothing (F1a 0.000): the page says so
+        assert any(line.startswith(f"{FIXED}, ready-trained scored 0.000 on dev") for line in nothing)
     assert "dp-token" in dp_layout and "ready-trained" in dp_reading and "DP put" in dp_reading
     assert "every input" in fixed_reading
     # Each plot comes as an update with its candidates' order: {"sort": [...], "value": {"columns", "data"}}.

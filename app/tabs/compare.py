@@ -16,7 +16,7 @@ from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
 from .. import views
-from ..state import DP_WHERE, FIELD_LABELS, MAX_CHARS, Session, Shared, task_fields
+from ..state import DP_WHERE, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing, task_fields
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
@@ -184,6 +184,9 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                 outputs += [gr.skip(), "", f"*No {kind} for this task yet: train one on the Train tab.*"]
                 continue
             source, model = side
+            warning = learned_nothing(source, model)
+            if warning:
+                notes.append(warning)
             explanation = explain_examples(model, [example])
             if explanation.truncated:
                 notes.append(f"{source}: the input was longer than {model.max_length} tokens and was truncated.")
