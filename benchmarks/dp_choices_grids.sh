@@ -5,9 +5,10 @@ B=(.venv/bin/python -m benchmarks.dp_choices --data-dir ../shared/superglue)
 POS=("prompt tuning (fixed)" "P-tuning v2 (fixed)" "DP input, position" "DP deep, position")
 LEN=("DP input, position + length" "DP deep, position + length")
 BEFORE=(--label before --dp-set feature_norm=none tau_schedule=reference choice_lr=null estimator=score_function)
+AFTER=(--label after --dp-set feature_norm=unit estimator=exact exact_items=4 choice_lr=0.03)
 for tasks in "cb copa" "rte wic"; do
-  nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" --label after --output benchmarks/results/after.md
+  nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" "${AFTER[@]}" --output benchmarks/results/after.md
   nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" "${BEFORE[@]}" --output benchmarks/results/before.md
-  nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" "${LEN[@]}" --label after --output benchmarks/results/after.md
+  nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" "${LEN[@]}" "${AFTER[@]}" --output benchmarks/results/after.md
   nice "${B[@]}" --tasks $tasks --variants "${POS[@]}" "${LEN[@]}" "${BEFORE[@]}" --output benchmarks/results/before.md
 done

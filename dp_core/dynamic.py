@@ -14,10 +14,12 @@ evaluation. The layout of the hard choice is built directly (``dp_core.layout``)
 ``straight_through`` is the reference's (the gradient of the one-hot-weighted sum of all L + 1 candidate
 sequences, here computed from one score matrix without building them); ``score_function`` weighs the
 log-probability of each sampled choice by the instance's loss minus a baseline (the batch mean, or the item's
-other samples); ``exact`` (default) tries every candidate place and length, without gradient, for a few items
+other samples; the default); ``exact`` tries every candidate place and length, without gradient, for a few items
 per batch and follows the gradient of their expected loss. On a constructed task where the right choice depends
 on the instance, the last two learn it and the first does not (tests/test_dynamic.py): a first-order guess of
-what shifting every input token does is a poor guide. docs/dp_learning.md measures them on real tasks.
+what shifting every input token does is a poor guide. docs/dp_learning.md measures them on real tasks: at our
+budgets neither ``exact``, unit-length features nor the choice network's own learning rate measurably helped, so
+they are options, not defaults.
 
 What a place changes in a bidirectional encoder with absolute positions (BERT, RoBERTa, ELECTRA, XLM-R):
 input-level prompt tokens carry their place through every layer (their position embedding, and the
@@ -73,14 +75,14 @@ class DynamicPromptConfig(MethodConfig):
     # parameters; unit variance per dimension); "unit": LayerNorm-ed then scaled to unit length, so a fresh network
     # starts near uniform whatever the backbone's scale. A step moves an instance's logits by up to
     # lr x |features|_1 (default backbone: 39 raw, 305 layer, 16 unit; benchmarks/choice_features.py).
-    feature_norm: str = "unit"
-    choice_lr: float | None = 3e-2  # the choice network's own learning rate; None: the prompt's (the reference)
+    feature_norm: str = "none"
+    choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
     # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
     # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
     # log-probability of the sampled choice (unbiased; no candidate is ever built). "exact": the gradient of the
     # expected loss over every candidate, for ``exact_items`` items of each batch (each candidate's loss from a
     # forward pass without gradient: (candidates x exact_items) extra rows per step).
-    estimator: str = "exact"
+    estimator: str = "score_function"
     exact_items: int = 4
     # Score function: layouts sampled per item while training. 1: the baseline is the batch mean; > 1: each sample's
     # baseline is the mean loss of the item's other samples (leave-one-out), which removes the item's difficulty.
@@ -91,7 +93,7 @@ class DynamicPromptConfig(MethodConfig):
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 
     # Values of options added after checkpoints were first saved, for records that lack them (as they were then).
-    saved_before: ClassVar[dict] = {"feature_norm": "none", "tau_schedule": "reference", "choice_lr": None}
+    saved_before: ClassVar[dict] = {"tau_schedule": "reference"}
 
     def __post_init__(self):
         self.factors = tuple(self.factors)
