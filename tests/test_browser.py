@@ -62,6 +62,10 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 20)")
     page.get_by_role("button", name="Compare", exact=True).click()
     page.get_by_text(re.compile(r"DP put \d+ of")).wait_for(timeout=60_000)
+    # The what-if plots stream in after the predictions, with what moving the prompt changes.
+    page.get_by_text(re.compile(r"wherever the prompt goes|the prediction would change at")).first.wait_for(
+        timeout=120_000)
+    page.wait_for_timeout(1500)  # the plots redraw
     body = page.inner_text("body")
     assert "Gold label of dev example 0" in body
     assert any(label in body for label in ("entailment", "contradiction", "neutral"))
