@@ -37,7 +37,8 @@ def dev_summary(model) -> dict:
     return metadata.get("choices") or metadata.get("summary", {}).get("choices") or {}
 
 
-def first_row_batch(model, example):
+def item_batch(model, example):
+    """One example as a batch (COPA: its two rows)."""
     split = encode_examples(model.backbone.tokenizer, model.task, [example], model.max_length)
     return collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
 
@@ -51,9 +52,9 @@ def confidence(model, decision) -> list[str]:
 
 
 def what_if(model, example, label_names) -> tuple[list[pd.DataFrame], list[str]]:
-    """For DP's position and length: the class probabilities with that factor at every candidate (the first row
-    of the item, every candidate tried), and what moving it changes, in words."""
-    batch = first_row_batch(model, example)
+    """For DP's position and length: the class probabilities with that factor at every candidate (every row of
+    the item forced alike; DP's choice read from its first row), and what moving it changes, in words."""
+    batch = item_batch(model, example)
     with torch.no_grad():
         plan = model.eval().encode(batch).plan
     chosen = {"position": int(plan.split_position[0]), "length": int(plan.active[0].sum()) - 1}
