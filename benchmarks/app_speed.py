@@ -107,7 +107,7 @@ def handler_split(data_dir: str, count: int) -> None:
             dp_rows = explain_examples(dp, [example]).item(0)
             parts["DP (feature pass + prompted pass)"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            what_if(dp, example, dp.task.label_names)
+            what_if(dp, example, dp_rows[0], dp.task.label_names)
             parts["what if (every place and length)"].append(time.perf_counter() - started)
             started = time.perf_counter()
             for row in fixed_rows + dp_rows:

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
-from dp_core.choices import split_choice_statistics
+from dp_core.choices import chosen_factors, predict_split, split_choice_statistics
 from dp_core.data import encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
-from dp_core.train import TrainConfig, evaluate, load_task_data, run, split_features
+from dp_core.train import TrainConfig, load_task_data, run, split_features, split_metrics
 
 FIXED_OF = {"input": "prompt tuning (fixed)", "deep": "P-tuning v2 (fixed)"}
 MATTERS = 0.1  # the place "changes predictions" on a task when it does for at least this share of dev items
@@ -76,9 +76,10 @@ def run_one(task: str, name: str, method, seed: int, args, backbone, data) -> di
     result = run(config, backbone=backbone, data=(rest, holdout))  # selected on the held-out training items
     model = result.model
     dev_split = encode_examples(backbone.tokenizer, model.task, dev_examples, model.max_length)
-    dev_features = split_features(model, dev_split)
-    dev_score = evaluate(model, dev_split, features=dev_features)["score"]
-    stats = split_choice_statistics(model, dev_split, dev_features)
+    predictions = predict_split(model, dev_split, features=split_features(model, dev_split),
+                                counterfactual_factors=tuple(chosen_factors(model)))  # one pass serves both
+    dev_score = split_metrics(model.task, predictions.class_probs, dev_split)["score"]
+    stats = split_choice_statistics(model, dev_split, predictions=predictions)
     record = {"task": task, "variant": name, "seed": seed, "label": args.label if name.startswith("DP") else "fixed",
               "settings": " ".join(args.dp_set) if name.startswith("DP") else "",
               "dev_score": dev_score, "holdout_score": result.best_metrics["score"], "best_step": result.best_step,

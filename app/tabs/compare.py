@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
-import torch
 
 from dp_core.choices import change_reading, chosen_factors, confidence_reading
 from dp_core.data import collate, encode_examples
@@ -51,14 +50,13 @@ def confidence(model, decision) -> list[str]:
             if probs[factor] is not None]
 
 
-def what_if(model, example, label_names) -> tuple[list[pd.DataFrame], list[str]]:
+def what_if(model, example, decision, label_names) -> tuple[list[pd.DataFrame], list[str]]:
     """For DP's position and length: the class probabilities with that factor at every candidate (every row of
-    the item forced alike; DP's choice read from its first row), and what moving it changes, in words."""
+    the item forced alike), DP's own choice (``decision``: the item's first row, from ``explain_examples``) and
+    the fixed layout marked, and what moving it changes, in words."""
     batch = item_batch(model, example)
-    with torch.no_grad():
-        plan = model.eval().encode(batch).plan
-    chosen = {"position": int(plan.split_position[0]), "length": int(plan.active[0].sum()) - 1}
-    fixed = {"position": 0, "length": model.method.num_tokens - 1}
+    chosen = {"position": decision.split_position, "length": decision.active_length - 1}
+    fixed = {"position": 0, "length": decision.num_slots - 1}
     frames, readings = [], []
     for factor in WHAT_IF:
         if factor not in chosen_factors(model):
@@ -207,7 +205,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
         yield ["<br>".join(notes), *outputs, *plots, *empty]  # the predictions at once; the what-if follows
         if dp_rows is None:
             return
-        frames, changes = what_if(dp[1], example, label_names)
+        frames, changes = what_if(dp[1], example, dp_rows[0], label_names)
         outputs[-1] = "\n\n".join([outputs[-1], *changes])
         what_ifs = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame["candidate"]))) for frame in frames]
         yield ["<br>".join(notes), *outputs, *plots, *what_ifs]
