@@ -289,6 +289,25 @@ def sample_k_shot(examples: list[Example], k: int, seed: int) -> list[Example]:
     return [example for name in chosen for example in groups[name]]
 
 
+HOLDOUT_SHARE, HOLDOUT_MIN, FEW_SHOT_MAX, FEW_SHOT_HOLDOUT = 0.1, 32, 64, 8
+
+
+def split_holdout(examples: list[Example], seed: int, maximum: int | None = None
+                  ) -> tuple[list[Example], list[Example]]:
+    """(train, held out): a seeded 10 % of the training items (at least 32, at most ``maximum``) kept out of
+    training to select checkpoints on, so dev is never looked at. Few-shot sets (64 items or fewer, e.g.
+    FewGLUE's 32) hold out a fixed 8. Whole groups, so MultiRC questions stay together."""
+    groups = sorted({example.group for example in examples})
+    random.Random(seed).shuffle(groups)
+    if len(groups) <= FEW_SHOT_MAX:
+        count = FEW_SHOT_HOLDOUT
+    else:
+        count = max(HOLDOUT_MIN, round(HOLDOUT_SHARE * len(groups)))
+        count = min(count, maximum) if maximum else count
+    chosen = set(groups[:count])
+    return [e for e in examples if e.group not in chosen], [e for e in examples if e.group in chosen]
+
+
 def majority_baseline(task: Task, train: list[Example], dev: list[Example]) -> float:
     """The dev ``score`` (the task's own metric) of always predicting the training set's most common label,
     so it compares with the score of a trained model (CB: accuracy and macro-F1; MultiRC: F1a and EM)."""

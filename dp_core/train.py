@@ -33,10 +33,12 @@ from .metrics import compute_metrics
 from .model import POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
 from .prompts import MethodConfig, PTuningV2Config
-from .tasks import DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot
+from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
+                    split_holdout)
 
 
 COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
+SELECT_ON = ("dev", "holdout")
 
 
 @dataclass
@@ -67,10 +69,20 @@ class TrainConfig:
     # DP: counterfactual scores of its choices (own vs each forced candidate vs oracle) on dev, at (candidates + 1)x
     # an evaluation's cost: "none", "end" (the kept checkpoint) or "every_eval". Cheap statistics come every eval.
     counterfactuals: str = "end"
+    # What the kept checkpoint is selected (and training stopped early) on. "holdout": a seeded 10 % of the training
+    # items (at least 32, at most ``holdout_max``; few-shot sets: 8) kept out of training, dev scored once at the
+    # end, for the kept checkpoint; "dev": the best dev evaluation (flatters the score, as the references do).
+    select_on: str = "dev"
+    holdout_max: int | None = None
+    patience: int | None = None  # stop after this many evaluations without a better selection score
 
     def __post_init__(self):
         if self.counterfactuals not in COUNTERFACTUAL_WHEN:
             raise ValueError(f"counterfactuals must be one of {COUNTERFACTUAL_WHEN}, got {self.counterfactuals!r}")
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience counts evaluations and must be at least 1, got {self.patience}")
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -98,15 +110,19 @@ class TrainEvent:
 @dataclass
 class TrainResult:
     model: PromptClassifier
-    best_metrics: dict[str, float]
+    best_metrics: dict[str, float]  # the kept checkpoint on the split it was selected on (``selected_on``)
     best_step: int
-    history: list[dict]
-    stopped_because: str  # "finished", "time budget", "cancelled"
+    history: list[dict]  # evaluations are on the selection split
+    stopped_because: str  # "finished", "time budget", "cancelled", "patience"
     train_size: int
     dev_size: int
     majority_baseline: float
     truncated: dict[str, int]
     choices: dict[str, dict] | None = None  # DP: statistics of the kept checkpoint's choices on dev
+    dev_metrics: dict[str, float] | None = None  # the kept checkpoint on dev (== best_metrics when selected on dev)
+    selected_on: str = "dev"
+    holdout_size: int = 0
+    holdout_choices: dict[str, dict] | None = None  # DP, selected on holdout: its choices there (best single pick)
 
 
 def set_seed(seed: int) -> None:
@@ -213,6 +229,9 @@ def train(
     set_seed(config.seed)
     task = get_task(config.task)
     train_examples, dev_examples = data or load_task_data(config)  # bad data fails before the slow part
+    select_examples = dev_examples
+    if config.select_on == "holdout":
+        train_examples, select_examples = split_holdout(train_examples, config.seed, config.holdout_max)
     backbone = backbone or load_backbone(config.backbone, config.device)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
     if config.init_prompt:
@@ -221,6 +240,9 @@ def train(
     train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
     dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
     train_features, dev_features = split_features(model, train_split), split_features(model, dev_split)
+    holdout = config.select_on == "holdout"
+    select_split = encode_examples(tokenizer, task, select_examples, model.max_length) if holdout else dev_split
+    select_features = split_features(model, select_split) if holdout else dev_features
 
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
@@ -232,15 +254,17 @@ def train(
 
     history: list[dict] = []
     best_metrics, best_state, best_step, best_choices = None, model.trainable_state(), 0, {}
-    step, seen, train_time, stopped = 0, 0, 0.0, "finished"
+    step, seen, train_time, stopped, evals_since_best = 0, 0, 0.0, "finished", 0
     started = time.perf_counter()
 
     def run_eval() -> TrainEvent:
-        nonlocal best_metrics, best_state, best_step, best_choices
-        metrics, choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+        nonlocal best_metrics, best_state, best_step, best_choices, evals_since_best
+        metrics, choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
                                                  counterfactual=config.counterfactuals == "every_eval")
+        evals_since_best += 1
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
             best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
+            evals_since_best = 0
         history.append({"step": step, "epoch": step / steps_per_epoch, **metrics,
                         **({"choices": choices} if choices else {})})
         return TrainEvent("eval", step, total_steps, step / steps_per_epoch, metrics=metrics,
@@ -272,21 +296,34 @@ def train(
             model.eval()
             yield run_eval()
             model.train()
+            if config.patience and evals_since_best >= config.patience and stopped == "finished":
+                stopped = "patience"
         if step >= total_steps or stopped != "finished":
             break
 
     model.load_state_dict(best_state, strict=False)
     model.eval()
-    if best_choices and config.counterfactuals == "end":
-        best_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
-                                             counterfactual=True)[1]
+    counterfactual = bool(best_choices) and config.counterfactuals == "end"
+    dev_metrics, dev_choices, holdout_choices = best_metrics, best_choices, None
+    if holdout:  # dev, once, for the kept checkpoint
+        dev_metrics, dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                                         counterfactual=counterfactual)
+        holdout_choices = best_choices
+        if counterfactual:
+            holdout_choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
+                                                    counterfactual=True)[1]
+    elif counterfactual:
+        dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                            counterfactual=True)[1]
     result = TrainResult(
         model=model, best_metrics=best_metrics, best_step=best_step, history=history, stopped_because=stopped,
         train_size=len(train_split), dev_size=len(dev_split),
         majority_baseline=majority_baseline(task, train_examples, dev_examples),
-        truncated={"train": train_split.truncated, "dev": dev_split.truncated}, choices=best_choices or None,
+        truncated={"train": train_split.truncated, "dev": dev_split.truncated}, choices=dev_choices or None,
+        dev_metrics=dev_metrics, selected_on=config.select_on, holdout_size=len(select_split) if holdout else 0,
+        holdout_choices=holdout_choices or None,
     )
-    yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=best_metrics,
+    yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
                      eta_s=0.0, result=result)
 
@@ -412,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--init-prompt", default=None, metavar="DIR", help="start from the prompt of this checkpoint folder")
     add("--counterfactuals", default="end", choices=COUNTERFACTUAL_WHEN,
         help="dp: score every forced candidate on dev (own vs best single vs oracle) at the end, every eval, or never")
+    add("--select-on", default="dev", choices=SELECT_ON,
+        help="keep the checkpoint that scores best on dev (flattering) or on held-out training items (10 %%, at "
+             "least 32; few-shot: 8), dev then scored once")
+    add("--holdout-max", type=int, default=None, help="at most this many held-out items (their evaluations cost time)")
+    add("--patience", type=int, default=None, help="stop after this many evaluations without a better score")
     add("--push-to-hub", default=None, metavar="REPO_ID")
     return parser
 
@@ -433,6 +475,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
         device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
+        select_on=args.select_on, holdout_max=args.holdout_max, patience=args.patience,
     )
 
 
@@ -471,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             elif event.kind == "eval":
                 choices = [f"{factor} commitment {c['commitment']:.2f} collapse {c['collapse']:.2f}"
                            for factor, c in (event.choices or {}).items()]
-                progress.write(f"step {event.step}: " + ", ".join(
+                progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
                     [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
             else:
                 result = event.result
@@ -481,11 +524,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = {
         "task": config.task, "method": config.prompt.method, "backbone": config.backbone,
-        "best": result.best_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
-        "trainable_parameters": result.model.trainable_parameter_count(), "train_size": result.train_size,
-        "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
+        "best": result.dev_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
+        "selected_on": result.selected_on, "trainable_parameters": result.model.trainable_parameter_count(),
+        "train_size": result.train_size, "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
         "truncated": result.truncated, "examples_per_s": event.examples_per_s, "elapsed_s": event.elapsed_s,
+        **({"holdout_size": result.holdout_size, "holdout": result.best_metrics} if result.holdout_size else {}),
         **({"choices": result.choices} if result.choices else {}),
+        **({"holdout_choices": result.holdout_choices} if result.holdout_choices else {}),
     }
     if sum(result.truncated.values()):
         print(f"note: {result.truncated} items were longer than max_length {result.model.max_length} and were "
@@ -493,12 +538,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     if args.output_dir:
         output = Path(args.output_dir)
-        result.model.save_pretrained(output, metrics=result.best_metrics,
+        result.model.save_pretrained(output, metrics=result.dev_metrics,
                                      extra={"train_config": config.to_dict(), "summary": summary})
         (output / "metrics.json").write_text(json.dumps({**summary, "history": result.history}, indent=2))
         print(f"saved to {output}", file=sys.stderr)
     if args.push_to_hub:
-        print(result.model.push_to_hub(args.push_to_hub, metrics=result.best_metrics), file=sys.stderr)
+        print(result.model.push_to_hub(args.push_to_hub, metrics=result.dev_metrics), file=sys.stderr)
     return 0
 
 

@@ -9,7 +9,7 @@ from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.methods import METHODS, method_config
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import TASKS
-from dp_core.train import TrainConfig, run, train
+from dp_core.train import TrainConfig, load_task_data, run, train
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -105,3 +105,50 @@ def test_truncation_is_reported(data_dir, tiny_backbone):
     result = run(small_config(data_dir, max_length=16, max_steps=1), backbone=tiny_backbone)
     assert result.truncated["train"] > 0 and result.truncated["dev"] > 0
     assert torch.is_tensor(next(iter(result.model.trainable_state().values())))
+
+
+def test_holdout_selection_never_trains_on_held_out_items_and_scores_dev_once(data_dir, tiny_backbone, monkeypatch):
+    seen_train, evaluated = [], []
+    encode = train_module.encode_examples
+
+    def spy_encode(tokenizer, task, examples, max_length):
+        (seen_train if not seen_train else evaluated).append([e.group for e in examples])
+        return encode(tokenizer, task, examples, max_length)
+
+    monkeypatch.setattr(train_module, "encode_examples", spy_encode)
+    config = small_config(data_dir, k_shot=None, dev_limit=16, select_on="holdout", holdout_max=40, max_steps=4)
+    events = list(train(config, backbone=tiny_backbone))
+    result = events[-1].result
+    train_groups, (dev_groups, held_groups) = set(seen_train[0]), evaluated
+    assert len(held_groups) == 32 and not train_groups & set(held_groups)  # CB: 10 % of 250 is below the 32
+    assert result.train_size == 218 and result.holdout_size == 32 and result.selected_on == "holdout"
+    assert len(dev_groups) == 16
+    dev = encode(tiny_backbone.tokenizer, result.model.task, load_task_data(config)[1], result.model.max_length)
+    assert result.dev_metrics == train_module.evaluate(result.model, dev)  # the kept checkpoint, on dev
+    assert events[-1].metrics == result.dev_metrics
+
+
+def test_few_shot_sets_hold_out_eight_items_and_capping_holds(data_dir):
+    from dp_core.tasks import load_examples, load_fewglue, split_holdout
+
+    fewglue = load_fewglue("cb", str(data_dir))
+    rest, held = split_holdout(fewglue, seed=0)
+    assert len(held) == 8 and len(rest) == len(fewglue) - 8
+    multirc = load_examples("multirc", "train", str(data_dir))[:3000]
+    rest, held = split_holdout(multirc, seed=1, maximum=20)
+    assert len({e.group for e in held}) == 20 and not {e.group for e in held} & {e.group for e in rest}
+    assert split_holdout(multirc, seed=1, maximum=20) == (rest, held)
+
+
+def test_patience_stops_after_evaluations_without_improvement(data_dir, tiny_backbone):
+    result = run(small_config(data_dir, max_steps=200, eval_every=1, patience=2, lr=0.0, lr_head=0.0),
+                 backbone=tiny_backbone)
+    assert result.stopped_because == "patience"
+    assert result.best_step == 1 and max(e["step"] for e in result.history) == 3
+
+
+def test_bad_selection_settings_are_refused():
+    with pytest.raises(ValueError, match="select_on"):
+        TrainConfig(select_on="test")
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)

@@ -115,11 +115,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
                         spread += choice_spread(event.step, event.choices)
                 else:
                     result = event.result
-                    result.model.metadata = {"score": result.best_metrics["score"], "choices": result.choices,
+                    result.model.metadata = {"score": result.dev_metrics["score"], "choices": result.choices,
                                              "majority": result.majority_baseline}
                     state.runs.setdefault(task_name, {})[label] = result.model
                     state.choice_stats.pop(id(result.model), None)
-                    best.append({"method": label, "best dev score": round(result.best_metrics["score"], 4),
+                    best.append({"method": label, "best dev score": round(result.dev_metrics["score"], 4),
                                  "at step": result.best_step, "stopped": result.stopped_because,
                                  "majority class score": round(result.majority_baseline, 4),
                                  "examples/s": round(event.examples_per_s, 1)})
