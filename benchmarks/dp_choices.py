@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shlex
 import statistics
 import sys
@@ -29,11 +28,9 @@ from pathlib import Path
 
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
-from dp_core.choices import chosen_factors, predict_split, split_choice_statistics
-from dp_core.data import encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
-from dp_core.train import TrainConfig, load_task_data, run, split_features, split_metrics
+from dp_core.train import TrainConfig, load_task_data, run
 
 FIXED_OF = {"input": "prompt tuning (fixed)", "deep": "P-tuning v2 (fixed)"}
 MATTERS = 0.1  # the place "changes predictions" on a task when it does for at least this share of dev items
@@ -54,46 +51,27 @@ def parse_value(text: str):
         return text
 
 
-def held_out(examples: list, seed: int, share: float = 0.1, minimum: int = 32,
-             maximum: int | None = None) -> tuple[list, list]:
-    """A seeded ``share`` of the training items (at least ``minimum``, at most ``maximum``), by group so MultiRC
-    questions stay whole."""
-    groups = sorted({example.group for example in examples})
-    random.Random(seed).shuffle(groups)
-    count = max(minimum, round(share * len(groups)))
-    count = min(count, maximum) if maximum else count
-    chosen = set(groups[:count])
-    return [e for e in examples if e.group not in chosen], [e for e in examples if e.group in chosen]
-
-
 def run_one(task: str, name: str, method, seed: int, args, backbone, data) -> dict:
-    train_examples, dev_examples = data
-    rest, holdout = held_out(train_examples, seed, maximum=args.holdout_max)
     config = TrainConfig(task=task, prompt=method, backbone=args.backbone, max_steps=args.max_steps,
                          eval_every=max(1, args.max_steps // args.evaluations), seed=seed, counterfactuals="end",
-                         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr)
+                         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr, select_on="holdout",
+                         holdout_max=args.holdout_max)
     started = time.perf_counter()
-    result = run(config, backbone=backbone, data=(rest, holdout))  # selected on the held-out training items
-    model = result.model
-    dev_split = encode_examples(backbone.tokenizer, model.task, dev_examples, model.max_length)
-    predictions = predict_split(model, dev_split, features=split_features(model, dev_split),
-                                counterfactual_factors=tuple(chosen_factors(model)))  # one pass serves both
-    dev_score = split_metrics(model.task, predictions.class_probs, dev_split)["score"]
-    stats = split_choice_statistics(model, dev_split, predictions=predictions)
+    result = run(config, backbone=backbone, data=data)  # selected on held-out training items; dev scored once
     record = {"task": task, "variant": name, "seed": seed, "label": args.label if name.startswith("DP") else "fixed",
               "settings": " ".join(args.dp_set) if name.startswith("DP") else "",
-              "dev_score": dev_score, "holdout_score": result.best_metrics["score"], "best_step": result.best_step,
-              "majority": result.majority_baseline, "train_items": len(rest), "holdout_items": len(holdout),
-              "dev_items": len(dev_examples), "seconds": round(time.perf_counter() - started, 1),
-              "config": method.to_dict(), "factors": {}}
-    for factor, dev in stats.items():
-        picked = result.choices[factor]["best_single"]  # on the held-out training items
+              "dev_score": result.dev_metrics["score"], "holdout_score": result.best_metrics["score"],
+              "best_step": result.best_step, "majority": result.majority_baseline, "train_items": result.train_size,
+              "holdout_items": result.holdout_size, "dev_items": result.dev_size,
+              "seconds": round(time.perf_counter() - started, 1), "config": method.to_dict(), "factors": {}}
+    for factor, dev in (result.choices or {}).items():
+        picked = result.holdout_choices[factor]["best_single"]  # on the held-out training items
         record["factors"][factor] = {
-            "commitment": dev.commitment, "entropy": dev.entropy, "collapse": dev.collapse,
-            "changes_prediction": dev.changes_prediction, "own": dev.own_score,
-            "best_single_holdout_pick": picked, "best_single": dev.single_scores[picked],
-            "best_single_hindsight": max(dev.single_scores), "oracle": dev.oracle_score,
-            "counts": dev.counts, "single_scores": dev.single_scores,
+            "commitment": dev["commitment"], "entropy": dev["entropy"], "collapse": dev["collapse"],
+            "changes_prediction": dev["changes_prediction"], "own": dev["own_score"],
+            "best_single_holdout_pick": picked, "best_single": dev["single_scores"][picked],
+            "best_single_hindsight": max(dev["single_scores"]), "oracle": dev["oracle_score"],
+            "counts": dev["counts"], "single_scores": dev["single_scores"],
         }
     return record
 
