@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import random
+import shlex
 import sys
 import tempfile
 import threading
@@ -523,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     summary = {
+        "command": shlex.join(["python", "-m", "dp_core.train", *(sys.argv[1:] if argv is None else argv)]),
         "task": config.task, "method": config.prompt.method, "backbone": config.backbone,
         "best": result.dev_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
         "selected_on": result.selected_on, "trainable_parameters": result.model.trainable_parameter_count(),

@@ -85,6 +85,8 @@ def test_cli_writes_metrics_and_checkpoint(data_dir, tiny_bert_path, tmp_path, c
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["task"] == "wic" and "accuracy" in metrics["best"] and metrics["trainable_parameters"] > 0
+    assert metrics["command"].startswith("python -m dp_core.train --task wic --method ptv2 --backbone")
+    assert metrics["selected_on"] == "dev" and "holdout" not in metrics
     loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.metadata["metrics"] == metrics["best"] and loaded.task.name == "wic"
     printed = json.loads(capsys.readouterr().out)
@@ -152,3 +154,15 @@ def test_bad_selection_settings_are_refused():
         TrainConfig(select_on="test")
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+
+
+def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsys):
+    code = train_module.main(["--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path), "--data-dir",
+                              str(data_dir), "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
+                              "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40", "--device", "cpu",
+                              "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["selected_on"] == "holdout" and metrics["holdout_size"] == 32 and metrics["train_size"] == 218
+    assert set(metrics["holdout"]) == set(metrics["best"]) and metrics["dev_size"] == 8
+    assert "step 2, holdout: accuracy" in capsys.readouterr().err
