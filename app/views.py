@@ -80,9 +80,11 @@ def counterfactual_frame(factor: str, counterfactual: list[list[float]], chosen:
                         columns=["candidate", "class", "probability"])
 
 
-def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, str], tuple[float, float]]
-                 ) -> pd.DataFrame:
-    """One row per factor: how decided DP is and what its choices are worth, scores with their 95 % interval."""
+def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, str], tuple[float, float]],
+                 held_out_picks: dict[str, int] | None = None) -> pd.DataFrame:
+    """One row per factor: how decided DP is and what its choices are worth, scores with their 95 % interval.
+    ``held_out_picks``: per factor, the single candidate that scored best on the held-out training items the
+    checkpoint was selected on (an honest task-level rival: picked without dev), when it was recorded."""
     def cell(factor: str, name: str, value: float | None) -> str:
         if value is None:
             return "–"
@@ -100,4 +102,8 @@ def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, 
                      "best single choice (picked on dev)": cell(factor, "best single", None if best is None else
                                                                s.single_scores[best]) + f" at {s.candidates[best]}",
                      "per-item oracle (upper bound)": cell(factor, "oracle", s.oracle_score)})
+        picked = (held_out_picks or {}).get(factor)
+        if picked is not None and s.single_scores is not None:
+            rows[-1]["best single choice (picked on held-out training items)"] = \
+                f"{s.single_scores[picked]:.3f} at {s.candidates[picked]}"
     return pd.DataFrame(rows)

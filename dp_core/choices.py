@@ -168,15 +168,16 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
 
 
 # Thresholds of the plain readings: a top choice under twice the uniform share is no preference; at 50 % DP is
-# sure; one choice for 90 % of the dev set makes DP a task-level choice.
-NO_PREFERENCE, COMMITTED, COLLAPSED = 2.0, 0.5, 0.9
+# sure; one choice for 90 % of the dev set makes DP a task-level choice; a factor that changes under 5 % of dev
+# predictions hardly matters on that task, however sure DP is of it.
+NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
 WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
         "pool": ("pool prompt", "whichever pool prompt is used")}
 
 
 def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict | None = None) -> str:
-    """How sure DP is of one instance's choice of ``factor``, and whether it acts as one choice for the whole task
-    (``task_stats``: the factor's ``ChoiceStatistics.summary()`` on dev)."""
+    """How sure DP is of one instance's choice of ``factor``, and (``task_stats``: the factor's
+    ``ChoiceStatistics.summary()`` on dev) whether it acts as one choice for the whole task or hardly matters there."""
     what, _ = WHAT[factor]
     size = len(choice_probs)
     chosen = max(range(size), key=choice_probs.__getitem__)
@@ -191,6 +192,10 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
     if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
         parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "
                      "for the whole task.")
+    changes = (task_stats or {}).get("changes_prediction")
+    if changes is not None and changes < HARDLY_MATTERS:
+        parts.append(f"Across the dev set the {what} changes {changes:.0%} of the predictions: on this task DP's "
+                     f"{what} decides little.")
     return " ".join(parts)
 
 

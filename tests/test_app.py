@@ -3,6 +3,7 @@ bad input gets a clear message and the app stays up."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -12,7 +13,8 @@ from gradio_client import Client  # noqa: E402
 
 from app import views  # noqa: E402
 from app.state import (  # noqa: E402
-    FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, MAX_SEED, RUN_OVERHEAD_S, gpu_duration, method_budget)
+    CHECKPOINTS, FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, MAX_SEED, RUN_OVERHEAD_S, gpu_duration,
+    method_budget)
 from dp_core.explain import InstanceDecision  # noqa: E402
 from dp_core.tasks import TASKS  # noqa: E402
 
@@ -39,10 +41,11 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     assert fixed["label"] in labels and dp["label"] in labels
     assert "Gold label of dev example 3" in note
     nothing = [line for line in note.split("<br>") if "no better than always predicting the majority class" in line]
-    if task == "cb":  # both shipped CB prompts beat the majority class (0.622 and 0.653 against 0.361)
-        assert not nothing
-    if task == "multirc":  # the shipped MultiRC P-tuning v2 learned nothing (F1a 0.000): the page says so
-        assert any(line.startswith(f"{FIXED}, ready-trained scored 0.000 on dev") for line in nothing)
+    for folder, title in (("ptv2", FIXED), ("dp_deep", "DP deep: position + length + pool")):
+        shipped = json.loads((CHECKPOINTS / task / folder / "metrics.json").read_text())
+        warned = any(line.startswith(f"{title}, ready-trained scored {shipped['best']['score']:.3f} on dev")
+                     for line in nothing)
+        assert warned == (shipped["best"]["score"] <= shipped["majority_baseline"]), (title, nothing)
     assert "dp-token" in dp_layout and "ready-trained" in dp_reading and "DP put" in dp_reading
     assert "every input" in fixed_reading
     # Each plot comes as an update with its candidates' order: {"sort": [...], "value": {"columns", "data"}}.
@@ -140,6 +143,9 @@ def test_explore_reports_intervals_distributions_and_disagreements(client):
     assert all(" – " in row["score, DP's own choices"] and " – " in row["per-item oracle (upper bound)"]
                for row in rows)
     assert "**position**" in verdict
+    held_out = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "metrics.json").read_text())["holdout_choices"]
+    picked = rows[0]["best single choice (picked on held-out training items)"]  # the shipped DP was selected there
+    assert picked.endswith(f" at {held_out['position']['best_single']}")
     columns = [[dict(zip(plot["columns"], row)) for row in plot["data"]] for plot in plots]
     assert len(plots) == 4 and all(sum(row["items"] for row in rows) == 56 for rows in columns)  # each item once
     labels = list(dict.fromkeys(row["gold label"] for row in columns[0]))  # first-seen order: the legend's

@@ -52,6 +52,7 @@ def test_a_head_that_ignores_the_input_reads_place_does_not_matter(tiny_backbone
     reading, stats = reading_of(model, data_dir)
     assert stats.changes_prediction == 0.0
     assert "is the same wherever the prompt goes" in reading
+    assert "Across the dev set the place changes 0% of the predictions: on this task DP's place decides little" in reading
 
 
 def test_a_place_that_matters_reads_what_moving_it_changes(tiny_backbone, data_dir):
@@ -68,3 +69,4 @@ def test_a_place_that_matters_reads_what_moving_it_changes(tiny_backbone, data_d
     readings = [reading_of(model, data_dir, index)[0] for index in range(16)]
     assert any("With another place the prediction would change at" in text for text in readings)
     assert all("DP leans towards this place (40%; uniform 20%)" in text for text in readings)
+    assert not any("decides little" in text for text in readings)  # here the place changes many predictions

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from dp_core.choices import ChoiceStatistics, split_choice_statistics
+from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
 from dp_core.data import encode_examples
 from dp_core.explain import explain_examples
 from dp_core.metrics import compute_metrics, score_interval
@@ -18,7 +18,8 @@ from .compare import LEFT, CompareTab
 
 VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
                 "that noise inflates on a small dev set (an item whose prediction flips by chance counts as right). "
-                "The best single choice is picked on these same dev items, so it is optimistic too.")
+                "The best single choice is picked on these same dev items, so it is optimistic too; a checkpoint "
+                "selected on held-out training items also shows the single choice that scored best there.")
 
 
 def choice_statistics_of(shared: Shared, state: Session | None, model, examples) -> dict[str, ChoiceStatistics]:
@@ -37,7 +38,7 @@ def verdict(stats: dict[str, ChoiceStatistics]) -> str:
     lines = []
     for factor, s in stats.items():
         where = "place" if factor == "position" else factor
-        if (s.changes_prediction or 0.0) < 0.05:
+        if (s.changes_prediction or 0.0) < HARDLY_MATTERS:
             lines.append(f"**{factor}**: the prediction is the same whatever the {where} for "
                          f"{1 - (s.changes_prediction or 0.0):.0%} of these items: on this backbone and task DP's "
                          f"{where} hardly matters, so there is little for it to decide.")
@@ -121,7 +122,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                  "DP": task_spec.label_names[dp_predictions[i]],
                  "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
                 for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-        return (pd.DataFrame(table), verdict(stats), views.choice_table(stats, intervals), *counts,
+        held_out = (getattr(dp[1], "metadata", None) or {}).get("summary", {}).get("holdout_choices", {})
+        picks = {factor: record["best_single"] for factor, record in held_out.items()
+                 if record.get("best_single") is not None}
+        return (pd.DataFrame(table), verdict(stats), views.choice_table(stats, intervals, picks), *counts,
                 pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
     run_explore.click(run_exploration, [task, dp_kind, left_side, session],
