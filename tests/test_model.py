@@ -1,7 +1,7 @@
 import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
-from transformers import (AutoModelForSequenceClassification, BertModel, ElectraConfig, ElectraModel, RobertaConfig,
+from transformers import (AutoModelForSequenceClassification, ElectraConfig, ElectraModel, RobertaConfig,
                           RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
