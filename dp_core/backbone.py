@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +55,6 @@ class Backbone:
         """How many places a sequence may take, prompt slots included."""
         return self.config.max_position_embeddings - self.position_base
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 (or fp16) autocast on CUDA; nothing on CPU, where it is not faster."""
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
@@ -105,8 +97,9 @@ def load_backbone(
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BackboneError(f"cannot load backbone {name!r}{offline}: {first_line}") from None
     check_supported(config)
+    # float32 whatever the stored weights (an fp16 copy carried to a GPU machine): autocast does the half precision.
     model = AutoModel.from_pretrained(path, config=config, attn_implementation=attn_implementation,
-                                      trust_remote_code=False)
+                                      dtype=torch.float32, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     torch_device = resolve_device(device)
     model.to(torch_device).requires_grad_(False)

@@ -124,7 +124,17 @@ def batch_order(split: EncodedSplit, batch_size: int, shuffle: bool, seed: int =
     return batches
 
 
+def shard_items(items: list[int], index: int, count: int) -> list[int]:
+    """Process ``index`` of ``count``'s contiguous share of a batch's items: with data parallelism every process
+    takes its share of the same batch, so together they take the step one process would take on all of it."""
+    return items[len(items) * index // count : len(items) * (index + 1) // count]
+
+
 def iterate_batches(split: EncodedSplit, batch_size: int, pad_token_id: int, shuffle: bool,
-                    seed: int = 0) -> Iterator[Batch]:
+                    seed: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+    """Batches in ``batch_order``; ``shard`` (index, count): this process's share of each (a batch with fewer items
+    than processes is skipped, as no process may step without the others)."""
+    index, count = shard
     for items in batch_order(split, batch_size, shuffle, seed):
-        yield collate(split, items, pad_token_id)
+        if len(items) >= count:
+            yield collate(split, shard_items(items, index, count), pad_token_id)

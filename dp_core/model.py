@@ -119,9 +119,8 @@ class PromptClassifier(nn.Module):
         """The frozen backbone's masked mean over the raw input's real tokens (what DP's network reads)."""
         model = self.backbone.model
         model.eval()
-        with self.backbone.autocast():
-            hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                           token_type_ids=batch.token_type_ids).last_hidden_state.float()
+        hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       token_type_ids=batch.token_type_ids).last_hidden_state.float()
         weights = batch.attention_mask.unsqueeze(-1).float()
         return (hidden * weights).sum(1) / weights.sum(1)
 
@@ -156,8 +155,7 @@ class PromptClassifier(nn.Module):
         encoder = self.encoder
         if self.tuned_encoder is None:
             encoder.train(self.training and self.head_config.backbone_dropout)
-        with self.backbone.autocast():
-            hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
+        hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
         pooled = self.pool(hidden.float(), layout.attention_mask, pooler_output)
         logits = self.head(pooled)
         logits = logits.view(batch.num_items, -1)

@@ -5,6 +5,11 @@
 The loop: AdamW with separate learning rates for the prompt (or backbone) and the head, linear warm-up and
 decay, gradient clipping, length-bucketed batches, evaluation every N steps and at the end, the best
 checkpoint kept. It stops cleanly on a wall-clock budget or when ``cancel`` is set from outside.
+
+Hugging Face Accelerate places it on the device and runs it with mixed precision, gradient accumulation and data
+parallelism over several processes (every process takes its share of each batch):
+
+    accelerate launch --cpu --num_processes 2 -m dp_core.train --task cb --method ptv2 --data-dir ../shared/superglue
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import shlex
 import sys
 import tempfile
@@ -22,11 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
+from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
+from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone, resolve_device
 from .choices import chosen_factors, predict_split, split_choice_statistics
 from .dynamic import ESTIMATORS, FEATURE_NORMS
 from .data import Batch, EncodedSplit, encode_examples, iterate_batches
@@ -40,6 +46,7 @@ from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewg
 
 COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
 SELECT_ON = ("dev", "holdout")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 
 @dataclass
@@ -76,6 +83,8 @@ class TrainConfig:
     select_on: str = "dev"
     holdout_max: int | None = None
     patience: int | None = None  # stop after this many evaluations without a better selection score
+    mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that has it, else fp16 there; none on CPU
+    gradient_accumulation_steps: int = 1  # batches whose gradients add up to one optimizer step
 
     def __post_init__(self):
         if self.counterfactuals not in COUNTERFACTUAL_WHEN:
@@ -84,6 +93,10 @@ class TrainConfig:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience counts evaluations and must be at least 1, got {self.patience}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}")
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError(f"gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -124,12 +137,8 @@ class TrainResult:
     selected_on: str = "dev"
     holdout_size: int = 0
     holdout_choices: dict[str, dict] | None = None  # DP, selected on holdout: its choices there (best single pick)
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    processes: int = 1  # data-parallel processes that shared each batch
+    mixed_precision: str = "no"  # what the run used ("no", "bf16", "fp16")
 
 
 def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
@@ -202,12 +211,48 @@ def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim
     return torch.optim.AdamW(parameter_groups(model, config), weight_decay=config.weight_decay)
 
 
-def endless_batches(split: EncodedSplit, config: TrainConfig, pad: int) -> Iterator[Batch]:
-    """Shuffled training batches, epoch after epoch (epoch e shuffled with seed + e), for as long as asked."""
+def endless_batches(split: EncodedSplit, config: TrainConfig, pad: int, shard: tuple[int, int] = (0, 1)
+                    ) -> Iterator[Batch]:
+    """Shuffled training batches, epoch after epoch (epoch e shuffled with seed + e), for as long as asked;
+    ``shard``: (process index, processes), this process's share of each."""
     epoch = 0
     while True:
-        yield from iterate_batches(split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch)
+        yield from iterate_batches(split, config.batch_size, pad, shuffle=True, seed=config.seed + epoch, shard=shard)
         epoch += 1
+
+
+class TrainingObjective(nn.Module):
+    """The training loss as a module's forward pass: what Accelerate prepares, so data parallelism syncs its
+    gradients and mixed precision wraps it. Evaluation calls the classifier itself."""
+
+    def __init__(self, model: PromptClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, features: torch.Tensor | None) -> torch.Tensor:
+        return self.model.training_loss(batch, features)
+
+
+def make_accelerator(config: TrainConfig, backbone: Backbone | None = None) -> Accelerator:
+    """Device (the given backbone's, else ``config.device``), mixed precision and accumulation, for this process.
+    Accelerate keeps one state per process: every run in a process must ask for the same device and precision."""
+    cpu = (backbone.device if backbone is not None else resolve_device(config.device)).type != "cuda"
+    precision = config.mixed_precision
+    if precision == "auto":
+        precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    # DP's choice network and pool do not all get gradients at every step (e.g. hard pool choices).
+    return Accelerator(cpu=cpu, mixed_precision=precision,
+                       gradient_accumulation_steps=config.gradient_accumulation_steps,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def agreed(accelerator: Accelerator, value):
+    """The main process's ``value`` in every process, so all take the same decisions (stop, keep a checkpoint)."""
+    if accelerator.num_processes == 1:
+        return value
+    box = [value]
+    broadcast_object_list(box)
+    return box[0]
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> None:
@@ -233,7 +278,8 @@ def train(
     select_examples = dev_examples
     if config.select_on == "holdout":
         train_examples, select_examples = split_holdout(train_examples, config.seed, config.holdout_max)
-    backbone = backbone or load_backbone(config.backbone, config.device)
+    accelerator = make_accelerator(config, backbone)
+    backbone = backbone or load_backbone(config.backbone, accelerator.device)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
     if config.init_prompt:
         model.load_prompt(config.init_prompt)
@@ -251,7 +297,10 @@ def train(
     optimizer = build_optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     if hasattr(model.prompt, "schedule_run"):  # DP: temperature, warm-up and entropy bonus follow this run
-        model.prompt.schedule_run(total_steps)
+        model.prompt.schedule_run(total_steps * config.gradient_accumulation_steps)  # it counts forward passes
+    objective, optimizer = accelerator.prepare(TrainingObjective(model), optimizer)
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
+    shard = (accelerator.process_index, accelerator.num_processes)
 
     history: list[dict] = []
     best_metrics, best_state, best_step, best_choices = None, model.trainable_state(), 0, {}
@@ -260,8 +309,10 @@ def train(
 
     def run_eval() -> TrainEvent:
         nonlocal best_metrics, best_state, best_step, best_choices, evals_since_best
-        metrics, choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
-                                                 counterfactual=config.counterfactuals == "every_eval")
+        with accelerator.autocast():
+            metrics, choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
+                                                     counterfactual=config.counterfactuals == "every_eval")
+        metrics, choices = agreed(accelerator, (metrics, choices))
         evals_since_best += 1
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
             best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
@@ -272,16 +323,26 @@ def train(
                           choices=choices or None, elapsed_s=time.perf_counter() - started)
 
     model.train()
-    for batch in endless_batches(train_split, config, pad):
+    losses: list[float] = []  # of the batches accumulated into the coming step
+    for batch in endless_batches(train_split, config, pad, shard):
         step_start = time.perf_counter()
-        batch = batch.to(backbone.device)
+        batch = batch.to(accelerator.device)
         features = None if train_features is None else train_features[batch.rows]
-        loss = model.training_loss(batch, features)
-        optimizer_step(loss, optimizer, scheduler, config)
-        step += 1
-        seen += batch.num_items
-        loss_value = loss.item()
+        with accelerator.accumulate(objective):
+            loss = objective(batch, features)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(trained, config.grad_clip)
+            optimizer.step()  # Accelerate skips it, and the zeroing, until the accumulated step is complete
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        seen += batch.num_items * accelerator.num_processes
         train_time += time.perf_counter() - step_start
+        if not accelerator.sync_gradients:
+            continue
+        scheduler.step()
+        step += 1
+        loss_value, losses = sum(losses) / len(losses), []
         elapsed = time.perf_counter() - started
         eta = (total_steps - step) * train_time / step
         if config.time_budget_s is not None:
@@ -293,6 +354,7 @@ def train(
             stopped = "cancelled"
         elif config.time_budget_s is not None and elapsed >= config.time_budget_s:
             stopped = "time budget"
+        stopped = agreed(accelerator, stopped)
         if step % eval_every == 0 or step >= total_steps or stopped != "finished":
             model.eval()
             yield run_eval()
@@ -306,23 +368,25 @@ def train(
     model.eval()
     counterfactual = bool(best_choices) and config.counterfactuals == "end"
     dev_metrics, dev_choices, holdout_choices = best_metrics, best_choices, None
-    if holdout:  # dev, once, for the kept checkpoint
-        dev_metrics, dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
-                                                         counterfactual=counterfactual)
-        holdout_choices = best_choices
-        if counterfactual:
-            holdout_choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
-                                                    counterfactual=True)[1]
-    elif counterfactual:
-        dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
-                                            counterfactual=True)[1]
+    with accelerator.autocast():
+        if holdout:  # dev, once, for the kept checkpoint
+            dev_metrics, dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                                             counterfactual=counterfactual)
+            holdout_choices = best_choices
+            if counterfactual:
+                holdout_choices = evaluate_with_choices(model, select_split, config.eval_batch_size,
+                                                        select_features, counterfactual=True)[1]
+        elif counterfactual:
+            dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
+                                                counterfactual=True)[1]
     result = TrainResult(
         model=model, best_metrics=best_metrics, best_step=best_step, history=history, stopped_because=stopped,
         train_size=len(train_split), dev_size=len(dev_split),
         majority_baseline=majority_baseline(task, train_examples, dev_examples),
         truncated={"train": train_split.truncated, "dev": dev_split.truncated}, choices=dev_choices or None,
         dev_metrics=dev_metrics, selected_on=config.select_on, holdout_size=len(select_split) if holdout else 0,
-        holdout_choices=holdout_choices or None,
+        holdout_choices=holdout_choices or None, processes=accelerator.num_processes,
+        mixed_precision=accelerator.mixed_precision,
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
@@ -418,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--pooling", default="cls", choices=POOLINGS)
     add("--no-backbone-dropout", dest="backbone_dropout", action="store_false",
         help="no dropout inside the frozen encoder while training")
+    add("--head-dropout", type=float, default=0.1, help="dropout before the linear head")
     add("--num-tokens", type=int, default=16)
     add("--layers", default=None, help="ptv2: prompt only layers FIRST:LAST (e.g. 3:6)")
     add("--reparameterize", action="store_true", help="ptv2: MLP prefix encoder")
@@ -455,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
              "least 32; few-shot: 8), dev then scored once")
     add("--holdout-max", type=int, default=None, help="at most this many held-out items (their evaluations cost time)")
     add("--patience", type=int, default=None, help="stop after this many evaluations without a better score")
+    add("--mixed-precision", default="auto", choices=PRECISIONS,
+        help="auto: bf16 on a CUDA GPU that has it (else fp16), none on CPU")
+    add("--gradient-accumulation-steps", type=int, default=1, help="batches per optimizer step")
     add("--push-to-hub", default=None, metavar="REPO_ID")
     return parser
 
@@ -470,13 +538,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            choice_lr=args.choice_lr, samples=args.samples, entropy_bonus=args.entropy_bonus,
                            choice_warmup=args.choice_warmup, exact_items=args.exact_items)
     return TrainConfig(
-        task=args.task, prompt=prompt, head=HeadConfig(pooling=args.pooling, backbone_dropout=args.backbone_dropout),
+        task=args.task, prompt=prompt,
+        head=HeadConfig(pooling=args.pooling, dropout=args.head_dropout, backbone_dropout=args.backbone_dropout),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,
         dev_limit=args.dev_limit, epochs=args.epochs, max_steps=args.max_steps, time_budget_s=args.time_budget,
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
         device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
         select_on=args.select_on, holdout_max=args.holdout_max, patience=args.patience,
+        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
 
 
@@ -505,18 +575,23 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(args.output_dir or tempfile.mkdtemp(prefix="dp_shared_")) / "shared_prompt"
             config = replace(config, init_prompt=str(run_shared_stage(config, tasks, args.multitask_steps, folder)))
             print(f"shared prompt saved to {folder}; continuing on {config.task}", file=sys.stderr)
+        # Under `accelerate launch` one process speaks and saves. (Asked with the run's device: Accelerate's state
+        # is made once per process, and without cpu=True it finds no GPU and no processes beside it.)
+        main_process = PartialState(cpu=resolve_device(config.device).type != "cuda").is_main_process
         progress = None
         for event in train(config):
             if progress is None:
-                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}", unit="step")
+                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}", unit="step",
+                                disable=not main_process)
             if event.kind == "step":
                 progress.update(1)
                 progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
             elif event.kind == "eval":
                 choices = [f"{factor} commitment {c['commitment']:.2f} collapse {c['collapse']:.2f}"
                            for factor, c in (event.choices or {}).items()]
-                progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
-                    [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
+                if main_process:
+                    progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
+                        [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
             else:
                 result = event.result
         progress.close()
@@ -527,13 +602,16 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["python", "-m", "dp_core.train", *(sys.argv[1:] if argv is None else argv)]),
         "task": config.task, "method": config.prompt.method, "backbone": config.backbone,
         "best": result.dev_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
-        "selected_on": result.selected_on, "trainable_parameters": result.model.trainable_parameter_count(),
+        "selected_on": result.selected_on, "processes": result.processes,
+        "mixed_precision": result.mixed_precision, "trainable_parameters": result.model.trainable_parameter_count(),
         "train_size": result.train_size, "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
         "truncated": result.truncated, "examples_per_s": event.examples_per_s, "elapsed_s": event.elapsed_s,
         **({"holdout_size": result.holdout_size, "holdout": result.best_metrics} if result.holdout_size else {}),
         **({"choices": result.choices} if result.choices else {}),
         **({"holdout_choices": result.holdout_choices} if result.holdout_choices else {}),
     }
+    if not main_process:
+        return 0
     if sum(result.truncated.values()):
         print(f"note: {result.truncated} items were longer than max_length {result.model.max_length} and were "
               "truncated", file=sys.stderr)

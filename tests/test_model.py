@@ -1,7 +1,7 @@
 import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
-from transformers import (AutoModelForSequenceClassification, ElectraConfig, ElectraModel, RobertaConfig,
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, ElectraConfig, ElectraModel, RobertaConfig,
                           RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
@@ -169,3 +169,13 @@ def test_long_inputs_are_truncated_to_fit_the_prompt_and_counted(tiny_backbone):
     assert split.truncated == 2 and max(len(row) for row in split.input_ids) == model.max_length
     batch = collate(split, [0, 1], tiny_backbone.tokenizer.pad_token_id)
     assert model.eval()(batch).shape == (2, 2)  # prompt + input fit the position table
+
+
+def test_a_half_precision_copy_of_a_backbone_loads_in_float32(tiny_bert_path, tmp_path):
+    """How the default backbone travels to a GPU machine: an fp16 copy; autocast, not the weights, sets precision."""
+    half = load_backbone(str(tiny_bert_path), device="cpu").model.half()
+    half.save_pretrained(tmp_path / "fp16")
+    AutoTokenizer.from_pretrained(str(tiny_bert_path)).save_pretrained(tmp_path / "fp16")
+    loaded = load_backbone(str(tmp_path / "fp16"), device="cpu")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    assert loaded.model.embeddings.word_embeddings.weight.equal(half.embeddings.word_embeddings.weight.float())

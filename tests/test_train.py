@@ -1,4 +1,7 @@
 import json
+import math
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -7,6 +10,7 @@ import torch
 from dp_core import train as train_module
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.methods import METHODS, method_config
+from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import TASKS
 from dp_core.train import TrainConfig, load_task_data, run, train
@@ -166,3 +170,25 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
     assert metrics["selected_on"] == "holdout" and metrics["holdout_size"] == 32 and metrics["train_size"] == 218
     assert set(metrics["holdout"]) == set(metrics["best"]) and metrics["dev_size"] == 8
     assert "step 2, holdout: accuracy" in capsys.readouterr().err
+
+
+def test_gradient_accumulation_takes_one_step_per_group_of_batches(data_dir, tiny_backbone):
+    config = small_config(data_dir, prompt=DynamicPromptConfig(num_tokens=4), gradient_accumulation_steps=3,
+                          max_steps=2, eval_every=2)
+    events = list(train(config, backbone=tiny_backbone))
+    assert [e.step for e in events if e.kind == "step"] == [1, 2]
+    assert int(events[-1].result.model.prompt.steps_done) == 6  # DP counts its training forward passes
+    assert events[-1].result.mixed_precision == "no" and events[-1].result.processes == 1
+
+
+def test_cli_runs_with_bf16_autocast_on_cpu(data_dir, tiny_bert_path, tmp_path):
+    """In a process of its own: Accelerate keeps one precision per process."""
+    finished = subprocess.run(
+        [sys.executable, "-m", "dp_core.train", "--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path),
+         "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
+         "--num-tokens", "4", "--device", "cpu", "--mixed-precision", "bf16", "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["mixed_precision"] == "bf16" and 0.0 <= metrics["best"]["score"] <= 1.0
+    assert all(math.isfinite(entry["loss"]) for entry in metrics["history"] if "loss" in entry)
