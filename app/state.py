@@ -31,12 +31,15 @@ MAX_SEED = 2**32 - 1  # what the random generators accept
 FIXED = "P-tuning v2 (fixed)"
 PROMPT_TUNING = "prompt tuning (fixed)"
 FULL = ("position", "length", "pool")
+# DP as the ready-trained prompts make it (assets/checkpoints/train_all.sh; docs/dp_learning.md): unit-length
+# features and the choice network on its own learning rate, so its choices commit within a short run.
+DP_SETTINGS = {"num_tokens": 16, "feature_norm": "unit", "choice_lr": 0.1}
 METHOD_CHOICES = {
     FIXED: lambda: PTuningV2Config(num_tokens=16),
     PROMPT_TUNING: lambda: PromptTuningConfig(num_tokens=16),
-    "DP input: position + length + pool": lambda: DynamicPromptConfig(num_tokens=16, where="input", factors=FULL),
-    "DP deep: position + length + pool": lambda: DynamicPromptConfig(num_tokens=16, where="deep", factors=FULL),
-    "DP input: position": lambda: DynamicPromptConfig(num_tokens=16, where="input", factors=("position",)),
+    "DP input: position + length + pool": lambda: DynamicPromptConfig(where="input", factors=FULL, **DP_SETTINGS),
+    "DP deep: position + length + pool": lambda: DynamicPromptConfig(where="deep", factors=FULL, **DP_SETTINGS),
+    "DP input: position": lambda: DynamicPromptConfig(where="input", factors=("position",), **DP_SETTINGS),
 }
 # The like-for-like fixed counterpart of each kind of DP: the same prompt, at the fixed place.
 COUNTERPART = {"input": PROMPT_TUNING, "deep": FIXED}

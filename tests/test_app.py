@@ -205,3 +205,12 @@ def test_app_honours_gradios_server_variables_and_flags_win(monkeypatch):
     assert launched["server_port"] == 7999 and launched["server_name"] == "0.0.0.0"
     entry.main(["--port", "7001", "--host", "127.0.0.1", "--data-dir", "/nonexistent"])
     assert launched["server_port"] == 7001 and launched["server_name"] == "127.0.0.1"
+
+
+def test_the_train_tab_trains_dp_as_the_ready_trained_prompts_were_made():
+    from app.state import METHOD_CHOICES
+
+    for where in ("input", "deep"):
+        shipped = json.loads((CHECKPOINTS / "cb" / f"dp_{where}" / "dp_config.json").read_text())["method"]
+        offered = json.loads(json.dumps(METHOD_CHOICES[f"DP {where}: position + length + pool"]().to_dict()))
+        assert {key: offered[key] for key in shipped} == shipped
