@@ -7,9 +7,9 @@ decay, gradient clipping, length-bucketed batches, evaluation every N steps and 
 checkpoint kept. It stops cleanly on a wall-clock budget or when ``cancel`` is set from outside.
 
 Hugging Face Accelerate places it on the device and runs it with mixed precision, gradient accumulation and data
-parallelism over several processes (every process takes its share of each batch):
+parallelism over several processes (every process takes its share of each batch; on CPU add ``--device cpu``):
 
-    accelerate launch --cpu --num_processes 2 -m dp_core.train --task cb --method ptv2 --data-dir ../shared/superglue
+    accelerate launch --multi_gpu --num_processes 2 -m dp_core.train --task cb --data-dir ../shared/superglue
 """
 
 from __future__ import annotations
