@@ -17,7 +17,8 @@ declare -A OPTIONS=([ptv2]="--method ptv2" [prompt_tuning]="--method prompt_tuni
 for task in ${TASKS:-cb copa rte wic wsc boolq multirc}; do
   extra=""
   [ "$task" = boolq ] && extra="--fewglue"  # no offline BoolQ train file: the 32-example FewGLUE set
-  [ "$task" = multirc ] && extra="--max-length 256"  # the answer sits after a long paragraph
+  # MultiRC: the answer sits after a long paragraph; 40 held-out questions (about 200 answers) keep evaluations short
+  [ "$task" = multirc ] && extra="--max-length 256 --holdout-max 40"
   for name in ${METHODS:-ptv2 prompt_tuning dp_input dp_deep}; do
     folder="assets/checkpoints/$task/$name"
     # shellcheck disable=SC2206  # the options are several words on purpose
@@ -71,6 +72,18 @@ for task in ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]:
         lines.append(f"| {task} | {folder.parent.name} | {m['train_size']} | {steps} | {m['best_step']} | "
                      f"{m['stopped']} | {m['holdout']['score']:.3f} | {m['best']['score']:.3f} | "
                      f"{m['majority_baseline']:.3f} | {' | '.join(dp)} |")
+committed = {}
+for task in ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]:
+    for where in ("input", "deep"):
+        path = root / task / f"dp_{where}" / "metrics.json"
+        if path.exists():
+            position = json.loads(path.read_text()).get("choices", {}).get("position")
+            committed.setdefault(where, []).append((task, position is not None and position["commitment"] >= 0.5))
+for where, tasks in committed.items():
+    sure = [task for task, yes in tasks if yes]
+    lines.append("")
+    lines.append(f"DP {where}: the place is committed (median top-choice probability >= 0.5) on {len(sure)} of "
+                 f"{len(tasks)} tasks ({', '.join(sure) or 'none'}).")
 if earlier:
     lines += ["", "Made by an earlier version of this script (time budget, best **dev** evaluation kept: the score "
               "flatters it), not yet re-made:", "", "| task | folder | train items | best at | dev score | majority |",
