@@ -82,6 +82,9 @@ class TrainConfig:
     # end, for the kept checkpoint; "dev": the best dev evaluation (flatters the score, as the references do).
     select_on: str = "dev"
     holdout_max: int | None = None
+    # Selected on holdout, also score dev at every evaluation (never used to select): what dev selection would
+    # have reported from the same run, to show how much looking at dev flatters a score.
+    track_dev: bool = False
     patience: int | None = None  # stop after this many evaluations without a better selection score
     mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that has it, else fp16 there; none on CPU
     gradient_accumulation_steps: int = 1  # batches whose gradients add up to one optimizer step
@@ -126,7 +129,7 @@ class TrainResult:
     model: PromptClassifier
     best_metrics: dict[str, float]  # the kept checkpoint on the split it was selected on (``selected_on``)
     best_step: int
-    history: list[dict]  # evaluations are on the selection split
+    history: list[dict]  # evaluations are on the selection split (with ``track_dev``, "dev" too)
     stopped_because: str  # "finished", "time budget", "cancelled", "patience"
     train_size: int
     dev_size: int
@@ -139,6 +142,7 @@ class TrainResult:
     holdout_choices: dict[str, dict] | None = None  # DP, selected on holdout: its choices there (best single pick)
     processes: int = 1  # data-parallel processes that shared each batch
     mixed_precision: str = "no"  # what the run used ("no", "bf16", "fp16")
+    dev_selected_metrics: dict[str, float] | None = None  # ``track_dev``: the best dev evaluation of the run
 
 
 def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
@@ -288,6 +292,7 @@ def train(
     dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
     train_features, dev_features = split_features(model, train_split), split_features(model, dev_split)
     holdout = config.select_on == "holdout"
+    tracking = holdout and config.track_dev
     select_split = encode_examples(tokenizer, task, select_examples, model.max_length) if holdout else dev_split
     select_features = split_features(model, select_split) if holdout else dev_features
 
@@ -312,13 +317,14 @@ def train(
         with accelerator.autocast():
             metrics, choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
                                                      counterfactual=config.counterfactuals == "every_eval")
-        metrics, choices = agreed(accelerator, (metrics, choices))
+            watched = evaluate(model, dev_split, config.eval_batch_size, dev_features) if tracking else None
+        metrics, choices, watched = agreed(accelerator, (metrics, choices, watched))
         evals_since_best += 1
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
             best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
             evals_since_best = 0
         history.append({"step": step, "epoch": step / steps_per_epoch, **metrics,
-                        **({"choices": choices} if choices else {})})
+                        **({"choices": choices} if choices else {}), **({"dev": watched} if watched else {})})
         return TrainEvent("eval", step, total_steps, step / steps_per_epoch, metrics=metrics,
                           choices=choices or None, elapsed_s=time.perf_counter() - started)
 
@@ -387,6 +393,8 @@ def train(
         dev_metrics=dev_metrics, selected_on=config.select_on, holdout_size=len(select_split) if holdout else 0,
         holdout_choices=holdout_choices or None, processes=accelerator.num_processes,
         mixed_precision=accelerator.mixed_precision,
+        dev_selected_metrics=max((entry["dev"] for entry in history if "dev" in entry), key=lambda m: m["score"],
+                                 default=dev_metrics if not holdout else None),
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
@@ -520,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
              "least 32; few-shot: 8), dev then scored once")
     add("--holdout-max", type=int, default=None, help="at most this many held-out items (their evaluations cost time)")
     add("--patience", type=int, default=None, help="stop after this many evaluations without a better score")
+    add("--track-dev", action="store_true",
+        help="with --select-on holdout: score dev at every evaluation too (never to select), so metrics.json shows "
+             "what dev selection would have reported")
     add("--mixed-precision", default="auto", choices=PRECISIONS,
         help="auto: bf16 on a CUDA GPU that has it (else fp16), none on CPU")
     add("--gradient-accumulation-steps", type=int, default=1, help="batches per optimizer step")
@@ -545,7 +556,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
         device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
-        select_on=args.select_on, holdout_max=args.holdout_max, patience=args.patience,
+        select_on=args.select_on, holdout_max=args.holdout_max, patience=args.patience, track_dev=args.track_dev,
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
 
@@ -607,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_size": result.train_size, "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
         "truncated": result.truncated, "examples_per_s": event.examples_per_s, "elapsed_s": event.elapsed_s,
         **({"holdout_size": result.holdout_size, "holdout": result.best_metrics} if result.holdout_size else {}),
+        **({"dev_selected": result.dev_selected_metrics} if result.holdout_size and result.dev_selected_metrics
+           else {}),
         **({"choices": result.choices} if result.choices else {}),
         **({"holdout_choices": result.holdout_choices} if result.holdout_choices else {}),
     }

@@ -192,3 +192,15 @@ def test_cli_runs_with_bf16_autocast_on_cpu(data_dir, tiny_bert_path, tmp_path):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["mixed_precision"] == "bf16" and 0.0 <= metrics["best"]["score"] <= 1.0
     assert all(math.isfinite(entry["loss"]) for entry in metrics["history"] if "loss" in entry)
+
+
+def test_tracking_dev_beside_holdout_selection_shows_what_dev_selection_would_report(data_dir, tiny_backbone):
+    config = small_config(data_dir, k_shot=None, select_on="holdout", holdout_max=40, max_steps=6, eval_every=1,
+                          track_dev=True)
+    result = run(config, backbone=tiny_backbone)
+    tracked = {entry["step"]: entry["dev"] for entry in result.history if "dev" in entry}
+    assert sorted(tracked) == [1, 2, 3, 4, 5, 6]
+    assert tracked[result.best_step] == result.dev_metrics  # the kept checkpoint's dev score, as tracked
+    assert result.dev_selected_metrics == max(tracked.values(), key=lambda m: m["score"])
+    assert run(small_config(data_dir, select_on="holdout", holdout_max=40), backbone=tiny_backbone
+               ).dev_selected_metrics is None  # not tracked: nothing to report
