@@ -94,12 +94,16 @@ def dp_where(model: PromptClassifier) -> str | None:
     return None if where is None else ("input" if where == "input" else "deep")
 
 
+def recorded(model: PromptClassifier) -> dict:
+    """What the run that made a model recorded, in metrics.json's shape ("best", "majority_baseline", "choices",
+    "holdout_choices"): a checkpoint's summary, or the same kept by the Train tab for a session's run."""
+    return (getattr(model, "metadata", None) or {}).get("summary", {})
+
+
 def learned_nothing(source: str, model: PromptClassifier) -> str | None:
     """A plain warning when a model's recorded dev score is no better than always predicting the majority class."""
-    metadata = getattr(model, "metadata", {}) or {}
-    summary = metadata.get("summary", {})
-    best = metadata.get("score", summary.get("best", {}).get("score"))
-    majority = metadata.get("majority", summary.get("majority_baseline"))
+    summary = recorded(model)
+    best, majority = summary.get("best", {}).get("score"), summary.get("majority_baseline")
     if best is None or majority is None or best > majority:
         return None
     return (f"{source} scored {best:.3f} on dev, no better than always predicting the majority class "
@@ -174,7 +178,7 @@ class Shared:
         if candidates:
             trained = [title for title in candidates if title in own]
             pool = trained or candidates
-            best = max(pool, key=lambda title: getattr(sides[title][1], "metadata", {}).get("score", 0.0))
+            best = max(pool, key=lambda title: recorded(sides[title][1]).get("best", {}).get("score", 0.0))
             dp = sides[best]
         fixed_title = FIXED if left == "ptv2" else COUNTERPART[where]
         return sides.get(fixed_title), dp

@@ -15,7 +15,7 @@ from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
 from .. import views
-from ..state import DP_WHERE, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing, task_fields
+from ..state import DP_WHERE, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing, recorded, task_fields
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
@@ -32,8 +32,7 @@ class CompareTab:
 
 def dev_summary(model) -> dict:
     """DP's choice statistics on dev as recorded when it was trained (session runs and checkpoints)."""
-    metadata = getattr(model, "metadata", {}) or {}
-    return metadata.get("choices") or metadata.get("summary", {}).get("choices") or {}
+    return recorded(model).get("choices") or {}
 
 
 def item_batch(model, example):

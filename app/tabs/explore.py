@@ -13,7 +13,7 @@ from dp_core.metrics import compute_metrics, score_interval
 from dp_core.tasks import DataError, get_task
 
 from .. import views
-from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared
+from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, recorded
 from .compare import LEFT, CompareTab
 
 VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
@@ -122,7 +122,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                  "DP": task_spec.label_names[dp_predictions[i]],
                  "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
                 for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-        held_out = (getattr(dp[1], "metadata", None) or {}).get("summary", {}).get("holdout_choices", {})
+        held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
         picks = {factor: record["best_single"] for factor, record in held_out.items()
                  if record.get("best_single") is not None}
         return (pd.DataFrame(table), verdict(stats), views.choice_table(stats, intervals, picks), *counts,

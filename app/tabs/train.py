@@ -115,8 +115,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
                         spread += choice_spread(event.step, event.choices)
                 else:
                     result = event.result
-                    result.model.metadata = {"score": result.dev_metrics["score"], "choices": result.choices,
-                                             "majority": result.majority_baseline}
+                    result.model.metadata = {"summary": {"best": result.dev_metrics, "choices": result.choices,
+                                                         "majority_baseline": result.majority_baseline}}
                     state.runs.setdefault(task_name, {})[label] = result.model
                     state.choice_stats.pop(id(result.model), None)
                     best.append({"method": label, "best dev score": round(result.dev_metrics["score"], 4),
