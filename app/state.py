@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dp_core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
 from dp_core.choices import ChoiceStatistics
-from dp_core.dynamic import DynamicPromptConfig
+from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.model import PromptClassifier
 from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
@@ -31,9 +31,7 @@ MAX_SEED = 2**32 - 1  # what the random generators accept
 FIXED = "P-tuning v2 (fixed)"
 PROMPT_TUNING = "prompt tuning (fixed)"
 FULL = ("position", "length", "pool")
-# DP as the ready-trained prompts make it (assets/checkpoints/train_all.sh; docs/dp_learning.md): unit-length
-# features and the choice network on its own learning rate, so its choices commit within a short run.
-DP_SETTINGS = {"num_tokens": 16, "feature_norm": "unit", "choice_lr": 0.1}
+DP_SETTINGS = {"num_tokens": 16, **READY_TRAINED}  # DP as the ready-trained prompts were made
 METHOD_CHOICES = {
     FIXED: lambda: PTuningV2Config(num_tokens=16),
     PROMPT_TUNING: lambda: PromptTuningConfig(num_tokens=16),

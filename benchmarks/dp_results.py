@@ -27,13 +27,13 @@ from pathlib import Path
 
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
-from dp_core.dynamic import DynamicPromptConfig
+from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import DataError
 from dp_core.train import TrainConfig, load_task_data, run
 
-DP = {"factors": ("position", "length", "pool"), "feature_norm": "unit", "choice_lr": 0.1}
+DP = {"factors": ("position", "length", "pool"), **READY_TRAINED}
 COUNTERPART = {"DP deep": "P-tuning v2", "DP input": "prompt tuning"}
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "multirc", "boolq"]
 
@@ -57,11 +57,14 @@ def task_data(task: str, args) -> tuple[tuple, bool]:
                                           fewglue=True)), True
 
 
+def max_epochs(task: str, args) -> float:
+    return float(dict(item.split("=") for item in args.max_epochs_for).get(task, args.max_epochs))
+
+
 def config_for(task: str, method, lr: float, seed: int, args, fewglue: bool, max_steps: int | None = None
                ) -> TrainConfig:
-    epochs = dict(item.split("=") for item in args.max_epochs_for).get(task, args.max_epochs)
     return TrainConfig(task=task, prompt=method, backbone=args.backbone, data_dir=args.data_dir, fewglue=fewglue,
-                       epochs=float(epochs), max_steps=max_steps, time_budget_s=args.cap_s, seed=seed, lr=lr,
+                       epochs=max_epochs(task, args), max_steps=max_steps, time_budget_s=args.cap_s, seed=seed, lr=lr,
                        lr_head=1e-2, eval_every=args.eval_every, select_on="holdout", holdout_max=args.holdout_max,
                        patience=args.patience, track_dev=True, counterfactuals="none",
                        max_length=256 if task == "multirc" else 128)
@@ -78,8 +81,7 @@ def estimate(args, backbone, chosen: dict) -> None:
             result = run(config_for(task, method, lr, 0, args, fewglue, max_steps=args.estimate_steps),
                          backbone=backbone, data=data)
             per_step = (time.perf_counter() - started) / args.estimate_steps
-            steps = -(-result.train_size // 16) * float(dict(item.split("=") for item in args.max_epochs_for).get(
-                task, args.max_epochs))
+            steps = -(-result.train_size // 16) * max_epochs(task, args)
             seconds = min(per_step * steps, args.cap_s or float("inf")) * len(args.seeds)
             total += seconds
             print(f"{task} | {name}: {per_step:.2f} s per step (with set-up), {steps:.0f} steps at most, "

@@ -46,6 +46,9 @@ LEVELS = ("task", "instance")
 WHERE = ("input", "deep", "both")
 ESTIMATORS = ("score_function", "straight_through", "exact")
 FEATURE_NORMS = ("none", "layer", "unit")
+# What the ready-trained prompts, the app's Train tab and the results grid use (docs/dp_learning.md): unit-length
+# features and the choice network on its own learning rate, so the choices commit within a few hundred steps.
+READY_TRAINED = {"feature_norm": "unit", "choice_lr": 0.1}
 
 PLACE_EXPLANATION = (
     "In this encoder (bidirectional attention, absolute positions) an input-level prompt token is read like a "

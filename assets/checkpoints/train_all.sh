@@ -9,8 +9,8 @@ PY=${PYTHON:-.venv/bin/python}
 STEPS=${STEPS:-300}
 # Selected on 100 held-out training items (few-shot BoolQ: 8), never on dev; dev is scored once, at the end.
 COMMON="--select-on holdout --holdout-max 100 --max-steps $STEPS --eval-every 25 --patience 6 --dev-limit 300"
-# DP: the score-function estimator with unit-length features and the choice network on its own learning rate
-# (docs/dp_learning.md, "Ready-trained prompts").
+# DP: the score-function estimator with dp_core.dynamic.READY_TRAINED (unit-length features, the choice network on
+# its own learning rate; docs/dp_learning.md). tests/test_app.py checks the app trains DP the same way.
 DP="--method dp --factors position,length,pool --feature-norm unit --choice-lr 0.1"
 declare -A OPTIONS=([ptv2]="--method ptv2" [prompt_tuning]="--method prompt_tuning"
                     [dp_input]="$DP --where input" [dp_deep]="$DP --where deep")
