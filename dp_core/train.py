@@ -259,14 +259,14 @@ def agreed(accelerator: Accelerator, value):
     return box[0]
 
 
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> None:
-    """Backward, clip the trained parameters' gradient norm, step the optimizer and its schedule."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trained = [p for group in optimizer.param_groups for p in group["params"]]
-    torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
+def backward_and_step(accelerator: Accelerator, loss: torch.Tensor, optimizer, grad_clip: float) -> None:
+    """Backward, clip the trained parameters' gradient norm once the (accumulated) step is complete, step the
+    prepared optimizer (Accelerate skips it, and the zeroing, until then)."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
     optimizer.step()
-    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def train(
@@ -304,7 +304,6 @@ def train(
     if hasattr(model.prompt, "schedule_run"):  # DP: temperature, warm-up and entropy bonus follow this run
         model.prompt.schedule_run(total_steps * config.gradient_accumulation_steps)  # it counts forward passes
     objective, optimizer = accelerator.prepare(TrainingObjective(model), optimizer)
-    trained = [p for group in optimizer.param_groups for p in group["params"]]
     shard = (accelerator.process_index, accelerator.num_processes)
 
     history: list[dict] = []
@@ -336,11 +335,7 @@ def train(
         features = None if train_features is None else train_features[batch.rows]
         with accelerator.accumulate(objective):
             loss = objective(batch, features)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(trained, config.grad_clip)
-            optimizer.step()  # Accelerate skips it, and the zeroing, until the accumulated step is complete
-            optimizer.zero_grad(set_to_none=True)
+            backward_and_step(accelerator, loss, optimizer, config.grad_clip)
         losses.append(loss.item())
         seen += batch.num_items * accelerator.num_processes
         train_time += time.perf_counter() - step_start
@@ -409,7 +404,8 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
     if config.prompt.trains_backbone:
         raise ValueError("the multitask regime shares a prompt; fine-tuning has none to share")
     set_seed(config.seed)
-    backbone = backbone or load_backbone(config.backbone, config.device)
+    accelerator = make_accelerator(config, backbone)  # one process; its device and mixed precision
+    backbone = backbone or load_backbone(config.backbone, accelerator.device)
     pad = backbone.tokenizer.pad_token_id
     models, splits, features, shared = {}, {}, {}, None
     for name in tasks:
@@ -429,16 +425,19 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
               {"params": choice, "lr": choice_lr}]
     optimizer = torch.optim.AdamW([group for group in groups if group["params"]], weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    optimizer = accelerator.prepare(optimizer)
     if hasattr(shared, "schedule_run"):
         shared.schedule_run(steps)
 
     streams = {name: endless_batches(splits[name], config, pad) for name in tasks}
     for step in range(1, steps + 1):
         name = tasks[(step - 1) % len(tasks)]
-        batch = next(streams[name]).to(backbone.device)
+        batch = next(streams[name]).to(accelerator.device)
         task_features = None if features[name] is None else features[name][batch.rows]
-        loss = models[name].training_loss(batch, task_features)
-        optimizer_step(loss, optimizer, scheduler, config)
+        with accelerator.autocast():
+            loss = models[name].training_loss(batch, task_features)
+        backward_and_step(accelerator, loss, optimizer, config.grad_clip)
+        scheduler.step()
         if on_step is not None:
             on_step(step, name, loss.item())
     for model in models.values():
