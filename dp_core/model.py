@@ -7,6 +7,8 @@ layout places it, the encoder runs (deep prompts as extra keys/values), the head
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -50,6 +52,13 @@ class Encoded:
     plan: PromptPlan
 
 
+@functools.cache
+def cache_keyword(module_type: type) -> str:
+    """The name a module's forward gives its key/value cache: ``cache`` from transformers 5.24 on (the old
+    ``past_key_values`` still works there, with a deprecation warning, until 5.40)."""
+    return "cache" if "cache" in inspect.signature(module_type.forward).parameters else "past_key_values"
+
+
 def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Last hidden state and pooler output. Deep prompts enter every layer's attention as a key/value cache."""
     inputs = dict(inputs_embeds=layout.inputs_embeds, position_ids=layout.position_ids,
@@ -60,7 +69,7 @@ def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.T
     if any(pair is None for pair in deep_prompts):
         return run_layers(model, layout, deep_prompts)
     out = model(attention_mask=torch.cat([layout.deep_mask, layout.attention_mask], dim=1),
-                past_key_values=DynamicCache(ddp_cache_data=deep_prompts), **inputs)
+                **{cache_keyword(type(model)): DynamicCache(ddp_cache_data=deep_prompts)}, **inputs)
     return out.last_hidden_state, getattr(out, "pooler_output", None)
 
 
@@ -73,7 +82,8 @@ def run_layers(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Te
     with_prompt = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=full_mask)
     without = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=layout.attention_mask)
     for layer, pair in zip(model.encoder.layer, deep_prompts):
-        hidden = layer(hidden, without) if pair is None else layer(hidden, with_prompt, past_key_values=cache)
+        hidden = layer(hidden, without) if pair is None else layer(hidden, with_prompt,
+                                                                   **{cache_keyword(type(layer)): cache})
     pooler = getattr(model, "pooler", None)
     return hidden, pooler(hidden) if pooler is not None else None
 

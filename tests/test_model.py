@@ -7,7 +7,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Ele
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
 from dp_core.layout import assemble
-from dp_core.model import HeadConfig, PromptClassifier, run_encoder, run_layers
+from dp_core.model import HeadConfig, PromptClassifier, cache_keyword, run_encoder, run_layers
 from dp_core.prompts import FineTuneConfig, PromptTuningConfig, PTuningV1Config, PTuningV2Config
 from dp_core.tasks import Example, get_task, load_examples
 
@@ -37,8 +37,15 @@ def test_ptv2_matches_peft_prefix_tuning(which, request, data_dir):
         ours.head[1].bias.copy_(reference.classifier.bias)
     batch = padded_batch(backbone, data_dir)
     with torch.no_grad():
-        expected = peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                              token_type_ids=batch.token_type_ids).logits
+        # PEFT's prefix-tuning forward, step by step: PEFT 0.21 looks for a ``past_key_values`` argument that
+        # transformers 5.24 renamed ``cache``, so its own forward refuses BERT there. PEFT makes the keys/values,
+        # transformers' own cache attention reads them, the mask gets ones for the prefix as PEFT gives it.
+        prefix = peft_model.get_prompt(len(batch.input_ids))
+        mask = torch.cat([torch.ones(len(batch.input_ids), 8, dtype=batch.attention_mask.dtype),
+                          batch.attention_mask], dim=1)
+        pooled = reference.bert(input_ids=batch.input_ids, attention_mask=mask, token_type_ids=batch.token_type_ids,
+                                **{cache_keyword(type(reference.bert)): prefix}).pooler_output
+        expected = reference.classifier(pooled)
         assert torch.allclose(ours(batch), expected, atol=1e-5)
 
 
