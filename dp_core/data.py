@@ -71,6 +71,9 @@ def encode_examples(
     firsts = [pair[0] for example in examples for pair in example.pairs]
     seconds = [pair[1] for example in examples for pair in example.pairs]
     seconds_or_none = seconds if all(text is not None for text in seconds) else None
+    if seconds_or_none is not None and \
+            tokenizer.num_special_tokens_to_add(pair=True) == tokenizer.num_special_tokens_to_add(pair=False):
+        seconds_or_none = ["\n" + text for text in seconds_or_none]  # a decoder's tokenizer puts nothing between
     full = tokenizer(firsts, seconds_or_none, truncation=False, verbose=False)["input_ids"]
     encoded = tokenizer(firsts, seconds_or_none, truncation=True, max_length=max_length,
                         return_token_type_ids=True)
@@ -78,7 +81,7 @@ def encode_examples(
     truncated = sum(any(rows_cut[i * rows_per_item : (i + 1) * rows_per_item]) for i in range(len(examples)))
     return EncodedSplit(
         input_ids=encoded["input_ids"],
-        token_type_ids=encoded["token_type_ids"],
+        token_type_ids=encoded.get("token_type_ids") or [[0] * len(row) for row in encoded["input_ids"]],
         labels=[example.label for example in examples],
         groups=[example.group for example in examples],
         rows_per_item=rows_per_item,

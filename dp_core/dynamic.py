@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .prompts import MethodConfig, PromptPlan, initial_prompt_vectors
+from .prompts import MethodConfig, PromptPlan, check_deep_prompts, initial_prompt_vectors
 
 FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
@@ -154,7 +154,13 @@ class DynamicPrompt(nn.Module):
         super().__init__()
         self.config = config
         length, hidden = config.num_tokens, backbone.hidden_size
-        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_heads
+        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_key_value_heads
+        if config.where != "input":
+            check_deep_prompts(backbone)
+        if config.where == "deep" and "position" in config.factors and backbone.positions != "absolute":
+            raise ValueError(f"DP deep chooses a place only through where the input's absolute positions start; "
+                             f"{backbone.config.model_type} has {backbone.positions} positions: choose length or "
+                             f"pool there, or put the prompt at the input (where='input')")
         pool = config.pool_size if "pool" in config.factors else 1
         self.sizes = {"position": length + 1, "length": length, "pool": pool}
         self.sizes = {factor: self.sizes[factor] for factor in config.factors}
@@ -162,7 +168,8 @@ class DynamicPrompt(nn.Module):
         if config.where in ("input", "both"):
             self.input_pool = nn.Parameter(initial_prompt_vectors(backbone, (pool, length), config.init))
         if config.where in ("deep", "both"):  # nn.Embedding's N(0, 1), as P-tuning v2 / PEFT
-            self.deep_pool = nn.Parameter(torch.randn(pool, length, 2 * self.num_layers * hidden))
+            width = 2 * self.num_layers * backbone.num_key_value_heads * backbone.head_dim
+            self.deep_pool = nn.Parameter(torch.randn(pool, length, width))
         if config.level == "task":
             self.task_logits = nn.ParameterDict({f: nn.Parameter(torch.zeros(n)) for f, n in self.sizes.items()})
         else:

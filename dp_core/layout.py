@@ -6,7 +6,8 @@ slots are *active* (an inactive slot takes no place and is never attended). Fixe
 all slots active.
 
 - Input-level prompts (prompt tuning, P-tuning v1) are read like words:
-  ``[CLS] <before slots> input text <after slots> [SEP] <padding>``. They take real places, so the
+  ``[CLS] <before slots> input text <after slots> [SEP] <padding>`` (a decoder's or T5's own special tokens, if
+  any, stay at the ends the same way). They take real places, so the
   position ids of every token follow from the layout, and they flow through every layer.
 - Deep prompts (P-tuning v2) are extra keys/values in every layer and have no place in the sequence. In a
   bidirectional encoder with absolute positions, moving them changes only one thing: the input's position
@@ -46,11 +47,13 @@ def assemble(
     deep: bool = False,
     position_base: int = 0,
     max_positions: int | None = None,
+    special_tokens: tuple[int, int] = (1, 1),
     position_weights: torch.Tensor | None = None,
     length_weights: torch.Tensor | None = None,
     position_table: torch.Tensor | None = None,
 ) -> Layout:
-    """Lay out one batch. Inputs must be right-padded and end in a closing special token ([SEP] / </s>).
+    """Lay out one batch. Inputs must be right-padded; ``special_tokens`` says how many special tokens open and close
+    each row ([CLS] … [SEP]: (1, 1); T5: (0, 1); GPT-2: (0, 0)): they stay at the ends, the prompt goes between.
 
     ``split_position`` (B,) holds p, ``active`` (B, L) the active slots; ``prompt_embeds`` (B, L, H) are
     input-level prompt tokens (None when the prompt is deep-only). ``position_weights`` (B, L + 1) and
@@ -81,14 +84,14 @@ def assemble(
         return Layout(token_embeds, attention_mask, positions, token_type_ids, slot, deep_mask)
 
     real_length = attention_mask.sum(1)
-    order, kept = place_order(real_length, length, split_position, active)
+    order, kept = place_order(real_length, length, split_position, active, special_tokens)
     width = int(kept.sum(1).max())
     order, kept = order[:, :width], kept[:, :width]
     source = torch.cat([token_embeds, prompt_embeds.to(token_embeds.dtype)], dim=1)
     embeds = take_rows(source, order)
     if position_weights is not None or length_weights is not None:
         embeds = with_choice_gradients(embeds, source, real_length, split_position, active,
-                                       position_weights, length_weights)
+                                       position_weights, length_weights, special_tokens)
     closing_type = torch.gather(token_type_ids, 1, real_length[:, None] - 1)  # after-slots join the last segment
     slot_types = torch.where(goes_after, closing_type, torch.zeros_like(closing_type))
     types = torch.gather(torch.cat([token_type_ids, slot_types], dim=1), 1, order)
@@ -109,18 +112,20 @@ def take_rows(source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def place_order(real_length: torch.Tensor, length: int, split_position: torch.Tensor,
-                active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                active: torch.Tensor, special_tokens: tuple[int, int] = (1, 1)) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row, which source element (input token i < length, or prompt slot length + j) goes to each
     place, and whether that place is kept (attended). Rows are independent, so candidate layouts can be
     stacked as extra rows. One stable sort: key = group * stride + rank within the group, with groups
-    [CLS], before slots, input text, after slots, closing token, then everything dropped (padding, inactive).
+    opening special tokens, before slots, input text, after slots, closing special tokens, then everything
+    dropped (padding, inactive).
     """
+    lead, tail = special_tokens
     rows, num_slots = active.shape
     device = active.device
     token_index = torch.arange(length, device=device)[None, :]
     slot_index = torch.arange(num_slots, device=device)[None, :]
     real = real_length[:, None]
-    token_group = torch.where(token_index == 0, 0, torch.where(token_index < real - 1, 2, 4))
+    token_group = torch.where(token_index < lead, 0, torch.where(token_index < real - tail, 2, 4))
     token_group = torch.where(token_index < real, token_group, 5)
     slot_group = torch.where(slot_index < split_position[:, None], 3, 1).masked_fill(~active, 5)
     group = torch.cat([token_group, slot_group], dim=1)
@@ -156,7 +161,8 @@ class ChoiceGradient(torch.autograd.Function):
 
 def with_choice_gradients(embeds: torch.Tensor, source: torch.Tensor, real_length: torch.Tensor,
                           split_position: torch.Tensor, active: torch.Tensor, position_weights: torch.Tensor | None,
-                          length_weights: torch.Tensor | None) -> torch.Tensor:
+                          length_weights: torch.Tensor | None, special_tokens: tuple[int, int] = (1, 1)
+                          ) -> torch.Tensor:
     """The input-level sequence, unchanged, carrying the straight-through gradients of the position and
     length choices: every split 0..L with the chosen active slots, every length 1..L with the chosen split."""
     batch, num_slots = active.shape
@@ -173,6 +179,6 @@ def with_choice_gradients(embeds: torch.Tensor, source: torch.Tensor, real_lengt
     split_rows, active_rows = torch.cat(splits, dim=1), torch.cat(actives, dim=1)
     candidates = split_rows.shape[1]
     order, kept = place_order(real_length.repeat_interleave(candidates), length, split_rows.reshape(-1),
-                              active_rows.reshape(-1, num_slots))
+                              active_rows.reshape(-1, num_slots), special_tokens)
     index, filled = order.view(batch, candidates, -1)[:, :, :width], kept.view(batch, candidates, -1)[:, :, :width]
     return ChoiceGradient.apply(embeds, weights, source.detach(), index, filled)

@@ -11,7 +11,7 @@ import functools
 import inspect
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 from transformers import DynamicCache
 from transformers.masking_utils import create_bidirectional_mask
 
-from .backbone import Backbone, load_backbone
+from .backbone import Backbone, family_of, load_backbone
 from .data import Batch
 from .layout import Layout, assemble
 from .methods import method_config_from_dict
@@ -30,17 +30,21 @@ from .tasks import Task, get_task
 
 CONFIG_FILE = "dp_config.json"
 WEIGHTS_FILE = "model.safetensors"
-POOLINGS = ("mean", "cls", "pooler")
+POOLINGS = ("mean", "cls", "pooler", "last")
+# What the linear head reads when not told: [CLS] in encoders (measured best of mean / cls / pooler on the default
+# backbone, docs/benchmarks.md); the last real place in a decoder, the only one that has seen the whole sequence;
+# the mean of T5's encoder states (T5 has no summary token).
+DEFAULT_POOLING = {"encoder": "cls", "decoder": "last", "encoder-decoder": "mean"}
 
 
 @dataclass
 class HeadConfig:
-    pooling: str = "cls"  # measured best of mean / cls / pooler on the default backbone (docs/benchmarks.md)
+    pooling: str | None = None  # None: the backbone family's default (DEFAULT_POOLING)
     dropout: float = 0.1
     backbone_dropout: bool = True  # dropout inside the frozen encoder while training, as both references; helps RTE
 
     def __post_init__(self):
-        if self.pooling not in POOLINGS:
+        if self.pooling is not None and self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
 
@@ -52,6 +56,12 @@ class Encoded:
     plan: PromptPlan
 
 
+def position_table(model: nn.Module) -> torch.Tensor | None:
+    """The absolute position embeddings (BERT-like, GPT-2), or None where positions are rotary or relative."""
+    embeddings = getattr(getattr(model, "embeddings", None), "position_embeddings", None) or getattr(model, "wpe", None)
+    return embeddings.weight if embeddings is not None else None
+
+
 @functools.cache
 def cache_keyword(module_type: type) -> str:
     """The name a module's forward gives its key/value cache: ``cache`` from transformers 5.24 on (the old
@@ -59,10 +69,21 @@ def cache_keyword(module_type: type) -> str:
     return "cache" if "cache" in inspect.signature(module_type.forward).parameters else "past_key_values"
 
 
+def body_inputs(model: nn.Module, position_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None) -> dict:
+    """What a family's body reads besides tokens and mask: encoders take positions and token types; decoders
+    positions only (GPT-2 would embed token types as words); T5 neither (its positions are relative)."""
+    family = family_of(model.config.model_type).name
+    if family == "encoder-decoder":
+        return {}
+    if family == "decoder":
+        return {"position_ids": position_ids, "use_cache": False}
+    return {"position_ids": position_ids, "token_type_ids": token_type_ids}
+
+
 def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Last hidden state and pooler output. Deep prompts enter every layer's attention as a key/value cache."""
-    inputs = dict(inputs_embeds=layout.inputs_embeds, position_ids=layout.position_ids,
-                  token_type_ids=layout.token_type_ids)
+    inputs = dict(inputs_embeds=layout.inputs_embeds,
+                  **body_inputs(model, layout.position_ids, layout.token_type_ids))
     if deep_prompts is None:
         out = model(attention_mask=layout.attention_mask, **inputs)
         return out.last_hidden_state, getattr(out, "pooler_output", None)
@@ -95,7 +116,8 @@ class PromptClassifier(nn.Module):
         self.backbone = backbone  # shared and frozen; not a registered submodule
         self.task = get_task(task) if isinstance(task, str) else task
         self.method = method
-        self.head_config = head or HeadConfig()
+        head = head or HeadConfig()
+        self.head_config = head if head.pooling else replace(head, pooling=DEFAULT_POOLING[backbone.family.name])
         if self.head_config.pooling == "pooler" and getattr(backbone.model, "pooler", None) is None:
             raise ValueError(f"backbone {backbone.name!r} has no pooler; use pooling 'mean' or 'cls'")
         self.prompt = method.build(backbone)
@@ -130,7 +152,7 @@ class PromptClassifier(nn.Module):
         model = self.backbone.model
         model.eval()
         hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       token_type_ids=batch.token_type_ids).last_hidden_state.float()
+                       **body_inputs(model, None, batch.token_type_ids)).last_hidden_state.float()
         weights = batch.attention_mask.unsqueeze(-1).float()
         return (hidden * weights).sum(1) / weights.sum(1)
 
@@ -152,9 +174,9 @@ class PromptClassifier(nn.Module):
             encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
             plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
             deep=plan.deep_prompts is not None, position_base=self.backbone.position_base,
-            max_positions=self.backbone.max_positions, position_weights=plan.position_weights,
-            length_weights=plan.length_weights,
-            position_table=encoder.embeddings.position_embeddings.weight if plan.position_weights is not None else None,
+            max_positions=self.backbone.max_positions, special_tokens=self.backbone.special_tokens,
+            position_weights=plan.position_weights, length_weights=plan.length_weights,
+            position_table=position_table(encoder) if plan.position_weights is not None else None,
         )
         return plan, layout
 
@@ -176,6 +198,9 @@ class PromptClassifier(nn.Module):
             return pooler_output.float()
         if self.head_config.pooling == "cls":
             return hidden[:, 0]
+        if self.head_config.pooling == "last":  # kept places come first in every row
+            last = mask.sum(1).long().clamp(min=1) - 1
+            return hidden[torch.arange(len(hidden), device=hidden.device), last]
         weights = mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 

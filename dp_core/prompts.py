@@ -27,6 +27,13 @@ class PromptPlan:
     decisions: dict[str, torch.Tensor] | None = None  # DP: probabilities of every candidate, pool weights
 
 
+def check_deep_prompts(backbone: Backbone) -> None:
+    """Deep prompts need every layer's attention to take extra keys/values; say in one line where it does not."""
+    reason = backbone.family.no_deep_prompts
+    if reason:
+        raise ValueError(f"deep prompts do not work on {backbone.config.model_type}: {reason}")
+
+
 def fixed_plan(batch_size: int, num_tokens: int, device: torch.device, **prompts) -> PromptPlan:
     return PromptPlan(
         split_position=torch.zeros(batch_size, dtype=torch.long, device=device),
@@ -70,14 +77,17 @@ class DeepPrompt(nn.Module):
 
     def __init__(self, config: PTuningV2Config, backbone: Backbone):
         super().__init__()
+        check_deep_prompts(backbone)
         first, last = config.layers or (0, backbone.num_layers)
         if not 0 <= first < last <= backbone.num_layers:
             raise ValueError(f"layers must satisfy 0 <= first < last <= {backbone.num_layers}, got {config.layers}")
+        if (first, last) != (0, backbone.num_layers) and backbone.family.name != "encoder":
+            raise ValueError("prompts in some layers only run layer by layer, written for BERT-like encoders")
         self.config = config
         self.prompt_layers = range(first, last)
-        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_heads
+        self.num_layers, self.num_heads = backbone.num_layers, backbone.num_key_value_heads
         hidden = backbone.hidden_size
-        width = 2 * len(self.prompt_layers) * hidden
+        width = 2 * len(self.prompt_layers) * backbone.num_key_value_heads * backbone.head_dim
         if config.reparameterize:
             self.embedding = nn.Embedding(config.num_tokens, hidden)
             self.transform = nn.Sequential(
