@@ -13,7 +13,6 @@ import argparse
 import torch
 
 from dp_core.backbone import load_backbone
-from dp_core.data import encode_examples
 from dp_core.dynamic import FEATURE_NORMS, DynamicPromptConfig
 from dp_core.model import PromptClassifier
 from dp_core.train import TrainConfig, load_task_data, split_features
@@ -29,7 +28,7 @@ def main() -> None:
     for norm in FEATURE_NORMS:
         torch.manual_seed(0)
         model = PromptClassifier(backbone, args.task, DynamicPromptConfig(feature_norm=norm)).eval()
-        split = encode_examples(backbone.tokenizer, model.task, dev, model.max_length)
+        split = model.encode_examples(dev)
         features = split_features(model, split)
         read = model.prompt.feature_norm(features)
         with torch.no_grad():

@@ -11,8 +11,11 @@ from pathlib import Path
 import huggingface_hub
 import torch
 from safetensors.torch import save_model
-from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer,
-                          PreTrainedModel, PreTrainedTokenizerBase)
+from torch import nn
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
+                          AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase)
+
+from .data import special_token_counts
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -131,13 +134,27 @@ class Backbone:
 
     @functools.cached_property
     def special_tokens(self) -> tuple[int, int]:
-        """How many special tokens the tokenizer puts before the text and after it ([CLS] … [SEP]: 1, 1; T5's
-        … </s>: 0, 1; GPT-2: 0, 0). The layout keeps them at the ends, prompts between."""
-        text = "one two three"
-        plain = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        full = self.tokenizer(text)["input_ids"]
-        lead = next(start for start in range(len(full) - len(plain) + 1) if full[start:start + len(plain)] == plain)
-        return lead, len(full) - lead - len(plain)
+        """Special tokens before and after each text (``dp_core.data.special_token_counts``)."""
+        return special_token_counts(self.tokenizer)
+
+
+    @functools.cached_property
+    def masked_lm_head(self) -> nn.Module:
+        """An encoder's masked-LM head (BERT's ``cls``, RoBERTa's ``lm_head``), loaded on first use for the
+        verbalizer head; refused where the checkpoint has none (sentence encoders such as the default)."""
+        path = resolve_backbone_path(self.name)
+        try:
+            masked_lm, info = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True,
+                                                                   trust_remote_code=False)
+        except (OSError, ValueError) as error:
+            raise BackboneError(f"{self.name!r} has no masked-LM model to read label words with: "
+                                f"{str(error).strip().splitlines()[0]}") from None
+        head = [module for name, module in masked_lm.named_children() if name != masked_lm.base_model_prefix]
+        head_names = {name for name, _ in masked_lm.named_children() if name != masked_lm.base_model_prefix}
+        if len(head) != 1 or any(key.split(".")[0] in head_names for key in info["missing_keys"]):
+            raise BackboneError(f"{self.name!r} has no masked-LM head in its checkpoint: the verbalizer head needs "
+                                f"one; use the linear head")
+        return head[0].to(self.device).requires_grad_(False).eval()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

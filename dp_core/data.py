@@ -61,10 +61,23 @@ class Batch:
                      self.rows.repeat(copies))
 
 
+def special_token_counts(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before a text and after it ([CLS] … [SEP]: 1, 1; T5's … </s>:
+    0, 1; GPT-2: 0, 0). The layout keeps them at the ends, the prompt between."""
+    text = "one two three"
+    plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = tokenizer(text)["input_ids"]
+    lead = next(start for start in range(len(full) - len(plain) + 1) if full[start:start + len(plain)] == plain)
+    return lead, len(full) - lead - len(plain)
+
+
 def encode_examples(
-    tokenizer: PreTrainedTokenizerBase, task: Task, examples: list[Example], max_length: int
+    tokenizer: PreTrainedTokenizerBase, task: Task, examples: list[Example], max_length: int,
+    answer_ids: tuple[int, ...] = (),
 ) -> EncodedSplit:
-    """Tokenise text pairs, truncating the longer text first, and count items that were cut."""
+    """Tokenise text pairs, truncating the longer text first, and count items that were cut. ``answer_ids`` (a
+    template such as "Answer:", for a head that reads the model's own prediction there) close every row, before
+    its closing special tokens; truncation leaves room for them."""
     if not examples:
         raise ValueError(f"no {task.name} examples to encode")
     rows_per_item = len(examples[0].pairs)
@@ -74,14 +87,22 @@ def encode_examples(
     if seconds_or_none is not None and \
             tokenizer.num_special_tokens_to_add(pair=True) == tokenizer.num_special_tokens_to_add(pair=False):
         seconds_or_none = ["\n" + text for text in seconds_or_none]  # a decoder's tokenizer puts nothing between
+    text_length = max_length - len(answer_ids)
     full = tokenizer(firsts, seconds_or_none, truncation=False, verbose=False)["input_ids"]
-    encoded = tokenizer(firsts, seconds_or_none, truncation=True, max_length=max_length,
+    encoded = tokenizer(firsts, seconds_or_none, truncation=True, max_length=text_length,
                         return_token_type_ids=True)
-    rows_cut = [len(whole) > max_length for whole in full]
+    rows_cut = [len(whole) > text_length for whole in full]
     truncated = sum(any(rows_cut[i * rows_per_item : (i + 1) * rows_per_item]) for i in range(len(examples)))
+    input_ids = encoded["input_ids"]
+    token_types = encoded.get("token_type_ids") or [[0] * len(row) for row in input_ids]
+    if answer_ids:
+        tail = special_token_counts(tokenizer)[1]
+        input_ids = [row[:len(row) - tail] + list(answer_ids) + row[len(row) - tail:] for row in input_ids]
+        token_types = [types[:len(types) - tail] + [types[-1]] * len(answer_ids) + types[len(types) - tail:]
+                       for types in token_types]
     return EncodedSplit(
-        input_ids=encoded["input_ids"],
-        token_type_ids=encoded.get("token_type_ids") or [[0] * len(row) for row in encoded["input_ids"]],
+        input_ids=input_ids,
+        token_type_ids=token_types,
         labels=[example.label for example in examples],
         groups=[example.group for example in examples],
         rows_per_item=rows_per_item,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .data import Batch, encode_examples, iterate_batches
+from .data import Batch, iterate_batches
 from .model import PromptClassifier
 from .tasks import Example
 
@@ -114,7 +114,7 @@ class Explanation:
 @torch.no_grad()
 def explain_examples(model: PromptClassifier, examples: list[Example], batch_size: int = 64) -> Explanation:
     """``explain`` for a list of examples (typed in, or a whole dev set), batched by length, in their order."""
-    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
+    split = model.encode_examples(examples)
     decisions: list[InstanceDecision] = []
     for batch in iterate_batches(split, batch_size, model.backbone.tokenizer.pad_token_id, shuffle=False):
         items = batch.items.tolist()

@@ -22,15 +22,19 @@ from transformers import DynamicCache
 from transformers.masking_utils import create_bidirectional_mask
 
 from .backbone import Backbone, family_of, load_backbone
-from .data import Batch
+from .data import Batch, EncodedSplit, encode_examples
 from .layout import Layout, assemble
 from .methods import method_config_from_dict
 from .prompts import MethodConfig, PromptPlan
-from .tasks import Task, get_task
+from .tasks import Example, Task, get_task
 
 CONFIG_FILE = "dp_config.json"
 WEIGHTS_FILE = "model.safetensors"
 POOLINGS = ("mean", "cls", "pooler", "last")
+HEADS = ("linear", "verbalizer")
+# Closes every row where the model answers: a decoder's next token after it (both heads read that place, so they
+# compare like with like); a masked LM's [MASK] (verbalizer only). T5's decoder asks by itself.
+ANSWER_TEMPLATE = "\nAnswer:"
 # What the linear head reads when not told: [CLS] in encoders (measured best of mean / cls / pooler on the default
 # backbone, docs/benchmarks.md); the last real place in a decoder, the only one that has seen the whole sequence;
 # the mean of T5's encoder states (T5 has no summary token).
@@ -42,10 +46,15 @@ class HeadConfig:
     pooling: str | None = None  # None: the backbone family's default (DEFAULT_POOLING)
     dropout: float = 0.1
     backbone_dropout: bool = True  # dropout inside the frozen encoder while training, as both references; helps RTE
+    # "linear": a trained Linear on the pooled state; "verbalizer": the backbone's own LM head scores each label's
+    # word (Task.label_words) at the answer place, nothing trained but the prompt
+    kind: str = "linear"
 
     def __post_init__(self):
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.kind not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.kind!r}")
 
 
 @dataclass
@@ -109,6 +118,44 @@ def run_layers(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Te
     return hidden, pooler(hidden) if pooler is not None else None
 
 
+class Verbalizer(nn.Module):
+    """Scores each label's word with the backbone's own LM head at the answer place: a decoder's next-token logits
+    after the answer template, T5's first decoder token, a masked LM's [MASK]. It trains nothing: only the prompt
+    learns to make the right word likely."""
+
+    def __init__(self, backbone: Backbone, task: Task):
+        super().__init__()
+        self.backbone = backbone  # shared and frozen; not a registered submodule
+        self.family = backbone.family.name
+        if self.family == "encoder":
+            backbone.masked_lm_head  # refuses, in one line, a checkpoint without one
+        words = [word_token(backbone.tokenizer, word) for word in task.label_words]
+        if len(set(words)) < len(words):
+            raise ValueError(f"label words {task.label_words} share a first token in {backbone.name!r}")
+        self.register_buffer("word_ids", torch.tensor(words), persistent=False)
+
+    def vocabulary_logits(self, hidden: torch.Tensor, mask: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
+        """(rows, vocabulary) what the LM predicts at the answer place."""
+        if self.family == "encoder-decoder":
+            full = self.backbone.full
+            start = torch.full((len(hidden), 1), full.config.decoder_start_token_id, device=hidden.device)
+            return full(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=start).logits[:, 0]
+        at_place = hidden[torch.arange(len(hidden), device=hidden.device), place]
+        if self.family == "decoder":
+            return self.backbone.full.get_output_embeddings()(at_place)
+        return self.backbone.masked_lm_head(at_place)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
+        return self.vocabulary_logits(hidden, mask, place)[:, self.word_ids].float()
+
+
+def word_token(tokenizer, word: str) -> int:
+    """The first token of `` word`` as it follows other text (BPE vocabularies keep the leading space)."""
+    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    spoken = [token for token in ids if tokenizer.decode([token]).strip()]
+    return spoken[0]
+
+
 class PromptClassifier(nn.Module):
     def __init__(self, backbone: Backbone, task: Task | str, method: MethodConfig,
                  head: HeadConfig | None = None, max_length: int = 128):
@@ -124,7 +171,19 @@ class PromptClassifier(nn.Module):
         # Fine-tuning trains its own copy, so the shared frozen backbone stays untouched.
         self.tuned_encoder = copy.deepcopy(backbone.model).requires_grad_(True) if method.trains_backbone else None
         num_outputs = 1 if self.task.multiple_choice else self.task.num_labels
-        self.head = nn.Sequential(nn.Dropout(self.head_config.dropout), nn.Linear(backbone.hidden_size, num_outputs))
+        if self.head_config.kind == "verbalizer":
+            self.head = Verbalizer(backbone, self.task)
+        else:
+            self.head = nn.Sequential(nn.Dropout(self.head_config.dropout),
+                                      nn.Linear(backbone.hidden_size, num_outputs))
+        family = backbone.family.name
+        template = ANSWER_TEMPLATE if family == "decoder" else \
+            ANSWER_TEMPLATE + " " + backbone.tokenizer.mask_token \
+            if family == "encoder" and self.head_config.kind == "verbalizer" else ""
+        self.answer_ids = tuple(backbone.tokenizer(template, add_special_tokens=False)["input_ids"]) if template \
+            else ()
+        lead, tail = backbone.special_tokens
+        self.special_tokens = (lead, tail + len(self.answer_ids))  # the answer template stays at the end too
         self.max_length = min(max_length, backbone.max_positions - self.prompt_places)
         if self.max_length < 8:
             raise ValueError(f"{self.prompt_places} prompt tokens leave no room for input in {backbone.name!r}")
@@ -174,7 +233,7 @@ class PromptClassifier(nn.Module):
             encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
             plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
             deep=plan.deep_prompts is not None, position_base=self.backbone.position_base,
-            max_positions=self.backbone.max_positions, special_tokens=self.backbone.special_tokens,
+            max_positions=self.backbone.max_positions, special_tokens=self.special_tokens,
             position_weights=plan.position_weights, length_weights=plan.length_weights,
             position_table=position_table(encoder) if plan.position_weights is not None else None,
         )
@@ -189,7 +248,10 @@ class PromptClassifier(nn.Module):
             encoder.train(self.training and self.head_config.backbone_dropout)
         hidden, pooler_output = run_encoder(encoder, layout, plan.deep_prompts)
         pooled = self.pool(hidden.float(), layout.attention_mask, pooler_output)
-        logits = self.head(pooled)
+        if self.head_config.kind == "verbalizer":
+            logits = self.head(hidden, layout.attention_mask, self.answer_place(layout.attention_mask))
+        else:
+            logits = self.head(pooled)
         logits = logits.view(batch.num_items, -1)
         return Encoded(logits=logits, pooled=pooled, layout=layout, plan=plan)
 
@@ -198,11 +260,19 @@ class PromptClassifier(nn.Module):
             return pooler_output.float()
         if self.head_config.pooling == "cls":
             return hidden[:, 0]
-        if self.head_config.pooling == "last":  # kept places come first in every row
-            last = mask.sum(1).long().clamp(min=1) - 1
-            return hidden[torch.arange(len(hidden), device=hidden.device), last]
+        if self.head_config.pooling == "last":
+            return hidden[torch.arange(len(hidden), device=hidden.device), self.answer_place(mask)]
         weights = mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def answer_place(self, mask: torch.Tensor) -> torch.Tensor:
+        """(rows,) the last place before the closing special tokens (a decoder: its last token; after an answer
+        template, the template's end or its [MASK]). Kept places come first in every row."""
+        return (mask.sum(1).long() - 1 - self.backbone.special_tokens[1]).clamp(min=0)
+
+    def encode_examples(self, examples: list[Example]) -> EncodedSplit:
+        """The examples tokenised for this model: its max length, and its answer template where it has one."""
+        return encode_examples(self.backbone.tokenizer, self.task, examples, self.max_length, self.answer_ids)
 
     def forward(self, batch: Batch, features: torch.Tensor | None = None,
                 forced: dict[str, torch.Tensor] | None = None) -> torch.Tensor:

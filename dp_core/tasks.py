@@ -47,6 +47,9 @@ class Task:
     build: Callable[[dict[str, Any]], tuple[tuple[str, str | None], ...]]
     metrics: tuple[str, ...] = ("accuracy",)
     multiple_choice: bool = False  # COPA: score each pair, softmax over choices
+    # What a verbalizer head reads for each label, in label_names order (multiple choice: the one word that scores
+    # each choice's row): the LM's logit of the word's first token at the answer place.
+    label_words: tuple[str, ...] = ("no", "yes")
 
     @property
     def num_labels(self) -> int:
@@ -91,11 +94,12 @@ TASKS: dict[str, Task] = {
              lambda r: ((r["question"], r["passage"]),)),
         Task("cb", "CB", "cb", ("entailment", "contradiction", "neutral"),
              ("entailment", "contradiction", "neutral"), ("premise", "hypothesis"),
-             lambda r: ((r["premise"], r["hypothesis"]),), metrics=("accuracy", "macro_f1")),
+             lambda r: ((r["premise"], r["hypothesis"]),), metrics=("accuracy", "macro_f1"),
+             label_words=("yes", "no", "maybe")),
         Task("copa", "COPA", "copa", ("choice1", "choice2"), (0, 1),
-             ("premise", "choice1", "choice2", "question"), _build_copa, multiple_choice=True),
+             ("premise", "choice1", "choice2", "question"), _build_copa, multiple_choice=True, label_words=("yes",)),
         Task("rte", "RTE", "rte", ("entailment", "not_entailment"), ("entailment", "not_entailment"),
-             ("premise", "hypothesis"), lambda r: ((r["premise"], r["hypothesis"]),)),
+             ("premise", "hypothesis"), lambda r: ((r["premise"], r["hypothesis"]),), label_words=("yes", "no")),
         Task("wic", "WiC", "wic", ("different", "same"), (False, True),
              ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"), _build_wic),
         Task("wsc", "WSC", "wsc.fixed", ("false", "true"), (False, True),

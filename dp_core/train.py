@@ -35,9 +35,9 @@ from transformers import get_linear_schedule_with_warmup
 from .backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone, resolve_device
 from .choices import chosen_factors, predict_split, split_choice_statistics
 from .dynamic import ESTIMATORS, FEATURE_NORMS
-from .data import Batch, EncodedSplit, encode_examples, iterate_batches
+from .data import Batch, EncodedSplit, iterate_batches
 from .metrics import compute_metrics
-from .model import POOLINGS, HeadConfig, PromptClassifier
+from .model import HEADS, POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
 from .prompts import MethodConfig, PTuningV2Config
 from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
@@ -287,13 +287,12 @@ def train(
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
     if config.init_prompt:
         model.load_prompt(config.init_prompt)
-    tokenizer, pad = backbone.tokenizer, backbone.tokenizer.pad_token_id
-    train_split = encode_examples(tokenizer, task, train_examples, model.max_length)
-    dev_split = encode_examples(tokenizer, task, dev_examples, model.max_length)
+    pad = backbone.tokenizer.pad_token_id
+    train_split, dev_split = model.encode_examples(train_examples), model.encode_examples(dev_examples)
     train_features, dev_features = split_features(model, train_split), split_features(model, dev_split)
     holdout = config.select_on == "holdout"
     tracking = holdout and config.track_dev
-    select_split = encode_examples(tokenizer, task, select_examples, model.max_length) if holdout else dev_split
+    select_split = model.encode_examples(select_examples) if holdout else dev_split
     select_features = split_features(model, select_split) if holdout else dev_features
 
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
@@ -415,7 +414,7 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
             shared = model.prompt
         model.prompt = shared
         models[name] = model.train()
-        splits[name] = encode_examples(backbone.tokenizer, model.task, train_examples, model.max_length)
+        splits[name] = model.encode_examples(train_examples)
         features[name] = split_features(model, splits[name])
     heads = [p for model in models.values() for p in model.head.parameters()]
     choice_lr = getattr(config.prompt, "choice_lr", None)
@@ -486,7 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-length", type=int, default=128)
     add("--seed", type=int, default=0)
     add("--device", default="auto")
-    add("--pooling", default="cls", choices=POOLINGS)
+    add("--pooling", default=None, choices=POOLINGS,
+        help="what the linear head reads (default: [CLS] in encoders, the last token in decoders, the mean in T5)")
+    add("--head", default="linear", choices=HEADS,
+        help="linear: a trained Linear; verbalizer: the backbone's LM head scores each label's word")
     add("--no-backbone-dropout", dest="backbone_dropout", action="store_false",
         help="no dropout inside the frozen encoder while training")
     add("--head-dropout", type=float, default=0.1, help="dropout before the linear head")
@@ -549,7 +551,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            choice_warmup=args.choice_warmup, exact_items=args.exact_items)
     return TrainConfig(
         task=args.task, prompt=prompt,
-        head=HeadConfig(pooling=args.pooling, dropout=args.head_dropout, backbone_dropout=args.backbone_dropout),
+        head=HeadConfig(pooling=args.pooling, dropout=args.head_dropout, backbone_dropout=args.backbone_dropout,
+                        kind=args.head),
         backbone=args.backbone, data_dir=args.data_dir, k_shot=args.k_shot, fewglue=args.fewglue,
         dev_limit=args.dev_limit, epochs=args.epochs, max_steps=args.max_steps, time_budget_s=args.time_budget,
         batch_size=args.batch_size, lr=args.lr, lr_head=args.lr_head, weight_decay=args.weight_decay,

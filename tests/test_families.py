@@ -10,11 +10,11 @@ import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 from tokenizers import processors
-from transformers import (AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
                           LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, RobertaConfig,
                           RobertaModel, T5Config, T5ForConditionalGeneration)
 
-from dp_core.backbone import load_backbone, resolve_backbone_path
+from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.layout import assemble
@@ -30,6 +30,7 @@ SMALL = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attentio
 FAMILIES = {
     "bert": (lambda: BertConfig(**TINY), BertModel, None),
     "roberta": (lambda: RobertaConfig(**TINY, pad_token_id=0), RobertaModel, None),
+    "bert-mlm": (lambda: BertConfig(**TINY), BertForMaskedLM, None),
     "t5": (lambda: T5Config(vocab_size=30522, d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8,
                             decoder_start_token_id=0, pad_token_id=0, eos_token_id=102),
            T5ForConditionalGeneration, ("$A [SEP]", "$A [SEP] $B [SEP]")),
@@ -86,10 +87,10 @@ def laid_out(backbone, batch, split, prompt_embeds, num_slots=4):
 
 
 def test_each_family_keeps_its_special_tokens_at_the_ends(family_backbones):
-    expected = {"bert": (1, 1), "roberta": (1, 1), "t5": (0, 1), "llama": (1, 0), "qwen2": (0, 0), "gpt2": (0, 0)}
+    expected = {"bert": (1, 1), "roberta": (1, 1), "bert-mlm": (1, 1), "t5": (0, 1), "llama": (1, 0), "qwen2": (0, 0), "gpt2": (0, 0)}
     assert {name: backbone.special_tokens for name, backbone in family_backbones.items()} == expected
     assert {name: backbone.family.name for name, backbone in family_backbones.items()} == {
-        "bert": "encoder", "roberta": "encoder", "t5": "encoder-decoder", "llama": "decoder", "qwen2": "decoder",
+        "bert": "encoder", "roberta": "encoder", "bert-mlm": "encoder", "t5": "encoder-decoder", "llama": "decoder", "qwen2": "decoder",
         "gpt2": "decoder"}
 
 
@@ -225,3 +226,60 @@ def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
                          prompt=DynamicPromptConfig(num_tokens=4, where="input"))
     result = run(config, backbone=backbone)
     assert result.model.head_config.pooling == "last" and result.dev_metrics["score"] >= 0
+
+
+def spelled_out(model, batch, token_id: int):
+    """The batch with the prompt's slots written as real tokens: the prompt vectors become that token's embedding,
+    and the same token is inserted where the layout puts the slots (all before the text)."""
+    backbone = model.backbone
+    with torch.no_grad():
+        model.prompt.embedding.weight.copy_(backbone.model.get_input_embeddings().weight[token_id])
+    lead, slots = backbone.special_tokens[0], model.method.num_tokens
+    lengths = batch.attention_mask.sum(1).tolist()
+    rows = [row[:length].tolist() for row, length in zip(batch.input_ids, lengths)]
+    rows = [row[:lead] + [token_id] * slots + row[lead:] for row in rows]
+    types = [row[:length].tolist() for row, length in zip(batch.token_type_ids, lengths)]
+    types = [row[:lead] + [0] * slots + row[lead:] for row in types]  # slots before the text are of the first text
+    width = max(map(len, rows))
+    input_ids = torch.tensor([row + [backbone.tokenizer.pad_token_id] * (width - len(row)) for row in rows])
+    token_types = torch.tensor([row + [0] * (width - len(row)) for row in types])
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+    return input_ids, token_types, mask
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "t5", "bert-mlm"])
+def test_the_verbalizer_scores_are_the_lm_logits_of_the_label_words(name, family_backbones, data_dir):
+    backbone = family_backbones[name]
+    model = PromptClassifier(backbone, "cb", PromptTuningConfig(num_tokens=3), HeadConfig(kind="verbalizer")).eval()
+    examples = load_examples("cb", "val", data_dir)[:4]
+    batch = collate(model.encode_examples(examples), list(range(4)), backbone.tokenizer.pad_token_id)
+    words = [backbone.tokenizer(" " + word, add_special_tokens=False)["input_ids"][0] for word in ("yes", "no", "maybe")]
+    input_ids, token_types, mask = spelled_out(model, batch, token_id=2023)
+    rows = torch.arange(len(input_ids))
+    with torch.no_grad():
+        ours = model(batch)
+        if name == "t5":
+            start = torch.zeros(len(input_ids), 1, dtype=torch.long)
+            expected = backbone.full(input_ids=input_ids, attention_mask=mask, decoder_input_ids=start).logits[:, 0]
+        elif name == "bert-mlm":
+            masked_lm = BertForMaskedLM.from_pretrained(resolve_backbone_path(backbone.name)).eval()
+            place = (input_ids == backbone.tokenizer.mask_token_id).nonzero()[:, 1]
+            expected = masked_lm(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types).logits[rows, place]
+        else:
+            expected = backbone.full(input_ids=input_ids, attention_mask=mask).logits[rows, mask.sum(1) - 1]
+    assert torch.allclose(ours, expected[:, words], atol=1e-4)
+    if name != "t5":  # the answer template closes each row
+        answer = backbone.tokenizer("\nAnswer:", add_special_tokens=False)["input_ids"]
+        assert all(answer == row[len(row) - len(answer) - backbone.special_tokens[1] - (name == "bert-mlm"):][
+            :len(answer)] for row in (r[:int(m.sum())].tolist() for r, m in zip(input_ids, mask)))
+
+
+def test_a_sentence_encoder_without_an_lm_head_refuses_the_verbalizer(family_backbones):
+    with pytest.raises(BackboneError, match="has no masked-LM head in its checkpoint"):
+        PromptClassifier(family_backbones["bert"], "rte", PromptTuningConfig(num_tokens=3), HeadConfig(kind="verbalizer"))
+
+
+def test_the_verbalizer_trains_nothing_but_the_prompt(family_backbones):
+    model = PromptClassifier(family_backbones["gpt2"], "copa", PromptTuningConfig(num_tokens=3),
+                             HeadConfig(kind="verbalizer"))
+    assert set(model.trainable_state()) == {"prompt.embedding.weight"}

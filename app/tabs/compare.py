@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from dp_core.choices import change_reading, chosen_factors, confidence_reading
-from dp_core.data import collate, encode_examples
+from dp_core.data import collate
 from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
@@ -37,7 +37,7 @@ def dev_summary(model) -> dict:
 
 def item_batch(model, example):
     """One example as a batch (COPA: its two rows)."""
-    split = encode_examples(model.backbone.tokenizer, model.task, [example], model.max_length)
+    split = model.encode_examples([example])
     return collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
 
 

@@ -7,7 +7,6 @@ import gradio as gr
 import pandas as pd
 
 from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
-from dp_core.data import encode_examples
 from dp_core.explain import explain_examples
 from dp_core.metrics import compute_metrics, score_interval
 from dp_core.tasks import DataError, get_task
@@ -27,8 +26,7 @@ def choice_statistics_of(shared: Shared, state: Session | None, model, examples)
     own = state is not None and any(model is m for runs in state.runs.values() for m in runs.values())
     cache = state.choice_stats if own else shared.choice_stats
     if id(model) not in cache:
-        split = encode_examples(model.backbone.tokenizer, model.task, examples[:COUNTERFACTUAL_LIMIT],
-                                model.max_length)
+        split = model.encode_examples(examples[:COUNTERFACTUAL_LIMIT])
         cache[id(model)] = split_choice_statistics(model, split)
     return cache[id(model)]
 
