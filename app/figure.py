@@ -1,4 +1,4 @@
-"""Draws the Learn tab's figure into assets/how_dp_works.png:  python -m app.figure"""
+"""Draws the Learn tab's figures into assets/ (how_dp_works.png, places_by_family.png):  python -m app.figure"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .views import COLOURS
 
 OUTPUT = Path(__file__).resolve().parent.parent / "assets" / "how_dp_works.png"
+FAMILY_OUTPUT = OUTPUT.with_name("places_by_family.png")
 WORDS = ["[CLS]", "the", "cat", "sat", "[SEP]", "a", "cat", "sat", "[SEP]"]
 
 
@@ -60,5 +61,40 @@ def draw(path: Path = OUTPUT) -> Path:
     return path
 
 
+def draw_families(path: Path = FAMILY_OUTPUT) -> Path:
+    """Who can read whom, per family: one attention grid each over a prompt before the input, three input tokens
+    and a prompt after it (a filled cell: the row's token reads the column's)."""
+    sequence = [("P before", "prompt-before"), ("x1", "input"), ("x2", "input"), ("x3", "input"),
+                ("P after", "prompt-after")]
+    panels = [("Encoder (BERT-like)", "bidirectional", "everyone reads everyone:\nthe place is only a position number"),
+              ("Decoder (Llama, GPT-2)", "causal", "a prompt before cannot read the input;\none after reads all of it"),
+              ("T5 encoder", "bidirectional", "everyone reads everyone;\nthe distance is what changes")]
+    cell, left, top = 34, 110, 90
+    image = Image.new("RGB", (3 * (left + 5 * cell + 40), top + 5 * cell + 110), "white")
+    draw_ = ImageDraw.Draw(image)
+    font, title = ImageFont.load_default(size=14), ImageFont.load_default(size=18)
+    for panel, (name, attention, note) in enumerate(panels):
+        x0 = panel * (left + 5 * cell + 40) + 10
+        draw_.text((x0, 10), name, font=title, fill="#111827")
+        draw_.text((x0 + left, top - 44), "reads:", font=font, fill="#6b7280")
+        for column, short in enumerate(("P", "x1", "x2", "x3", "P")):
+            kind = sequence[column][1]
+            draw_.text((x0 + left + column * cell + 8, top - 22), short, font=font,
+                       fill=COLOURS[kind] if kind != "input" else "#111827")
+        for row, (label, kind) in enumerate(sequence):
+            draw_.text((x0, top + row * cell + 9), label, font=font, fill=COLOURS[kind] if kind != "input" else "#111827")
+            for column in range(len(sequence)):
+                visible = attention == "bidirectional" or column <= row
+                box = [x0 + left + column * cell, top + row * cell, x0 + left + (column + 1) * cell - 3,
+                       top + (row + 1) * cell - 3]
+                draw_.rectangle(box, fill="#1f2937" if visible else "#f3f4f6", outline="#d1d5db")
+        for line, text in enumerate(note.split("\n")):
+            draw_.text((x0, top + 5 * cell + 15 + line * 20), text, font=font, fill="#374151")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
 if __name__ == "__main__":
     print(draw())
+    print(draw_families())

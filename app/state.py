@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dp_core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
 from dp_core.choices import ChoiceStatistics
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.model import PromptClassifier
@@ -21,7 +21,11 @@ from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS = ASSETS / "checkpoints"
 HOSTED = bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
-HUB_BACKBONES = ("sentence-transformers/all-MiniLM-L12-v2", "bert-base-uncased", "roberta-base")  # allow-list
+# What the Train tab offers (on a Space, the allow-list): the default, the SmolLM2 decoder (offline where its package
+# is installed, else from the Hub), and Hub encoders.
+BACKBONES = (DEFAULT_BACKBONE, SMOLLM2, "sentence-transformers/all-MiniLM-L12-v2", "bert-base-uncased", "roberta-base")
+BACKBONE_CHOICES = [(DESCRIPTIONS.get(name, f"{name} (from the Hub)"), name) for name in BACKBONES]
+HEADS = {"linear head": "linear", "verbalizer (the LM's own label words)": "verbalizer"}
 MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a public Space cannot be exhausted
 DEV_LIMIT = 300  # dev items used while training and in Explore (BoolQ's 3,270 long passages take minutes on CPU)
 COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate place Explore tries (17x an evaluation each)
@@ -108,6 +112,14 @@ def learned_nothing(source: str, model: PromptClassifier) -> str | None:
             f"({majority:.3f}): its predictions here show nothing it learned.")
 
 
+def trained_on(model: PromptClassifier) -> str:
+    """The backbone and head of a session's run where they are not the default ones, in words."""
+    parts = [] if model.backbone.name == DEFAULT_BACKBONE else [f" on {model.backbone.name}"]
+    if model.head_config.kind == "verbalizer":
+        parts.append(" with the verbalizer head")
+    return "".join(parts)
+
+
 def task_fields(task_name: str) -> list[str]:
     return [name for name in get_task(task_name).input_fields if name not in OFFSET_FIELDS]
 
@@ -161,7 +173,8 @@ class Shared:
         """Every model for the task by method title: this session's runs first, else the ready-trained."""
         sides = {title: (f"{title}, ready-trained", model) for title, model in self.ready.get(task, {}).items()}
         own = (session.runs if session else {}).get(task, {})
-        sides.update({title: (f"{title}, trained in this session", model) for title, model in own.items()})
+        sides.update({title: (f"{title}, trained in this session{trained_on(model)}", model)
+                      for title, model in own.items()})
         return sides
 
     def models(self, session: Session | None, task: str, where: str = "deep",

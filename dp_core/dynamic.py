@@ -50,14 +50,6 @@ FEATURE_NORMS = ("none", "layer", "unit")
 # features and the choice network on its own learning rate, so the choices commit within a few hundred steps.
 READY_TRAINED = {"feature_norm": "unit", "choice_lr": 0.1}
 
-PLACE_EXPLANATION = (
-    "In this encoder (bidirectional attention, absolute positions) an input-level prompt token is read like a "
-    "word: its place decides its position embedding and shifts the positions of the input tokens after it, "
-    "through every layer. A deep (key/value) prompt has no place of its own: attention cannot tell where a "
-    "key came from, so 'moving' a deep prompt changes only where the input's positions start."
-)
-
-
 @dataclass
 class DynamicPromptConfig(MethodConfig):
     method: ClassVar[str] = "dp"

@@ -92,6 +92,24 @@ def test_training_streams_curves_then_compare_uses_the_new_run(client):
     assert "ready-trained" in other.predict(*compare_args("cb", fields), api_name="/compare")[6]
 
 
+def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(client):
+    job = client.submit("cb", "smollm2-135m", [DP], 5, 8, 0, api_name="/train")
+    status, *_ = list(job)[-1]
+    assert status.startswith("Done.")
+    fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
+    result = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
+    assert "trained in this session on smollm2-135m" in result[6]
+    assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
+    assert "trained in this session" not in result[3]  # the ready-trained counterpart is on the default backbone
+
+
+def test_the_verbalizer_on_a_sentence_encoder_is_refused_in_one_line(client):
+    with pytest.raises(Exception, match="has no masked-LM head in its checkpoint"):
+        client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 5, 8, 0,
+                       "verbalizer (the LM's own label words)", api_name="/train")
+    assert client.predict("cb", 0, api_name="/pick")[0] == 0  # still up
+
+
 def test_stop_ends_a_run_within_a_step_and_keeps_its_checkpoint(client):
     job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 120, 8, 0, api_name="/train")
     started = time.monotonic()

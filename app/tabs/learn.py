@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from dp_core.dynamic import PLACE_EXPLANATION
+from dp_core.backbone import FAMILIES, POSITIONS
 
 from ..state import ASSETS
 
@@ -14,8 +14,26 @@ def build() -> None:
     figure = ASSETS / "how_dp_works.png"
     if figure.exists():
         gr.Image(str(figure), show_label=False, interactive=False)
-    gr.Markdown(f"**What a prompt's place changes in this backbone.** {PLACE_EXPLANATION}")
+    gr.Markdown(PLACES_TEXT)
+    families = ASSETS / "places_by_family.png"
+    if families.exists():
+        gr.Image(str(families), show_label=False, interactive=False)
+    gr.Markdown("\n".join(family_line(family) for family in FAMILIES))
     gr.Markdown(CHOICES_TEXT)
+
+
+def family_line(family) -> str:
+    kinds = ", ".join(f"{kind} ({POSITIONS[kind]} positions)" for kind in family.model_types)
+    deep = f" Deep prompts: refused ({family.no_deep_prompts})." if family.no_deep_prompts else ""
+    return f"- **{family.name.capitalize()}s** — {kinds}. {family.place}{deep}"
+
+
+PLACES_TEXT = """
+## What a prompt's place means in each kind of model
+Where DP can put the prompt matters only as much as the model lets it. Each grid below shows who reads whom in
+one layer of attention (a dark cell: the row's token reads the column's), for a prompt placed before the input
+and one placed after it.
+"""
 
 
 LEARN_TEXT = """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -10,13 +12,20 @@ import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
 from dp_core.tasks import DataError
+from dp_core.model import HeadConfig
 from dp_core.train import TrainConfig, load_task_data, train
 
 from .. import views
-from ..state import (DEV_LIMIT, FIXED, HOSTED, HUB_BACKBONES, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES, ZERO_GPU,
-                     GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu)
+from ..state import (BACKBONE_CHOICES, BACKBONES, DEV_LIMIT, FIXED, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED,
+                     METHOD_CHOICES, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
+
+
+def started(events: Iterator) -> Iterator:
+    """The events with the first one already drawn, so that a model the backbone cannot take fails here."""
+    first = next(events)
+    return itertools.chain([first], events)
 
 
 def checked_seed(value) -> int:
@@ -38,8 +47,12 @@ def choice_spread(step: int, choices: dict) -> list[dict]:
 
 def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
     with gr.Row():
-        backbone = gr.Dropdown([DEFAULT_BACKBONE, *HUB_BACKBONES], value=DEFAULT_BACKBONE, label="Frozen backbone",
-                               allow_custom_value=not HOSTED, info="bundled offline; the others download from the Hub")
+        backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Frozen backbone",
+                               allow_custom_value=not HOSTED,
+                               info="the first two work offline (SmolLM2 with its package installed); the others "
+                                    "download from the Hub")
+        head = gr.Radio(list(HEADS), value=next(iter(HEADS)), label="Head",
+                        info="the verbalizer needs a model with an LM head (not the default sentence encoder)")
         methods = gr.CheckboxGroup(list(METHOD_CHOICES), value=[FIXED, "DP deep: position + length + pool"],
                                    label="Methods (each gets the same budget)")
     with gr.Row():
@@ -63,11 +76,12 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
     summary = gr.Dataframe(label="Best dev score of each run", interactive=False)
 
     @on_gpu
-    def run_training(task_name, backbone_name, chosen, budget_s, k, seed_value, state, progress=gr.Progress()):
+    def run_training(task_name, backbone_name, chosen, budget_s, k, seed_value, head_name, state,
+                     progress=gr.Progress()):
         state = state or Session()
         if not chosen:
             raise gr.Error("Choose at least one method.")
-        if HOSTED and backbone_name not in (DEFAULT_BACKBONE, *HUB_BACKBONES):
+        if HOSTED and backbone_name not in BACKBONES:
             raise gr.Error("This Space trains only the listed backbones.")
         seed_number = checked_seed(seed_value)
         wanted_s, budget_s = float(budget_s or 60), method_budget(budget_s, len(chosen))
@@ -80,7 +94,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
             offline_boolq = task_name == "boolq" and shared.data_dir is not None
             base = TrainConfig(task=task_name, backbone=backbone_name, data_dir=shared.data_dir,
                                k_shot=int(k) or None, fewglue=offline_boolq, dev_limit=DEV_LIMIT, epochs=1000,
-                               time_budget_s=budget_s, eval_every=10, seed=seed_number, counterfactuals="none")
+                               time_budget_s=budget_s, eval_every=10, seed=seed_number, counterfactuals="none",
+                               head=HeadConfig(kind=HEADS.get(head_name, "linear")))
             data = load_task_data(base)
         except (DataError, BackboneError, ValueError) as error:
             raise gr.Error(str(error)) from None
@@ -106,7 +121,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
             config = replace(base, prompt=METHOD_CHOICES[label]())
             if "position" in getattr(config.prompt, "factors", ()):
                 spread = []  # the plot follows the DP method now training
-            for event in train(config, backbone=backbone_model, cancel=state.cancel, data=data):
+            try:
+                events = started(train(config, backbone=backbone_model, cancel=state.cancel, data=data))
+            except (BackboneError, ValueError) as error:  # a method or head this backbone cannot take
+                raise gr.Error(str(error)) from None
+            for event in events:
                 if event.kind == "step":
                     losses.append({"method": label, "step": event.step, "loss": event.loss})
                 elif event.kind == "eval":
@@ -141,7 +160,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
             state.cancel.set()
         return "Stopping after the current step…"
 
-    start.click(run_training, [task, backbone, methods, budget, k_shot, seed, session],
+    start.click(run_training, [task, backbone, methods, budget, k_shot, seed, head, session],
                 [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train", concurrency_limit=1,
                 concurrency_id="train")
     stop.click(stop_training, session, status, api_name="stop", queue=False)
