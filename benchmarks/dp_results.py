@@ -29,24 +29,49 @@ from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config
+from dp_core.model import HeadConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import DataError
 from dp_core.train import TrainConfig, load_task_data, run
 
 DP = {"factors": ("position", "length", "pool"), **READY_TRAINED}
-COUNTERPART = {"DP deep": "P-tuning v2", "DP input": "prompt tuning"}
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "multirc", "boolq"]
 
 
-def variants(num_tokens: int) -> dict[str, tuple]:
-    """name -> (method config, prompt learning rate); in the order the grid runs them."""
+def encoder_variants(num_tokens: int) -> dict[str, tuple]:
+    """name -> (method config, prompt learning rate, head); in the order the grid runs them."""
     return {
-        "P-tuning v2": (PTuningV2Config(num_tokens=num_tokens), 1e-2),
-        "DP deep": (DynamicPromptConfig(num_tokens=num_tokens, where="deep", **DP), 1e-2),
-        "prompt tuning": (PromptTuningConfig(num_tokens=num_tokens), 1e-2),
-        "DP input": (DynamicPromptConfig(num_tokens=num_tokens, where="input", **DP), 1e-2),
-        "fine-tuning": (method_config("finetune"), 2e-5),
+        "P-tuning v2": (PTuningV2Config(num_tokens=num_tokens), 1e-2, "linear"),
+        "DP deep": (DynamicPromptConfig(num_tokens=num_tokens, where="deep", **DP), 1e-2, "linear"),
+        "prompt tuning": (PromptTuningConfig(num_tokens=num_tokens), 1e-2, "linear"),
+        "DP input": (DynamicPromptConfig(num_tokens=num_tokens, where="input", **DP), 1e-2, "linear"),
+        "fine-tuning": (method_config("finetune"), 2e-5, "linear"),
     }
+
+
+def decoder_variants(num_tokens: int) -> dict[str, tuple]:
+    """A causal decoder: where an input-level prompt goes decides what it can read. Fixed prefix and suffix, DP's
+    place chosen once per task and per instance; with a linear head on the last token and with the verbalizer."""
+    place = {**READY_TRAINED, "factors": ("position",), "where": "input", "num_tokens": num_tokens}
+    variants = {}
+    for head in ("linear", "verbalizer"):
+        variants |= {
+            f"prefix · {head}": (PromptTuningConfig(num_tokens=num_tokens), 1e-2, head),
+            f"suffix · {head}": (PromptTuningConfig(num_tokens=num_tokens, place="after"), 1e-2, head),
+            f"DP task · {head}": (DynamicPromptConfig(level="task", **place), 1e-2, head),
+            f"DP instance · {head}": (DynamicPromptConfig(level="instance", **place), 1e-2, head),
+        }
+    return variants
+
+
+GRIDS = {"encoder": encoder_variants, "decoder": decoder_variants}
+# What each grid sets side by side: (method, the one it is measured against).
+COMPARISONS = {
+    "encoder": [("DP input", "prompt tuning"), ("DP deep", "P-tuning v2")],
+    "decoder": [(f"{dp} · {head}", f"{fixed} · {head}") for head in ("linear", "verbalizer")
+                for dp, fixed in (("DP instance", "prefix"), ("DP instance", "suffix"), ("DP task", "prefix"))]
+               + [(f"{place} · verbalizer", f"{place} · linear") for place in ("prefix", "suffix")],
+}
 
 
 def task_data(task: str, args) -> tuple[tuple, bool]:
@@ -61,13 +86,34 @@ def max_epochs(task: str, args) -> float:
     return float(dict(item.split("=") for item in args.max_epochs_for).get(task, args.max_epochs))
 
 
-def config_for(task: str, method, lr: float, seed: int, args, fewglue: bool, max_steps: int | None = None
-               ) -> TrainConfig:
-    return TrainConfig(task=task, prompt=method, backbone=args.backbone, data_dir=args.data_dir, fewglue=fewglue,
+def eval_every(task: str, args) -> int:
+    return int(dict(item.split("=") for item in args.eval_every_for).get(task, args.eval_every))
+
+
+def config_for(task: str, method, lr: float, head: str, seed: int, args, fewglue: bool,
+               max_steps: int | None = None) -> TrainConfig:
+    return TrainConfig(task=task, prompt=method, head=HeadConfig(kind=head), backbone=args.backbone, data_dir=args.data_dir, fewglue=fewglue,
                        epochs=max_epochs(task, args), max_steps=max_steps, time_budget_s=args.cap_s, seed=seed, lr=lr,
-                       lr_head=1e-2, eval_every=args.eval_every, select_on="holdout", holdout_max=args.holdout_max,
+                       lr_head=1e-2, eval_every=eval_every(task, args), select_on="holdout",
+                       holdout_max=args.holdout_max,
                        patience=args.patience, track_dev=True, counterfactuals="none",
                        max_length=256 if task == "multirc" else 128)
+
+
+def budget(task: str, args) -> dict:
+    """What a run's result depends on besides task, method and seed: a rerun with another budget trains anew."""
+    return {"max_epochs": max_epochs(task, args), "cap_s": args.cap_s, "eval_every": eval_every(task, args),
+            "patience": args.patience, "holdout_max": args.holdout_max, "dev_limit": args.dev_limit,
+            "backbone": args.backbone, "num_tokens": args.num_tokens, "grid": args.grid}
+
+
+def flattened_at(curve: list[list[float]], tolerance: float = 0.01) -> float:
+    """The first epoch after which the held-out score never rose more than ``tolerance`` above its best so far."""
+    best_so_far = [max(score for _, score, _ in curve[: index + 1]) for index in range(len(curve))]
+    for index, (epoch, _, _) in enumerate(curve):
+        if all(score <= best_so_far[index] + tolerance for _, score, _ in curve[index + 1:]):
+            return epoch
+    return curve[-1][0]
 
 
 def estimate(args, backbone, chosen: dict) -> None:
@@ -76,9 +122,9 @@ def estimate(args, backbone, chosen: dict) -> None:
     total = 0.0
     for task in args.tasks:
         data, fewglue = task_data(task, args)
-        for name, (method, lr) in chosen.items():
+        for name, (method, lr, head) in chosen.items():
             started = time.perf_counter()
-            result = run(config_for(task, method, lr, 0, args, fewglue, max_steps=args.estimate_steps),
+            result = run(config_for(task, method, lr, head, 0, args, fewglue, max_steps=args.estimate_steps),
                          backbone=backbone, data=data)
             per_step = (time.perf_counter() - started) / args.estimate_steps
             steps = -(-result.train_size // 16) * max_epochs(task, args)
@@ -93,11 +139,13 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
     cells: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         cells.setdefault((record["task"], record["variant"]), []).append(record)
+    dev = f"first {args.dev_limit} dev items" if args.dev_limit else "dev"
     lines = [f"Command: `{command}`", "",
              f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. Selected on "
-             f"held-out training items, dev (first {args.dev_limit} items) scored once; at most {args.max_epochs} "
-             f"epochs ({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations "
-             f"every {args.eval_every} steps, capped at {args.cap_s:g} s a run.", "",
+             f"held-out training items, {dev} scored once; at most {args.max_epochs:g} epochs "
+             f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
+             f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
+             "a run.", "",
              "| task | majority | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
 
     def mean_std(values: list[float]) -> str:
@@ -109,25 +157,30 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
         majority = next((r["majority"] for r in records if r["task"] == task), None)
         if majority is not None:
             lines.append(f"| {task} | {majority:.3f} | " + " | ".join(row) + " |")
-    lines += ["", "DP − its fixed counterpart (paired over seeds, 95 % t interval), and the share of the gap from "
-              "prompt tuning to fine-tuning each method closes (mean scores):", "",
-              "| task | DP input − prompt tuning | DP deep − P-tuning v2 | gap closed: P-tuning v2 | DP input | DP deep |",
-              "|---|---|---|---|---|---|"]
+    pairs = COMPARISONS[args.grid]
+    gap_names = [name for name in ("P-tuning v2", "DP input", "DP deep") if name in names] \
+        if {"prompt tuning", "fine-tuning"} <= set(names) else []
+    lines += ["", "Each method against its counterpart (paired over seeds, mean and 95 % t interval)"
+              + (", and the share of the gap from prompt tuning to fine-tuning each method closes (mean scores)"
+                 if gap_names else "") + ":", "",
+              "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs)
+              + "".join(f" | gap closed: {name}" for name in gap_names) + " |",
+              "|---" * (len(pairs) + len(gap_names) + 1) + "|"]
 
     def by_seed(task: str, name: str) -> dict[int, float]:
         return {r["seed"]: r["dev_score"] for r in cells.get((task, name), [])}
 
     for task in tasks:
         differences = []
-        for dp, fixed in (("DP input", "prompt tuning"), ("DP deep", "P-tuning v2")):
-            a, b = by_seed(task, dp), by_seed(task, fixed)
+        for a_name, b_name in pairs:
+            a, b = by_seed(task, a_name), by_seed(task, b_name)
             seeds = sorted(set(a) & set(b))
             differences.append(interval([a[s] - b[s] for s in seeds]) if seeds else "")
         means = {name: statistics.mean(by_seed(task, name).values()) for name in names if by_seed(task, name)}
         gap = [f"{(means[name] - means['prompt tuning']) / (means['fine-tuning'] - means['prompt tuning']):.0%}"
                if {"prompt tuning", "fine-tuning", name} <= set(means)
                and means["fine-tuning"] != means["prompt tuning"] else ""
-               for name in ("P-tuning v2", "DP input", "DP deep")]
+               for name in gap_names]
         if means:
             lines.append(f"| {task} | " + " | ".join(differences + gap) + " |")
     lines += ["", "The same runs had they kept their best **dev** evaluation (as the references report): the dev "
@@ -144,9 +197,21 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
                 row.append("")
         if any(row):
             lines.append(f"| {task} | " + " | ".join(row) + " |")
-    flat = [f"{r['task']} {r['variant']} seed {r['seed']}" for r in records if r["best_step"] == r["steps"]]
-    lines += ["", "Runs whose held-out score was still rising at their last evaluation (a longer budget may help): "
-              + (", ".join(flat) or "none") + "."]
+    reference = names[0]  # P-tuning v2 in the encoder grid, the linear prefix in the decoder grid
+    lines += ["", f"Budgets: how runs ended, where their kept checkpoint was, and the epoch after which {reference}'s "
+              "held-out score rose no more than 0.01 (median over seeds; the maximum is set above it so that the "
+              "fixed method has converged):", "",
+              "| task | max epochs | stopped by patience / epoch cap / time cap | kept checkpoint, median epoch | "
+              f"{reference} flattened at epoch |", "|---|---|---|---|---|"]
+    for task in tasks:
+        runs = [r for r in records if r["task"] == task]
+        if not runs:
+            continue
+        ended = [sum(r["stopped"] == reason for r in runs) for reason in ("patience", "finished", "time budget")]
+        kept = statistics.median(r["best_epoch"] for r in runs)
+        fixed = [flattened_at(r["curve"]) for r in runs if r["variant"] == reference]
+        lines.append(f"| {task} | {runs[0]['budget']['max_epochs']:g} | {' / '.join(map(str, ended))} | {kept:.1f} | "
+                     + (f"{statistics.median(fixed):.1f}" if fixed else "") + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -157,11 +222,15 @@ def main() -> None:
     add("--backbone", default=DEFAULT_BACKBONE)
     add("--tasks", nargs="+", default=TASKS)
     add("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add("--grid", default="encoder", choices=list(GRIDS),
+        help="encoder: fine-tuning, prompt tuning, P-tuning v2, DP input/deep; decoder: prefix, suffix, task- and "
+             "instance-level DP, each with the linear and the verbalizer head")
     add("--variants", nargs="+", default=None, help="names from the table (default: all)")
     add("--num-tokens", type=int, default=16)
     add("--max-epochs", type=float, default=10.0)
     add("--max-epochs-for", nargs="*", default=[], metavar="TASK=EPOCHS", help="per-task maxima, e.g. rte=3 wic=2")
     add("--eval-every", type=int, default=50)
+    add("--eval-every-for", nargs="*", default=[], metavar="TASK=STEPS", help="per-task cadence, e.g. cb=14")
     add("--patience", type=int, default=5)
     add("--holdout-max", type=int, default=200)
     add("--dev-limit", type=int, default=None)
@@ -171,7 +240,7 @@ def main() -> None:
     add("--estimate", action="store_true", help="time a few steps per cell and print the grid's cost")
     add("--estimate-steps", type=int, default=3)
     args = parser.parse_args()
-    chosen = {name: value for name, value in variants(args.num_tokens).items()
+    chosen = {name: value for name, value in GRIDS[args.grid](args.num_tokens).items()
               if args.variants is None or name in args.variants}
     backbone = load_backbone(args.backbone)
     if args.estimate:
@@ -181,22 +250,29 @@ def main() -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] \
         if results.exists() else []
+    records = [r for r in records if r.get("budget") == budget(r["task"], args)]
     done = {(r["task"], r["variant"], r["seed"]) for r in records}
     for task in args.tasks:
+        if all((task, name, seed) in done for name in chosen for seed in args.seeds):
+            continue
         data, fewglue = task_data(task, args)
         for seed in args.seeds:
-            for name, (method, lr) in chosen.items():
+            for name, (method, lr, head) in chosen.items():
                 if (task, name, seed) in done:
                     continue
                 started = time.perf_counter()
-                result = run(config_for(task, method, lr, seed, args, fewglue), backbone=backbone, data=data)
+                result = run(config_for(task, method, lr, head, seed, args, fewglue), backbone=backbone, data=data)
                 record = {"task": task, "variant": name, "seed": seed, "dev_score": result.dev_metrics["score"],
                           "dev_selected": result.dev_selected_metrics["score"],
                           "holdout_score": result.best_metrics["score"], "best_step": result.best_step,
+                          "best_epoch": next(entry["epoch"] for entry in result.history
+                                             if entry["step"] == result.best_step),
                           "steps": max(entry["step"] for entry in result.history), "stopped": result.stopped_because,
                           "majority": result.majority_baseline, "train_items": result.train_size,
                           "fewglue": fewglue, "seconds": round(time.perf_counter() - started, 1),
-                          "config": method.to_dict()}
+                          "config": method.to_dict(), "budget": budget(task, args),
+                          "curve": [[round(entry["epoch"], 3), entry["score"], entry["dev"]["score"]]
+                                    for entry in result.history if "score" in entry]}
                 with results.open("a") as stream:
                     stream.write(json.dumps(record) + "\n")
                 records.append(record)
@@ -207,8 +283,24 @@ def main() -> None:
                   list(chosen), f"python -m benchmarks.dp_results {shlex.join(sys.argv[1:])}", args)
     print(text)
     if args.output:
-        Path(args.output).write_text("# Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompting on SuperGLUE\n\n"
-                                     + text)
+        write_section(Path(args.output), args.grid, f"## {TITLES[args.grid]}\n\n{text}")
+
+
+TITLES = {"encoder": "Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompting on the default encoder",
+          "decoder": "Where the prompt goes in a causal decoder: prefix, suffix and DP's place, two heads"}
+
+
+def write_section(path: Path, grid: str, text: str) -> None:
+    """Each grid owns one marked section of the file: a rerun replaces it and keeps the rest (the reading)."""
+    start, end = f"<!-- {grid} grid: written by benchmarks.dp_results -->", f"<!-- end of {grid} grid -->"
+    section = f"{start}\n{text}{end}\n"
+    current = path.read_text() if path.exists() else "# Results\n\n"
+    if start in current and end in current:
+        before, rest = current.split(start, 1)
+        current = before + section + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        current = current.rstrip("\n") + "\n\n" + section
+    path.write_text(current)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ class PromptPlan:
     decisions: dict[str, torch.Tensor] | None = None  # DP: probabilities of every candidate, pool weights
 
 
+PLACES = ("before", "after")
+
+
 def check_deep_prompts(backbone: Backbone) -> None:
     """Deep prompts need every layer's attention to take extra keys/values; say in one line where it does not."""
     reason = backbone.family.no_deep_prompts
@@ -124,6 +127,11 @@ class PromptTuningConfig(MethodConfig):
     num_tokens: int = 16
     init: str = "vocab"  # "vocab" | "random"
     prompt_dropout: float = 0.0
+    place: str = "before"  # "before" the input (a prefix, as Lester et al.) or "after" it (a suffix)
+
+    def __post_init__(self):
+        if self.place not in PLACES:
+            raise ValueError(f"place must be one of {PLACES}, got {self.place!r}")
 
     def build(self, backbone: Backbone) -> nn.Module:
         return InputPrompt(self, backbone)
@@ -187,7 +195,10 @@ class InputPrompt(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
         batch = input_ids.shape[0]
-        return fixed_plan(batch, self.config.num_tokens, input_ids.device, input_prompts=self.tokens(batch))
+        plan = fixed_plan(batch, self.config.num_tokens, input_ids.device, input_prompts=self.tokens(batch))
+        if getattr(self.config, "place", "before") == "after":  # every slot after the input's text
+            plan.split_position.fill_(self.config.num_tokens)
+        return plan
 
 
 # --- Fine-tuning ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .data import Batch, EncodedSplit, iterate_batches
 from .metrics import compute_metrics
 from .model import HEADS, POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
-from .prompts import MethodConfig, PTuningV2Config
+from .prompts import PLACES, MethodConfig, PTuningV2Config
 from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
                     split_holdout)
 
@@ -497,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--reparameterize", action="store_true", help="ptv2: MLP prefix encoder")
     add("--prompt-dropout", type=float, default=None)
     add("--prompt-init", default=None, choices=["vocab", "random"], help="prompt_tuning")
+    add("--place", default=None, choices=list(PLACES), help="prompt_tuning: a prefix (before, default) or a suffix")
     add("--prompt-encoder", default=None, choices=["lstm", "mlp"], help="ptv1")
     add("--factors", default=None, help="dp: comma list of position,length,pool (default position)")
     add("--level", default=None, choices=["task", "instance"], help="dp: one choice per task or per instance")
@@ -542,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     prompt = method_config(args.method, num_tokens=args.num_tokens, layers=parse_layers(args.layers),
                            reparameterize=args.reparameterize or None, prompt_dropout=args.prompt_dropout,
-                           init=args.prompt_init, encoder=args.prompt_encoder,
+                           init=args.prompt_init, encoder=args.prompt_encoder, place=args.place,
                            factors=tuple(args.factors.split(",")) if args.factors else None, level=args.level,
                            where=args.where, pool_size=args.pool_size, pool_gumbel=args.pool_gumbel or None,
                            tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,

@@ -38,7 +38,8 @@ FAMILIES = {
               ("[CLS] $A", "[CLS] $A $B")),
     "qwen2": (lambda: Qwen2Config(**SMALL, num_key_value_heads=2, pad_token_id=0), Qwen2ForCausalLM,
               ("$A", "$A $B")),
-    "gpt2": (lambda: GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=4, n_positions=96, pad_token_id=0),
+    "gpt2": (lambda: GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=4, n_positions=96, pad_token_id=0,
+                                bos_token_id=101, eos_token_id=102),
              GPT2LMHeadModel, ("$A", "$A $B")),
 }
 DECODERS = ["llama", "qwen2", "gpt2"]
@@ -283,3 +284,15 @@ def test_the_verbalizer_trains_nothing_but_the_prompt(family_backbones):
     model = PromptClassifier(family_backbones["gpt2"], "copa", PromptTuningConfig(num_tokens=3),
                              HeadConfig(kind="verbalizer"))
     assert set(model.trainable_state()) == {"prompt.embedding.weight"}
+
+
+def test_a_fixed_suffix_prompt_goes_after_the_text_and_before_the_answer_template(family_backbones, data_dir):
+    backbone = family_backbones["gpt2"]
+    model = PromptClassifier(backbone, "rte", PromptTuningConfig(num_tokens=3, place="after")).eval()
+    batch = collate(model.encode_examples(load_examples("rte", "val", data_dir)[:2]), [0, 1],
+                    backbone.tokenizer.pad_token_id)
+    _, layout = model.build_layout(batch)
+    answer = len(model.answer_ids)
+    for row, length in zip(layout.slot, layout.attention_mask.sum(1)):
+        assert row[length - answer - 3:length - answer].tolist() == [0, 1, 2]  # the slots, then "\nAnswer:"
+        assert (row[:length - answer - 3] == -1).all() and (row[length - answer:length] == -1).all()

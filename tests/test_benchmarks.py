@@ -1,0 +1,54 @@
+"""The results grid end to end on tiny random models: it trains, resumes, and writes its tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from benchmarks import dp_results
+
+from .test_families import FAMILIES, family_tokenizer
+
+
+def tiny(name, folder):
+    make_config, model_class, template = FAMILIES[name]
+    torch.manual_seed(0)
+    model_class(make_config()).save_pretrained(folder)
+    family_tokenizer(template).save_pretrained(folder)
+    return str(folder)
+
+
+def grid(monkeypatch, capsys, *argv):
+    monkeypatch.setattr(sys, "argv", ["dp_results", *argv])
+    dp_results.main()
+    return capsys.readouterr().out
+
+
+def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path, data_dir, monkeypatch, capsys):
+    results = tmp_path / "grid.jsonl"
+    argv = ["--grid", "decoder", "--backbone", tiny("gpt2", tmp_path / "gpt2"), "--data-dir", str(data_dir),
+            "--tasks", "cb", "--seeds", "0", "1", "--max-epochs", "0.2", "--eval-every", "2", "--dev-limit", "8",
+            "--num-tokens", "3", "--results", str(results), "--output", str(tmp_path / "table.md")]
+    text = grid(monkeypatch, capsys, *argv)
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(records) == 16 and {r["budget"]["grid"] for r in records} == {"decoder"}
+    assert all(r["curve"] and r["best_epoch"] <= r["curve"][-1][0] + 1e-3 for r in records)
+    header = next(line for line in text.splitlines() if line.startswith("| task | majority"))
+    assert "suffix · verbalizer" in header and "DP instance · linear" in header
+    assert "DP instance · linear − suffix · linear" in text and "prefix · verbalizer − prefix · linear" in text
+    assert "gap closed" not in text  # no fine-tuning in this grid
+    written = (tmp_path / "table.md").read_text()
+    assert written.count("| cb |") == 4 and written.startswith("# Results") and "## Where the prompt goes" in written
+    (tmp_path / "table.md").write_text(written + "A reading written by hand.\n")
+    assert grid(monkeypatch, capsys, *argv) == text  # resumed: nothing trained again, the same tables
+    assert len(results.read_text().splitlines()) == 16
+    rewritten = (tmp_path / "table.md").read_text()  # the grid's section replaced, the reading kept
+    assert rewritten.count("| cb |") == 4 and rewritten.endswith("A reading written by hand.\n")
+
+
+def test_flattened_at_is_the_epoch_after_which_the_score_stops_rising():
+    curve = [[1, 0.50, 0], [2, 0.60, 0], [3, 0.605, 0], [4, 0.58, 0], [5, 0.615, 0]]
+    assert dp_results.flattened_at(curve) == 3  # 0.615 is within 0.01 of 0.605, not of 0.60
+    assert dp_results.flattened_at(curve, tolerance=0.001) == 5
