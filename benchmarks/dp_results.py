@@ -157,15 +157,54 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
         majority = next((r["majority"] for r in records if r["task"] == task), None)
         if majority is not None:
             lines.append(f"| {task} | {majority:.3f} | " + " | ".join(row) + " |")
-    pairs = COMPARISONS[args.grid]
+    pairs = [(a, b) for a, b in COMPARISONS[args.grid] if a in names and b in names]
     gap_names = [name for name in ("P-tuning v2", "DP input", "DP deep") if name in names] \
         if {"prompt tuning", "fine-tuning"} <= set(names) else []
-    lines += ["", "Each method against its counterpart (paired over seeds, mean and 95 % t interval)"
-              + (", and the share of the gap from prompt tuning to fine-tuning each method closes (mean scores)"
-                 if gap_names else "") + ":", "",
-              "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs)
-              + "".join(f" | gap closed: {name}" for name in gap_names) + " |",
-              "|---" * (len(pairs) + len(gap_names) + 1) + "|"]
+    if pairs or gap_names:
+        lines += comparisons(cells, tasks, names, pairs, gap_names)
+    lines += ["", "The same runs had they kept their best **dev** evaluation (as the references report): the dev "
+              "score that selection would show, and how much it exceeds the held-out selection's:", "",
+              "| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for task in tasks:
+        row = []
+        for name in names:
+            runs = cells.get((task, name), [])
+            if runs:
+                inflation = statistics.mean(r["dev_selected"] - r["dev_score"] for r in runs)
+                row.append(f"{statistics.mean(r['dev_selected'] for r in runs):.3f} (+{inflation:.3f})")
+            else:
+                row.append("")
+        if any(row):
+            lines.append(f"| {task} | " + " | ".join(row) + " |")
+    if args.curves:
+        lines += curves(records, tasks)
+    reference = names[0]  # P-tuning v2 in the encoder grid, the linear prefix in the decoder grid
+    lines += ["", f"Budgets: how runs ended, where their kept checkpoint was, and the epoch after which {reference}'s "
+              "held-out score rose no more than 0.01 (median over seeds; the maximum is set above it so that the "
+              "fixed method has converged):", "",
+              "| task | max epochs | stopped by patience / epoch cap / time cap | kept checkpoint, median epoch | "
+              f"{reference} flattened at epoch |", "|---|---|---|---|---|"]
+    for task in tasks:
+        runs = [r for r in records if r["task"] == task]
+        if not runs:
+            continue
+        ended = [sum(r["stopped"] == reason for r in runs) for reason in ("patience", "finished", "time budget")]
+        kept = statistics.median(r["best_epoch"] for r in runs)
+        fixed = [flattened_at(r["curve"]) for r in runs if r["variant"] == reference]
+        lines.append(f"| {task} | {runs[0]['budget']['max_epochs']:g} | {' / '.join(map(str, ended))} | {kept:.1f} | "
+                     + (f"{statistics.median(fixed):.1f}" if fixed else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparisons(cells: dict, tasks: list[str], names: list[str], pairs: list[tuple[str, str]],
+                gap_names: list[str]) -> list[str]:
+    """Each method against its counterpart, paired over seeds; the share of the prompt-tuning-to-fine-tuning gap."""
+    lines = ["", "Each method against its counterpart (paired over seeds, mean and 95 % t interval)"
+             + (", and the share of the gap from prompt tuning to fine-tuning each method closes (mean scores)"
+                if gap_names else "") + ":", "",
+             "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs)
+             + "".join(f" | gap closed: {name}" for name in gap_names) + " |",
+             "|---" * (len(pairs) + len(gap_names) + 1) + "|"]
 
     def by_seed(task: str, name: str) -> dict[int, float]:
         return {r["seed"]: r["dev_score"] for r in cells.get((task, name), [])}
@@ -183,36 +222,18 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
                for name in gap_names]
         if means:
             lines.append(f"| {task} | " + " | ".join(differences + gap) + " |")
-    lines += ["", "The same runs had they kept their best **dev** evaluation (as the references report): the dev "
-              "score that selection would show, and how much it exceeds the held-out selection's:", "",
-              "| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    return lines
+
+
+def curves(records: list[dict], tasks: list[str]) -> list[str]:
+    """Held-out (and dev) score at every evaluation of the first run of each task: what the budgets stand on."""
+    lines = ["", "Held-out / dev score at each evaluation (epoch: held-out / dev), first run of each task:", ""]
     for task in tasks:
-        row = []
-        for name in names:
-            runs = cells.get((task, name), [])
-            if runs:
-                inflation = statistics.mean(r["dev_selected"] - r["dev_score"] for r in runs)
-                row.append(f"{statistics.mean(r['dev_selected'] for r in runs):.3f} (+{inflation:.3f})")
-            else:
-                row.append("")
-        if any(row):
-            lines.append(f"| {task} | " + " | ".join(row) + " |")
-    reference = names[0]  # P-tuning v2 in the encoder grid, the linear prefix in the decoder grid
-    lines += ["", f"Budgets: how runs ended, where their kept checkpoint was, and the epoch after which {reference}'s "
-              "held-out score rose no more than 0.01 (median over seeds; the maximum is set above it so that the "
-              "fixed method has converged):", "",
-              "| task | max epochs | stopped by patience / epoch cap / time cap | kept checkpoint, median epoch | "
-              f"{reference} flattened at epoch |", "|---|---|---|---|---|"]
-    for task in tasks:
-        runs = [r for r in records if r["task"] == task]
-        if not runs:
-            continue
-        ended = [sum(r["stopped"] == reason for r in runs) for reason in ("patience", "finished", "time budget")]
-        kept = statistics.median(r["best_epoch"] for r in runs)
-        fixed = [flattened_at(r["curve"]) for r in runs if r["variant"] == reference]
-        lines.append(f"| {task} | {runs[0]['budget']['max_epochs']:g} | {' / '.join(map(str, ended))} | {kept:.1f} | "
-                     + (f"{statistics.median(fixed):.1f}" if fixed else "") + " |")
-    return "\n".join(lines) + "\n"
+        run = next((r for r in records if r["task"] == task), None)
+        if run is not None:
+            points = " · ".join(f"{epoch:.1f}: {held:.2f} / {dev:.2f}" for epoch, held, dev in run["curve"])
+            lines.append(f"- **{task}** ({run['variant']}, seed {run['seed']}): {points}")
+    return lines
 
 
 def main() -> None:
@@ -236,7 +257,10 @@ def main() -> None:
     add("--dev-limit", type=int, default=None)
     add("--cap-s", type=float, default=600.0, help="seconds a run may train at most (on 2 CPU cores)")
     add("--results", default="benchmarks/results/dp_results.jsonl", help="JSON lines, appended")
-    add("--output", default=None, help="markdown file to write")
+    add("--output", default=None, help="markdown file whose section (--section, default: the grid's) is written")
+    add("--section", default=None, help="the name of the section to write (another run of the same grid)")
+    add("--title", default=None, help="the section's title")
+    add("--curves", action="store_true", help="also list each task's first run's scores at every evaluation")
     add("--estimate", action="store_true", help="time a few steps per cell and print the grid's cost")
     add("--estimate-steps", type=int, default=3)
     args = parser.parse_args()
@@ -283,16 +307,17 @@ def main() -> None:
                   list(chosen), f"python -m benchmarks.dp_results {shlex.join(sys.argv[1:])}", args)
     print(text)
     if args.output:
-        write_section(Path(args.output), args.grid, f"## {TITLES[args.grid]}\n\n{text}")
+        title = args.title or TITLES[args.grid]
+        write_section(Path(args.output), args.section or args.grid, f"## {title}\n\n{text}")
 
 
 TITLES = {"encoder": "Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompting on the default encoder",
           "decoder": "Where the prompt goes in a causal decoder: prefix, suffix and DP's place, two heads"}
 
 
-def write_section(path: Path, grid: str, text: str) -> None:
+def write_section(path: Path, section: str, text: str) -> None:
     """Each grid owns one marked section of the file: a rerun replaces it and keeps the rest (the reading)."""
-    start, end = f"<!-- {grid} grid: written by benchmarks.dp_results -->", f"<!-- end of {grid} grid -->"
+    start, end = f"<!-- {section}: written by benchmarks.dp_results -->", f"<!-- end of {section} -->"
     section = f"{start}\n{text}{end}\n"
     current = path.read_text() if path.exists() else "# Results\n\n"
     if start in current and end in current:

