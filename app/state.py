@@ -6,6 +6,7 @@ Per browser session (gr.State): the runs trained in that session, its Stop flag 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from pathlib import Path
 from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
 from dp_core.choices import ChoiceStatistics
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
-from dp_core.model import PromptClassifier
+from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
+from dp_core.train import TrainConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS = ASSETS / "checkpoints"
@@ -31,6 +33,14 @@ DEV_LIMIT = 300  # dev items used while training and in Explore (BoolQ's 3,270 l
 COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate place Explore tries (17x an evaluation each)
 MAX_CHARS = 2000  # per typed field; longer text is cut with a note (the model reads at most 128 tokens anyway)
 MAX_SEED = 2**32 - 1  # what the random generators accept
+
+# The Train tab's learning rates and evaluation cadence. benchmarks.short_runs --tune measured 60 s runs on CB with
+# each candidate (docs/benchmarks.md): held-out scores did not separate them; these are the results grid's rate and
+# the livelier cadence.
+SHORT_RUN = {"lr": 1e-2, "lr_head": 1e-2, "eval_every": 10}
+# What those runs reach per task in 60 s, beside the converged scores: benchmarks.short_runs --output writes it.
+SHORT_RUNS_FILE = ASSETS / "short_runs.json"
+SHORT_RUNS = json.loads(SHORT_RUNS_FILE.read_text()) if SHORT_RUNS_FILE.exists() else {}
 
 FIXED = "P-tuning v2 (fixed)"
 PROMPT_TUNING = "prompt tuning (fixed)"
@@ -58,6 +68,18 @@ FIELD_LABELS = {"premise": "Premise", "hypothesis": "Hypothesis", "question": "Q
 ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 GPU_CALL_MAX_S = int(os.environ.get("DP_GPU_CALL_MAX_S", "240"))
 RUN_OVERHEAD_S = 60  # data, DP's feature pass and the final evaluations, outside the per-method budgets
+
+
+def short_run(task: str, backbone: str, budget_s: float, data_dir: str | None, k_shot: int | None = None,
+              seed: int = 0, head: str = "linear", **settings) -> TrainConfig:
+    """The Train tab's run of one method (its ``prompt`` set by the caller): as long as the budget allows, a constant
+    learning rate (a schedule planned over an unknown number of steps would barely leave its warm-up), dev scored
+    every SHORT_RUN["eval_every"] steps. ``settings`` override SHORT_RUN (benchmarks.short_runs tries them)."""
+    chosen = {"warmup_ratio": 0.0, **SHORT_RUN, **settings}
+    return TrainConfig(task=task, backbone=backbone, data_dir=data_dir, k_shot=k_shot,
+                       fewglue=task == "boolq" and data_dir is not None, dev_limit=DEV_LIMIT, epochs=1000,
+                       time_budget_s=budget_s, seed=seed, counterfactuals="none", head=HeadConfig(kind=head),
+                       **chosen)
 
 
 def method_budget(budget_s: float | None, methods: int, zero_gpu: bool = ZERO_GPU) -> float:

@@ -147,6 +147,10 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
              "a run.", "",
              "| task | majority | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    finished = {(r["task"], r["variant"], r["seed"]) for r in records}
+    if any((task, name, seed) not in finished for task in tasks for name in names for seed in args.seeds):
+        lines[2:2] = ["**Partial: the grid is still running.** The number of finished runs is in brackets in each "
+                      "cell; empty cells have none yet.", ""]
 
     def mean_std(values: list[float]) -> str:
         return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
@@ -262,6 +266,7 @@ def main() -> None:
     add("--title", default=None, help="the section's title")
     add("--curves", action="store_true", help="also list each task's first run's scores at every evaluation")
     add("--estimate", action="store_true", help="time a few steps per cell and print the grid's cost")
+    add("--report-only", action="store_true", help="write the tables from the runs so far; train nothing")
     add("--estimate-steps", type=int, default=3)
     args = parser.parse_args()
     chosen = {name: value for name, value in GRIDS[args.grid](args.num_tokens).items()
@@ -277,7 +282,7 @@ def main() -> None:
     records = [r for r in records if r.get("budget") == budget(r["task"], args)]
     done = {(r["task"], r["variant"], r["seed"]) for r in records}
     for task in args.tasks:
-        if all((task, name, seed) in done for name in chosen for seed in args.seeds):
+        if args.report_only or all((task, name, seed) in done for name in chosen for seed in args.seeds):
             continue
         data, fewglue = task_data(task, args)
         for seed in args.seeds:
@@ -304,7 +309,7 @@ def main() -> None:
                       f"{record['dev_selected']:.4f}) | {record['stopped']} at step {record['steps']}",
                       file=sys.stderr, flush=True)
     text = report([r for r in records if r["task"] in args.tasks and r["variant"] in chosen], args.tasks,
-                  list(chosen), f"python -m benchmarks.dp_results {shlex.join(sys.argv[1:])}", args)
+                  list(chosen), f"python -m benchmarks.dp_results {shlex.join(a for a in sys.argv[1:] if a != '--report-only')}", args)
     print(text)
     if args.output:
         title = args.title or TITLES[args.grid]

@@ -244,3 +244,25 @@ def test_the_train_tab_trains_dp_as_the_ready_trained_prompts_were_made():
         shipped = json.loads((CHECKPOINTS / "cb" / f"dp_{where}" / "dp_config.json").read_text())["method"]
         offered = json.loads(json.dumps(METHOD_CHOICES[f"DP {where}: position + length + pool"]().to_dict()))
         assert {key: offered[key] for key in shipped} == shipped
+
+
+def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
+    from app.tabs.train import short_run_note
+
+    def measured(fixed, dp, converged=None):
+        return {"budget_s": 60, "tasks": {"rte": {
+            FIXED: {"dev": fixed, "majority": 0.527, "steps": 70, "converged": converged},
+            "DP deep: position + length + pool": {"dev": dp, "majority": 0.527, "steps": 60, "converged": None}}}}
+
+    stuck = short_run_note("rte", measured(0.527, 0.53))
+    assert "What 60 s can show on rte" in stuck and f"{FIXED} 0.527" in stuck
+    assert "neither does better than that: a short run shows nothing learned here" in stuck
+    assert "not measured yet" in stuck
+    learning = short_run_note("rte", measured(0.60, 0.53, converged=0.65))
+    assert "DP deep: position + length + pool does no better than that" in learning
+    assert f"Converged (results grid, selected on held-out items): {FIXED} 0.650" in learning
+    assert short_run_note("wsc", measured(0.6, 0.6)) == ""
+    ready = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "holdout")})
+    assert f"The ready-trained prompts (selected on held-out items): {FIXED} 0.580." in ready
+    older = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "dev")})
+    assert "selected on dev, which flatters them" in older

@@ -44,6 +44,7 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
 
 def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_role("tab", name="Train").click()
+    assert "What 60 s can show on cb" in page.inner_text("body")  # from the committed short-run measurements
     page.get_by_label("Few-shot k (0: the whole train set)").fill("32")
     budget = page.locator("input[type='number'][aria-label*='Budget']")
     budget.fill("15")
@@ -72,6 +73,7 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     assert "prompt tokens after the hypothesis" in body and "trained in this session" in body
     assert any(words in body for words in ("DP is sure", "DP has no preference", "DP leans towards"))
     assert "What if the prompt's place were different" in body
+    assert "Where the prompt can go on this backbone" in body and "is an encoder" in body
     assert page.locator(".dp-token[data-kind='prompt-after'], .dp-token[data-kind='prompt-before']").count() > 0
     screenshot(page, "compare", tmp_path)
 
@@ -86,4 +88,7 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
 
     page.get_by_role("tab", name="Learn").click()
     page.get_by_text("Soft prompts in four steps").wait_for()
+    body = page.inner_text("body")
+    assert "What a prompt's place means in each kind of model" in body and "Decoders" in body
+    assert page.locator("img").count() >= 2  # the DP figure and the per-family attention grids
     screenshot(page, "learn", tmp_path)

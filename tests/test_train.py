@@ -115,13 +115,13 @@ def test_truncation_is_reported(data_dir, tiny_backbone):
 
 def test_holdout_selection_never_trains_on_held_out_items_and_scores_dev_once(data_dir, tiny_backbone, monkeypatch):
     seen_train, evaluated = [], []
-    encode = train_module.encode_examples
+    encode = PromptClassifier.encode_examples
 
-    def spy_encode(tokenizer, task, examples, max_length):
+    def spy_encode(model, examples):
         (seen_train if not seen_train else evaluated).append([e.group for e in examples])
-        return encode(tokenizer, task, examples, max_length)
+        return encode(model, examples)
 
-    monkeypatch.setattr(train_module, "encode_examples", spy_encode)
+    monkeypatch.setattr(PromptClassifier, "encode_examples", spy_encode)
     config = small_config(data_dir, k_shot=None, dev_limit=16, select_on="holdout", holdout_max=40, max_steps=4)
     events = list(train(config, backbone=tiny_backbone))
     result = events[-1].result
@@ -129,7 +129,7 @@ def test_holdout_selection_never_trains_on_held_out_items_and_scores_dev_once(da
     assert len(held_groups) == 32 and not train_groups & set(held_groups)  # CB: 10 % of 250 is below the 32
     assert result.train_size == 218 and result.holdout_size == 32 and result.selected_on == "holdout"
     assert len(dev_groups) == 16
-    dev = encode(tiny_backbone.tokenizer, result.model.task, load_task_data(config)[1], result.model.max_length)
+    dev = encode(result.model, load_task_data(config)[1])
     assert result.dev_metrics == train_module.evaluate(result.model, dev)  # the kept checkpoint, on dev
     assert events[-1].metrics == result.dev_metrics
 

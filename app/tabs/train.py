@@ -12,12 +12,12 @@ import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
 from dp_core.tasks import DataError
-from dp_core.model import HeadConfig
-from dp_core.train import TrainConfig, load_task_data, train
+from dp_core.train import load_task_data, train
 
 from .. import views
-from ..state import (BACKBONE_CHOICES, BACKBONES, DEV_LIMIT, FIXED, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED,
-                     METHOD_CHOICES, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu)
+from ..state import (BACKBONE_CHOICES, BACKBONES, FIXED, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
+                     SHORT_RUNS, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu, recorded,
+                     short_run)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
 
@@ -26,6 +26,32 @@ def started(events: Iterator) -> Iterator:
     """The events with the first one already drawn, so that a model the backbone cannot take fails here."""
     first = next(events)
     return itertools.chain([first], events)
+
+
+def short_run_note(task_name: str, measurements: dict = SHORT_RUNS,
+                   ready: dict[str, tuple[float, str]] | None = None) -> str:
+    """What a short run on this task can and cannot show, from the committed measurements (benchmarks.short_runs),
+    beside the ready-trained prompts' dev scores (``ready``: method title -> (score, the split it was selected on))."""
+    measured = measurements.get("tasks", {}).get(task_name)
+    if not measured:
+        return ""
+    budget = f"{measurements['budget_s']:g} s"
+    majority = next(iter(measured.values()))["majority"]
+    reached = ", ".join(f"{method} {outcome['dev']:.3f}" for method, outcome in measured.items())
+    stuck = [method for method, outcome in measured.items() if outcome["dev"] <= majority + 0.01]
+    verdict = ("neither does better than that: a short run shows nothing learned here" if len(stuck) == len(measured)
+               else f"{' and '.join(stuck)} does no better than that" if stuck else "both learn something")
+    converged = [f"{method} {outcome['converged']:.3f}" for method, outcome in measured.items()
+                 if outcome.get("converged") is not None]
+    after = (f" Converged (results grid, selected on held-out items): {', '.join(converged)}." if converged
+             else " Converged scores: not measured yet (docs/results.md).")
+    longer = [f"{method} {ready[method][0]:.3f}" for method in measured if ready and method in ready]
+    if longer:
+        how = {selected for _, selected in (ready or {}).values()}
+        selection = "selected on held-out items" if how == {"holdout"} else "selected on dev, which flatters them"
+        after += f" The ready-trained prompts ({selection}): {', '.join(longer)}."
+    return (f"*What {budget} can show on {task_name}* (measured on 2 CPU cores with these defaults): {reached} on "
+            f"dev; always predicting the majority class scores {majority:.3f}, so {verdict}.{after}")
 
 
 def checked_seed(value) -> int:
@@ -62,6 +88,14 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
     with gr.Row():
         start = gr.Button("Train", variant="primary")
         stop = gr.Button("Stop", variant="stop")
+
+    def expectation_for(task_name: str) -> str:
+        ready = {title: (recorded(model).get("best", {}).get("score"), recorded(model).get("selected_on", "dev"))
+                 for title, model in shared.ready.get(task_name, {}).items()}
+        return short_run_note(task_name, ready={title: pair for title, pair in ready.items() if pair[0] is not None})
+
+    expectation = gr.Markdown(expectation_for(task.value))
+    task.change(expectation_for, task, expectation, api_name="short_run_note")
     status = gr.Markdown()
     with gr.Row():
         # A fixed colour per method: the plot keeps the colours of its first update otherwise.
@@ -91,11 +125,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
         state.cancel.clear()
         try:
             backbone_model = shared.backbone(backbone_name)
-            offline_boolq = task_name == "boolq" and shared.data_dir is not None
-            base = TrainConfig(task=task_name, backbone=backbone_name, data_dir=shared.data_dir,
-                               k_shot=int(k) or None, fewglue=offline_boolq, dev_limit=DEV_LIMIT, epochs=1000,
-                               time_budget_s=budget_s, eval_every=10, seed=seed_number, counterfactuals="none",
-                               head=HeadConfig(kind=HEADS.get(head_name, "linear")))
+            base = short_run(task_name, backbone_name, budget_s, shared.data_dir, int(k) or None, seed_number,
+                             HEADS.get(head_name, "linear"))
             data = load_task_data(base)
         except (DataError, BackboneError, ValueError) as error:
             raise gr.Error(str(error)) from None
