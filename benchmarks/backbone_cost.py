@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--backbones", nargs="+", default=[DEFAULT_BACKBONE, SMOLLM2])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--items", type=int, default=96)
     args = parser.parse_args()
     examples = load_examples("rte", "train", args.data_dir)[: args.items]

