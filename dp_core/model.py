@@ -149,6 +149,17 @@ class Verbalizer(nn.Module):
         return self.vocabulary_logits(hidden, mask, place)[:, self.word_ids].float()
 
 
+def answer_template(backbone: Backbone, head: str) -> str:
+    """What closes every row: the answer template for a decoder (both heads), and for a masked LM's verbalizer the
+    template with its [MASK]; nothing otherwise."""
+    family = backbone.family.name
+    if family == "decoder":
+        return ANSWER_TEMPLATE
+    if family == "encoder" and head == "verbalizer":
+        return f"{ANSWER_TEMPLATE} {backbone.tokenizer.mask_token}"
+    return ""
+
+
 def word_token(tokenizer, word: str) -> int:
     """The first token of `` word`` as it follows other text (BPE vocabularies keep the leading space)."""
     ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
@@ -176,10 +187,7 @@ class PromptClassifier(nn.Module):
         else:
             self.head = nn.Sequential(nn.Dropout(self.head_config.dropout),
                                       nn.Linear(backbone.hidden_size, num_outputs))
-        family = backbone.family.name
-        template = ANSWER_TEMPLATE if family == "decoder" else \
-            ANSWER_TEMPLATE + " " + backbone.tokenizer.mask_token \
-            if family == "encoder" and self.head_config.kind == "verbalizer" else ""
+        template = answer_template(backbone, self.head_config.kind)
         self.answer_ids = tuple(backbone.tokenizer(template, add_special_tokens=False)["input_ids"]) if template \
             else ()
         lead, tail = backbone.special_tokens
