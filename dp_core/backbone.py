@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,11 +245,15 @@ def load_backbone(
 
 
 def _save_copy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
-    """``save_pretrained`` refuses a model loaded from GGUF: the weights go through safetensors directly."""
+    """``save_pretrained`` refuses a model loaded from GGUF: the weights go through safetensors directly. Written
+    into a folder of its own and renamed into place, so that two processes loading at once never read half a copy."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        tokenizer.save_pretrained(folder)
-        model.config.save_pretrained(folder)  # last: its presence marks a complete copy
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as staging:
+            save_model(model, str(Path(staging) / "model.safetensors"), metadata={"format": "pt"})
+            tokenizer.save_pretrained(staging)
+            model.config.save_pretrained(staging)
+            os.rename(staging, folder)  # fails if another process got there first: its copy stays
+            os.mkdir(staging)  # for TemporaryDirectory's clean-up
     except OSError:
-        pass  # a read-only home: load from the GGUF file every time
+        pass  # a read-only home, or a copy already there: load from the GGUF file this time
