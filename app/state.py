@@ -53,6 +53,17 @@ METHOD_CHOICES = {
     "DP deep: position + length + pool": lambda: DynamicPromptConfig(where="deep", factors=FULL, **DP_SETTINGS),
     "DP input: position": lambda: DynamicPromptConfig(where="input", factors=("position",), **DP_SETTINGS),
 }
+# The methods the Train tab starts with, per kind of backbone: on an encoder, P-tuning v2 and its deep DP; on a
+# decoder, where the place of an input-level prompt decides what it can read, a fixed prefix and DP's place.
+DECODERS = (SMOLLM2,)  # the offered backbones that are decoders (the others are encoders)
+DEFAULT_METHODS = {"encoder": [FIXED, "DP deep: position + length + pool"],
+                   "decoder": [PROMPT_TUNING, "DP input: position"]}
+
+
+def default_methods(backbone: str) -> list[str]:
+    return DEFAULT_METHODS["decoder" if backbone in DECODERS else "encoder"]
+
+
 # The like-for-like fixed counterpart of each kind of DP: the same prompt, at the fixed place.
 COUNTERPART = {"input": PROMPT_TUNING, "deep": FIXED}
 DP_WHERE = ("input", "deep")

@@ -266,3 +266,12 @@ def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
     assert f"The ready-trained prompts (selected on held-out items): {FIXED} 0.580." in ready
     older = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "dev")})
     assert "selected on dev, which flatters them" in older
+
+
+def test_the_train_tab_starts_a_decoder_with_methods_whose_place_it_can_use():
+    from app.state import DEFAULT_METHODS, METHOD_CHOICES, PROMPT_TUNING, default_methods
+    from dp_core.backbone import DEFAULT_BACKBONE, SMOLLM2
+
+    assert default_methods(DEFAULT_BACKBONE) == [FIXED, "DP deep: position + length + pool"]
+    assert default_methods(SMOLLM2) == [PROMPT_TUNING, "DP input: position"]
+    assert all(method in METHOD_CHOICES for methods in DEFAULT_METHODS.values() for method in methods)

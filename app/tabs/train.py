@@ -15,8 +15,8 @@ from dp_core.tasks import DataError
 from dp_core.train import load_task_data, train
 
 from .. import views
-from ..state import (BACKBONE_CHOICES, BACKBONES, FIXED, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
-                     SHORT_RUNS, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, method_budget, on_gpu, recorded,
+from ..state import (BACKBONE_CHOICES, BACKBONES, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES, SHORT_RUNS,
+                     ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, default_methods, method_budget, on_gpu, recorded,
                      short_run)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
@@ -79,8 +79,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
                                     "download from the Hub")
         head = gr.Radio(list(HEADS), value=next(iter(HEADS)), label="Head",
                         info="the verbalizer needs a model with an LM head (not the default sentence encoder)")
-        methods = gr.CheckboxGroup(list(METHOD_CHOICES), value=[FIXED, "DP deep: position + length + pool"],
+        methods = gr.CheckboxGroup(list(METHOD_CHOICES), value=default_methods(DEFAULT_BACKBONE),
                                    label="Methods (each gets the same budget)")
+    backbone.change(lambda name: gr.CheckboxGroup(value=default_methods(name)), backbone, methods,
+                    api_visibility="private")
     with gr.Row():
         budget = gr.Slider(5, MAX_BUDGET_S, value=60, step=5, label="Budget per method (seconds)")
         k_shot = gr.Number(0, precision=0, minimum=0, label="Few-shot k (0: the whole train set)")
