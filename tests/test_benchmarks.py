@@ -52,3 +52,11 @@ def test_flattened_at_is_the_epoch_after_which_the_score_stops_rising():
     curve = [[1, 0.50, 0], [2, 0.60, 0], [3, 0.605, 0], [4, 0.58, 0], [5, 0.615, 0]]
     assert dp_results.flattened_at(curve) == 3  # 0.615 is within 0.01 of 0.605, not of 0.60
     assert dp_results.flattened_at(curve, tolerance=0.001) == 5
+
+
+def test_the_gap_closed_is_said_in_words_where_fine_tuning_does_not_beat_prompt_tuning():
+    means = {"prompt tuning": 0.60, "fine-tuning": 0.70, "P-tuning v2": 0.65}
+    assert dp_results.gap_closed(means, "P-tuning v2") == "50%"
+    assert dp_results.gap_closed({**means, "fine-tuning": 0.61}, "P-tuning v2") == \
+        "no gap (fine-tuning − prompt tuning +0.010)"
+    assert dp_results.gap_closed({"prompt tuning": 0.6}, "P-tuning v2") == ""
