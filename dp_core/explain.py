@@ -34,15 +34,19 @@ class InstanceDecision:
     deep: bool  # deep (key/value) prompts: slots have no place of their own, only the input's positions move
 
 
-def token_layout(tokens: list[str], split_position: int, active: list[bool]) -> list[tuple[str, str]]:
-    """``[CLS] <slots p..L-1> text <slots 0..p-1> [SEP]`` with every slot shown, inactive ones marked."""
+def token_layout(tokens: list[str], split_position: int, active: list[bool],
+                 special_tokens: tuple[int, int] = (1, 1)) -> list[tuple[str, str]]:
+    """``[CLS] <slots p..L-1> text <slots 0..p-1> [SEP]`` with every slot shown, inactive ones marked; the tokens
+    kept at the ends are the model's (``PromptClassifier.special_tokens``: a decoder's answer template closes)."""
     def slot(j: int, kind: str) -> tuple[str, str]:
         return (f"P{j + 1}", kind if active[j] else INACTIVE)
 
+    lead, tail = special_tokens
     before = [slot(j, BEFORE) for j in range(split_position, len(active))]
     after = [slot(j, AFTER) for j in range(split_position)]
     words = [(token, INPUT) for token in tokens]
-    return words[:1] + before + words[1:-1] + after + words[-1:]
+    end = len(words) - tail
+    return words[:lead] + before + words[lead:end] + after + words[end:]
 
 
 @torch.no_grad()
@@ -58,7 +62,10 @@ def explain(model: PromptClassifier, batch: Batch, features: torch.Tensor | None
     results = []
     for row in range(batch.input_ids.shape[0]):
         real = int(batch.attention_mask[row].sum())
-        tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[row, :real].tolist())
+        ids = batch.input_ids[row, :real].tolist()
+        # WordPiece pieces read as they are ("##ing"); byte-level and sentencepiece ones ("Ġthe", "▁the") decoded
+        tokens = tokenizer.convert_ids_to_tokens(ids) if model.backbone.family.name == "encoder" \
+            else [tokenizer.decode([token]) for token in ids]
         split = int(plan.split_position[row])
         active = plan.active[row].tolist()
         probs = {name: value[row].tolist() for name, value in decisions.items()}
@@ -73,7 +80,7 @@ def explain(model: PromptClassifier, batch: Batch, features: torch.Tensor | None
             position_probs=probs.get("position_probs"),
             length_probs=probs.get("length_probs"),
             class_probs=class_probs[row // rows_per_item].tolist(),
-            layout=token_layout(tokens, split, active),
+            layout=token_layout(tokens, split, active, model.special_tokens),
             deep=plan.input_prompts is None and plan.deep_prompts is not None,
         ))
     return results

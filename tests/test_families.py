@@ -296,3 +296,15 @@ def test_a_fixed_suffix_prompt_goes_after_the_text_and_before_the_answer_templat
     for row, length in zip(layout.slot, layout.attention_mask.sum(1)):
         assert row[length - answer - 3:length - answer].tolist() == [0, 1, 2]  # the slots, then "\nAnswer:"
         assert (row[:length - answer - 3] == -1).all() and (row[length - answer:length] == -1).all()
+
+
+def test_the_drawing_of_a_decoder_keeps_its_answer_template_after_the_prompt(family_backbones, data_dir):
+    from dp_core.explain import explain_examples
+
+    backbone = family_backbones["gpt2"]
+    model = PromptClassifier(backbone, "rte", PromptTuningConfig(num_tokens=3, place="after")).eval()
+    drawn = explain_examples(model, load_examples("rte", "val", data_dir)[:1]).item(0)[0].layout
+    answer = [backbone.tokenizer.decode([token]) for token in model.answer_ids]
+    kinds = [kind for _, kind in drawn]
+    assert [text for text, _ in drawn[-len(answer):]] == answer  # "\nAnswer:" closes the row, as the layout does
+    assert kinds[-len(answer) - 3:-len(answer)] == ["prompt-after"] * 3 and "prompt-before" not in kinds

@@ -38,7 +38,8 @@ and one placed after it.
 
 LEARN_TEXT = """
 ## Soft prompts in four steps
-1. **A frozen encoder.** A pretrained model reads text; we never change its weights.
+1. **A frozen model.** A pretrained model reads text (an encoder such as BERT by default, or a decoder such as
+   SmolLM2); we never change its weights.
 2. **Prompt tuning** (Lester et al. 2021) puts a few learned vectors — *soft prompt tokens* — in front of the
    input. Only they (and a small classifier head) are trained.
 3. **P-tuning v2** (Liu et al. 2021) goes deeper: learned keys and values in *every* layer's attention, the
