@@ -171,6 +171,24 @@ def split_features(model: PromptClassifier, split: EncodedSplit, batch_size: int
     return features
 
 
+class RowFeatures:
+    """Instance features of a training split, each row computed the first time a batch holds it: the backbone is
+    frozen, so they never change, and a short run on a large set (MultiRC: 27k rows) reads a small part of it."""
+
+    def __init__(self, model: PromptClassifier, num_rows: int):
+        self.model = model
+        device = model.backbone.device
+        self.features = torch.zeros(num_rows, model.backbone.hidden_size, device=device)
+        self.known = torch.zeros(num_rows, dtype=torch.bool, device=device)
+
+    @torch.no_grad()
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        if not bool(self.known[batch.rows].all()):
+            self.features[batch.rows] = self.model.instance_features(batch)
+            self.known[batch.rows] = True
+        return self.features[batch.rows]
+
+
 def predict_proba(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
                   features: torch.Tensor | None = None) -> torch.Tensor:
     """Class probabilities (items, labels) in the split's item order."""
@@ -289,7 +307,8 @@ def train(
         model.load_prompt(config.init_prompt)
     pad = backbone.tokenizer.pad_token_id
     train_split, dev_split = model.encode_examples(train_examples), model.encode_examples(dev_examples)
-    train_features, dev_features = split_features(model, train_split), split_features(model, dev_split)
+    train_features = RowFeatures(model, train_split.num_rows) if model.needs_features else None
+    dev_features = split_features(model, dev_split)
     holdout = config.select_on == "holdout"
     tracking = holdout and config.track_dev
     select_split = model.encode_examples(select_examples) if holdout else dev_split
@@ -331,7 +350,7 @@ def train(
     for batch in endless_batches(train_split, config, pad, shard):
         step_start = time.perf_counter()
         batch = batch.to(accelerator.device)
-        features = None if train_features is None else train_features[batch.rows]
+        features = None if train_features is None else train_features(batch)
         with accelerator.accumulate(objective):
             loss = objective(batch, features)
             backward_and_step(accelerator, loss, optimizer, config.grad_clip)
