@@ -82,7 +82,8 @@ def draw_families(path: Path = FAMILY_OUTPUT) -> Path:
             draw_.text((x0 + left + column * cell + 8, top - 22), short, font=font,
                        fill=COLOURS[kind] if kind != "input" else "#111827")
         for row, (label, kind) in enumerate(sequence):
-            draw_.text((x0, top + row * cell + 9), label, font=font, fill=COLOURS[kind] if kind != "input" else "#111827")
+            colour = COLOURS[kind] if kind != "input" else "#111827"
+            draw_.text((x0, top + row * cell + 9), label, font=font, fill=colour)
             for column in range(len(sequence)):
                 visible = attention == "bidirectional" or column <= row
                 box = [x0 + left + column * cell, top + row * cell, x0 + left + (column + 1) * cell - 3,

@@ -78,7 +78,7 @@ FIELD_LABELS = {"premise": "Premise", "hypothesis": "Hypothesis", "question": "Q
 # so there a whole Train run (every method) must fit in one call of at most this long.
 ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 GPU_CALL_MAX_S = int(os.environ.get("DP_GPU_CALL_MAX_S", "240"))
-RUN_OVERHEAD_S = 60  # data, DP's feature pass and the final evaluations, outside the per-method budgets
+RUN_OVERHEAD_S = 60  # data, DP's dev features and the final evaluations, outside the per-method budgets
 
 
 def short_run(task: str, backbone: str, budget_s: float, data_dir: str | None, k_shot: int | None = None,

@@ -56,6 +56,11 @@ def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
                          columns=["candidate", "probability"]) for name in CANDIDATE_PLOTS]
 
 
+def place_note(backbone) -> str:
+    """What a prompt's place means on the backbone a model stands on (Compare and Explore say it)."""
+    return f"*Where the prompt can go on this backbone:* {backbone.place_meaning}"
+
+
 def error_html(message: str) -> str:
     return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"
 

@@ -65,6 +65,8 @@ def decoder_variants(num_tokens: int) -> dict[str, tuple]:
 
 
 GRIDS = {"encoder": encoder_variants, "decoder": decoder_variants}
+TITLES = {"encoder": "Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompting on the default encoder",
+          "decoder": "Where the prompt goes in a causal decoder: prefix, suffix and DP's place, two heads"}
 # What each grid sets side by side: (method, the one it is measured against).
 COMPARISONS = {
     "encoder": [("DP input", "prompt tuning"), ("DP deep", "P-tuning v2")],
@@ -82,22 +84,26 @@ def task_data(task: str, args) -> tuple[tuple, bool]:
                                           fewglue=True)), True
 
 
+def per_task(pairs: list[str], task: str, default: float) -> float:
+    """A task's value from ``TASK=VALUE`` options (``--max-epochs-for``, ``--eval-every-for``), else the default."""
+    return float(dict(pair.split("=") for pair in pairs).get(task, default))
+
+
 def max_epochs(task: str, args) -> float:
-    return float(dict(item.split("=") for item in args.max_epochs_for).get(task, args.max_epochs))
+    return per_task(args.max_epochs_for, task, args.max_epochs)
 
 
 def eval_every(task: str, args) -> int:
-    return int(dict(item.split("=") for item in args.eval_every_for).get(task, args.eval_every))
+    return int(per_task(args.eval_every_for, task, args.eval_every))
 
 
 def config_for(task: str, method, lr: float, head: str, seed: int, args, fewglue: bool,
                max_steps: int | None = None) -> TrainConfig:
-    return TrainConfig(task=task, prompt=method, head=HeadConfig(kind=head), backbone=args.backbone, data_dir=args.data_dir, fewglue=fewglue,
-                       epochs=max_epochs(task, args), max_steps=max_steps, time_budget_s=args.cap_s, seed=seed, lr=lr,
-                       lr_head=1e-2, eval_every=eval_every(task, args), select_on="holdout",
-                       holdout_max=args.holdout_max,
-                       patience=args.patience, track_dev=True, counterfactuals="none",
-                       max_length=256 if task == "multirc" else 128)
+    return TrainConfig(task=task, prompt=method, head=HeadConfig(kind=head), backbone=args.backbone,
+                       data_dir=args.data_dir, fewglue=fewglue, epochs=max_epochs(task, args), max_steps=max_steps,
+                       time_budget_s=args.cap_s, seed=seed, lr=lr, lr_head=1e-2, eval_every=eval_every(task, args),
+                       select_on="holdout", holdout_max=args.holdout_max, patience=args.patience, track_dev=True,
+                       counterfactuals="none", max_length=256 if task == "multirc" else 128)
 
 
 def budget(task: str, args) -> dict:
@@ -279,9 +285,8 @@ def main() -> None:
     args = parser.parse_args()
     chosen = {name: value for name, value in GRIDS[args.grid](args.num_tokens).items()
               if args.variants is None or name in args.variants}
-    backbone = load_backbone(args.backbone)
     if args.estimate:
-        estimate(args, backbone, chosen)
+        estimate(args, load_backbone(args.backbone), chosen)
         return
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -289,10 +294,12 @@ def main() -> None:
         if results.exists() else []
     records = [r for r in records if r.get("budget") == budget(r["task"], args)]
     done = {(r["task"], r["variant"], r["seed"]) for r in records}
+    backbone = None
     for task in args.tasks:
         if args.report_only or all((task, name, seed) in done for name in chosen for seed in args.seeds):
             continue
         data, fewglue = task_data(task, args)
+        backbone = backbone or load_backbone(args.backbone)  # only when something is left to train
         for seed in args.seeds:
             for name, (method, lr, head) in chosen.items():
                 if (task, name, seed) in done:
@@ -316,16 +323,14 @@ def main() -> None:
                 print(f"{task} | {name} | seed {seed} | dev {record['dev_score']:.4f} (dev-selected "
                       f"{record['dev_selected']:.4f}) | {record['stopped']} at step {record['steps']}",
                       file=sys.stderr, flush=True)
+    command = shlex.join(argument for argument in sys.argv[1:] if argument != "--report-only")
     text = report([r for r in records if r["task"] in args.tasks and r["variant"] in chosen], args.tasks,
-                  list(chosen), f"python -m benchmarks.dp_results {shlex.join(a for a in sys.argv[1:] if a != '--report-only')}", args)
+                  list(chosen), f"python -m benchmarks.dp_results {command}", args)
     print(text)
     if args.output:
         title = args.title or TITLES[args.grid]
         write_section(Path(args.output), args.section or args.grid, f"## {title}\n\n{text}")
 
-
-TITLES = {"encoder": "Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompting on the default encoder",
-          "decoder": "Where the prompt goes in a causal decoder: prefix, suffix and DP's place, two heads"}
 
 
 def write_section(path: Path, section: str, text: str) -> None:

@@ -4,8 +4,8 @@
     python -m benchmarks.short_runs --data-dir ../shared/superglue --output assets/short_runs.json
 
 ``--tune``: 60 s runs on CB, as the Train tab makes them (app.state.short_run), with each candidate learning rate
-and evaluation cadence (and, row 0, the tab's earlier warm-up), for P-tuning v2 and deep DP; the kept checkpoint and the score that ranks candidates are
-on held-out training items (never dev). Without it: every task, the Train tab's defaults, its two default methods;
+and evaluation cadence (and, row 0, the tab's earlier warm-up), for P-tuning v2 and deep DP; the kept checkpoint
+and the score that ranks candidates are on held-out training items (never dev). Without it: every task, the Train tab's defaults, its two default methods;
 the file written holds, per task and method, the best dev evaluation of the short run (what the tab shows), the
 majority-class score, and the converged score of the results grid (benchmarks/results/dp_results.jsonl) where it
 has run, so the tab can say what a short run can and cannot show. Timings are those of this machine.

@@ -434,7 +434,7 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
         model.prompt = shared
         models[name] = model.train()
         splits[name] = model.encode_examples(train_examples)
-        features[name] = split_features(model, splits[name])
+        features[name] = RowFeatures(model, splits[name].num_rows) if model.needs_features else None
     heads = [p for model in models.values() for p in model.head.parameters()]
     choice_lr = getattr(config.prompt, "choice_lr", None)
     choice = shared.choice_parameters() if choice_lr is not None else []
@@ -451,7 +451,7 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
     for step in range(1, steps + 1):
         name = tasks[(step - 1) % len(tasks)]
         batch = next(streams[name]).to(accelerator.device)
-        task_features = None if features[name] is None else features[name][batch.rows]
+        task_features = None if features[name] is None else features[name](batch)
         with accelerator.autocast():
             loss = models[name].training_loss(batch, task_features)
         backward_and_step(accelerator, loss, optimizer, config.grad_clip)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 from tokenizers import processors
-from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel,
+                          LlamaConfig,
                           LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, RobertaConfig,
                           RobertaModel, T5Config, T5ForConditionalGeneration)
 
@@ -88,10 +89,12 @@ def laid_out(backbone, batch, split, prompt_embeds, num_slots=4):
 
 
 def test_each_family_keeps_its_special_tokens_at_the_ends(family_backbones):
-    expected = {"bert": (1, 1), "roberta": (1, 1), "bert-mlm": (1, 1), "t5": (0, 1), "llama": (1, 0), "qwen2": (0, 0), "gpt2": (0, 0)}
+    expected = {"bert": (1, 1), "roberta": (1, 1), "bert-mlm": (1, 1), "t5": (0, 1), "llama": (1, 0),
+                "qwen2": (0, 0), "gpt2": (0, 0)}
     assert {name: backbone.special_tokens for name, backbone in family_backbones.items()} == expected
     assert {name: backbone.family.name for name, backbone in family_backbones.items()} == {
-        "bert": "encoder", "roberta": "encoder", "bert-mlm": "encoder", "t5": "encoder-decoder", "llama": "decoder", "qwen2": "decoder",
+        "bert": "encoder", "roberta": "encoder", "bert-mlm": "encoder", "t5": "encoder-decoder", "llama": "decoder",
+        "qwen2": "decoder",
         "gpt2": "decoder"}
 
 
@@ -254,7 +257,8 @@ def test_the_verbalizer_scores_are_the_lm_logits_of_the_label_words(name, family
     model = PromptClassifier(backbone, "cb", PromptTuningConfig(num_tokens=3), HeadConfig(kind="verbalizer")).eval()
     examples = load_examples("cb", "val", data_dir)[:4]
     batch = collate(model.encode_examples(examples), list(range(4)), backbone.tokenizer.pad_token_id)
-    words = [backbone.tokenizer(" " + word, add_special_tokens=False)["input_ids"][0] for word in ("yes", "no", "maybe")]
+    words = [backbone.tokenizer(" " + word, add_special_tokens=False)["input_ids"][0]
+             for word in ("yes", "no", "maybe")]
     input_ids, token_types, mask = spelled_out(model, batch, token_id=2023)
     rows = torch.arange(len(input_ids))
     with torch.no_grad():
@@ -265,7 +269,8 @@ def test_the_verbalizer_scores_are_the_lm_logits_of_the_label_words(name, family
         elif name == "bert-mlm":
             masked_lm = BertForMaskedLM.from_pretrained(resolve_backbone_path(backbone.name)).eval()
             place = (input_ids == backbone.tokenizer.mask_token_id).nonzero()[:, 1]
-            expected = masked_lm(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types).logits[rows, place]
+            logits = masked_lm(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types).logits
+            expected = logits[rows, place]
         else:
             expected = backbone.full(input_ids=input_ids, attention_mask=mask).logits[rows, mask.sum(1) - 1]
     assert torch.allclose(ours, expected[:, words], atol=1e-4)
@@ -277,7 +282,8 @@ def test_the_verbalizer_scores_are_the_lm_logits_of_the_label_words(name, family
 
 def test_a_sentence_encoder_without_an_lm_head_refuses_the_verbalizer(family_backbones):
     with pytest.raises(BackboneError, match="has no masked-LM head in its checkpoint"):
-        PromptClassifier(family_backbones["bert"], "rte", PromptTuningConfig(num_tokens=3), HeadConfig(kind="verbalizer"))
+        PromptClassifier(family_backbones["bert"], "rte", PromptTuningConfig(num_tokens=3),
+                         HeadConfig(kind="verbalizer"))
 
 
 def test_the_verbalizer_trains_nothing_but_the_prompt(family_backbones):

@@ -194,8 +194,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             reading = f"*{source}.* " + " ".join(plain_reading(row, task_name) for row in rows[:1])
             if side is dp:
                 dp_rows = rows
-                reading = "\n\n".join([reading, *confidence(model, rows[0]),
-                                         f"*Where the prompt can go on this backbone:* {model.backbone.place_meaning}"])
+                reading = "\n\n".join([reading, *confidence(model, rows[0]), views.place_note(model.backbone)])
             outputs += [views.class_probabilities(rows[0], label_names), drawing, reading]
         if gold is not None:
             notes.append(f"Gold label of dev example {state.picked[1]}: <b>{label_names[gold]}</b>.")

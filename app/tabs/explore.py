@@ -123,9 +123,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
         picks = {factor: record["best_single"] for factor, record in held_out.items()
                  if record.get("best_single") is not None}
-        place = f"*Where the prompt can go on this backbone:* {dp[1].backbone.place_meaning}"
-        return (pd.DataFrame(table), "\n\n".join([verdict(stats), place]), views.choice_table(stats, intervals, picks),
-                *counts,
+        return (pd.DataFrame(table), "\n\n".join([verdict(stats), views.place_note(dp[1].backbone)]),
+                views.choice_table(stats, intervals, picks), *counts,
                 pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
     run_explore.click(run_exploration, [task, dp_kind, left_side, session],
