@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
@@ -141,6 +143,13 @@ def estimate(args, backbone, chosen: dict) -> None:
     print(f"whole grid, at most: {total / 3600:.1f} h")
 
 
+def device_name(device: torch.device) -> str:
+    """Said beside each figure: a GPU by its name, a CPU by its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def report(records: list[dict], tasks: list[str], names: list[str], command: str, args) -> str:
     cells: dict[tuple[str, str], list[dict]] = {}
     for record in records:
@@ -151,7 +160,7 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
              f"held-out training items, {dev} scored once; at most {args.max_epochs:g} epochs "
              f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
-             "a run.", "",
+             f"a run. Ran on {', '.join(sorted({r.get('device', 'CPU') for r in records})) or '-'}.", "",
              "| task | majority | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
     finished = {(r["task"], r["variant"], r["seed"]) for r in records}
     if any((task, name, seed) not in finished for task in tasks for name in names for seed in args.seeds):
@@ -315,6 +324,7 @@ def main() -> None:
                           "majority": result.majority_baseline, "train_items": result.train_size,
                           "fewglue": fewglue, "seconds": round(time.perf_counter() - started, 1),
                           "config": method.to_dict(), "budget": budget(task, args),
+                          "device": device_name(backbone.device), "precision": result.mixed_precision,
                           "curve": [[round(entry["epoch"], 3), entry["score"], entry["dev"]["score"]]
                                     for entry in result.history if "score" in entry]}
                 with results.open("a") as stream:

@@ -7,7 +7,9 @@ import sys
 
 import torch
 
-from benchmarks import dp_results
+from transformers import AutoModel
+
+from benchmarks import dp_results, gpu_carry
 
 from .test_families import FAMILIES, family_tokenizer
 
@@ -35,6 +37,8 @@ def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path,
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(records) == 16 and {r["budget"]["grid"] for r in records} == {"decoder"}
     assert all(r["curve"] and r["best_epoch"] <= r["curve"][-1][0] + 1e-3 for r in records)
+    assert {r["device"] for r in records} == {f"CPU ({torch.get_num_threads()} threads)"}
+    assert f"Ran on CPU ({torch.get_num_threads()} threads)." in text
     header = next(line for line in text.splitlines() if line.startswith("| task | majority"))
     assert "suffix · verbalizer" in header and "DP instance · linear" in header
     assert "DP instance · linear − suffix · linear" in text and "prefix · verbalizer − prefix · linear" in text
@@ -60,3 +64,14 @@ def test_the_gap_closed_is_said_in_words_where_fine_tuning_does_not_beat_prompt_
     assert dp_results.gap_closed({**means, "fine-tuning": 0.61}, "P-tuning v2") == \
         "no gap (fine-tuning − prompt tuning +0.010)"
     assert dp_results.gap_closed({"prompt tuning": 0.6}, "P-tuning v2") == ""
+
+
+def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
+    repo = gpu_carry.write_hf_cache(tmp_path / "hub", "sentence-transformers/all-MiniLM-L6-v2")
+    assert (repo / "refs" / "main").read_text() in {path.name for path in (repo / "snapshots").iterdir()}
+    carried = AutoModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", cache_dir=tmp_path / "hub",
+                                        local_files_only=True, dtype=torch.float32)
+    inputs = default_backbone.tokenizer(["The cat sat on the mat.", "It rained."], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        difference = carried(**inputs).last_hidden_state - default_backbone.model(**inputs).last_hidden_state
+    assert 0 < difference.abs().max() < 0.05  # the fp16 copy: close, not bit-equal
