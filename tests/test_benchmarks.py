@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -75,3 +76,17 @@ def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_back
     with torch.no_grad():
         difference = carried(**inputs).last_hidden_state - default_backbone.model(**inputs).last_hidden_state
     assert 0 < difference.abs().max() < 0.05  # the fp16 copy: close, not bit-equal
+
+
+def test_a_file_too_big_for_one_call_travels_in_parts_that_join_back(tmp_path):
+    big, small = tmp_path / "big.whl", tmp_path / "small.whl"
+    big.write_bytes(bytes(range(256)) * 20_000)  # 5.1 MB
+    small.write_bytes(b"small")
+    parts = gpu_carry.pack_parts([small, big], tmp_path / "parts", part_mib=2)
+    assert [part.name for part in parts] == ["part-1", "part-2", "part-3"]
+    chunks = sorted(chunk for part in parts for chunk in part.glob("big.whl.*-of-03"))
+    assert [chunk.name for chunk in chunks] == ["big.whl.01-of-03", "big.whl.02-of-03", "big.whl.03-of-03"]
+    assert b"".join(chunk.read_bytes() for chunk in chunks) == big.read_bytes()
+    assert (parts[-1] / "small.whl").read_bytes() == b"small" and not (parts[0] / "small.whl").exists()
+    sums = dict(line.split("  ")[::-1] for line in (parts[0] / "SHA256SUMS").read_text().splitlines())
+    assert sums["big.whl"] == hashlib.sha256(big.read_bytes()).hexdigest() and set(sums) == {"big.whl", "small.whl"}
