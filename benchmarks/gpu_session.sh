@@ -20,7 +20,7 @@ PYTHON=${PYTHON:-python3}
 DATA=../shared/superglue  # where it is beside a checkout, so that recorded commands read the same as here
 mkdir -p "$OUT" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
 [ -f .gpu/superglue.tar.xz ] && tar xJf .gpu/superglue.tar.xz -C /tmp/dp_data
-[ -e "$DATA" ] || { mkdir -p ../shared && ln -s /tmp/dp_data/superglue "$DATA"; }
+[ -d "$DATA" ] || { mkdir -p ../shared && ln -sfn /tmp/dp_data/superglue "$DATA"; }
 [ -d .gpu/hf ] && cp -r .gpu/hf/. "$HF_HOME/"
 [ -d /tmp/dp_site ] && export PYTHONPATH=/tmp/dp_site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
