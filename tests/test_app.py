@@ -101,6 +101,8 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     assert "trained in this session on smollm2-135m" in result[6]
     assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
     assert "trained in this session" not in result[3]  # the ready-trained counterpart is on the default backbone
+    _, verdict, *_ = client.predict("cb", "input", "P-tuning v2", api_name="/explore")
+    assert verdict.startswith("On the first 20 dev items (not 100: each costs more on this backbone):")
 
 
 def test_the_verbalizer_on_a_sentence_encoder_is_refused_in_one_line(client):
@@ -275,3 +277,15 @@ def test_the_train_tab_starts_a_decoder_with_methods_whose_place_it_can_use():
     assert default_methods(DEFAULT_BACKBONE) == [FIXED, "DP deep: position + length + pool"]
     assert default_methods(SMOLLM2) == [PROMPT_TUNING, "DP input: position"]
     assert all(method in METHOD_CHOICES for methods in DEFAULT_METHODS.values() for method in methods)
+
+
+def test_explore_tries_every_candidate_on_fewer_items_where_a_pass_costs_more():
+    from types import SimpleNamespace
+
+    from app.state import counterfactual_limit
+
+    default = SimpleNamespace(token_cost=11_000_000)
+    assert counterfactual_limit(default, default) == 100
+    assert counterfactual_limit(SimpleNamespace(token_cost=22_000_000), default) == 50
+    assert counterfactual_limit(SimpleNamespace(token_cost=106_000_000), default) == 20  # SmolLM2: never under 20
+    assert counterfactual_limit(SimpleNamespace(token_cost=1_000_000), default) == 100  # a tiny model: never over

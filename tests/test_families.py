@@ -225,6 +225,7 @@ def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
     assert (backbone.family.name, backbone.config.model_type, backbone.num_layers, backbone.hidden_size) == \
         ("decoder", "llama", 30, 576)
     assert backbone.special_tokens == (0, 0)
+    assert backbone.token_cost == 134_515_008 - 49_152 * 576  # the tied embedding table counted nowhere
     config = TrainConfig(task="cb", backbone="smollm2-135m", data_dir=str(data_dir), max_steps=2, batch_size=4,
                          dev_limit=4, max_length=48, counterfactuals="none",
                          prompt=DynamicPromptConfig(num_tokens=4, where="input"))

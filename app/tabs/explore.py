@@ -12,7 +12,9 @@ from dp_core.metrics import compute_metrics, score_interval
 from dp_core.tasks import DataError, get_task
 
 from .. import views
-from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, recorded
+from dp_core.backbone import DEFAULT_BACKBONE
+
+from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
 from .compare import LEFT, CompareTab
 
 VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
@@ -22,11 +24,12 @@ VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold labe
 
 
 def choice_statistics_of(shared: Shared, state: Session | None, model, examples) -> dict[str, ChoiceStatistics]:
-    """DP's choice statistics on the first dev items, computed once per model (ready-trained: for everyone)."""
+    """DP's choice statistics on ``examples`` (the first dev items), computed once per model (ready-trained: for
+    everyone)."""
     own = state is not None and any(model is m for runs in state.runs.values() for m in runs.values())
     cache = state.choice_stats if own else shared.choice_stats
     if id(model) not in cache:
-        split = model.encode_examples(examples[:COUNTERFACTUAL_LIMIT])
+        split = model.encode_examples(examples)
         cache[id(model)] = split_choice_statistics(model, split)
     return cache[id(model)]
 
@@ -59,8 +62,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
     scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
-    gr.Markdown(f"**DP's choices** on the first {COUNTERFACTUAL_LIMIT} dev items, every candidate tried on each "
-                f"(scores with 95 % bootstrap intervals). {VERDICT_NOTE}")
+    gr.Markdown(f"**DP's choices** on the first dev items ({COUNTERFACTUAL_LIMIT} on the default backbone, fewer on "
+                f"bigger ones), every candidate tried on each (scores with 95 % bootstrap intervals). {VERDICT_NOTE}")
     choice_verdict = gr.Markdown()
     choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False)
     choice_plots = []
@@ -95,9 +98,9 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
             low, high = score_interval(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
             table.append({"method": source, "score": round(metrics["score"], 3),
                           "95 % interval": f"{low:.3f} – {high:.3f}", "items": len(examples)})
-        progress(2 / 3, desc="DP with the prompt at every candidate place")
-        stats = choice_statistics_of(shared, state, dp[1], examples)
-        head = examples[:COUNTERFACTUAL_LIMIT]
+        head = examples[:counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))]
+        progress(2 / 3, desc=f"DP with the prompt at every candidate place, on {len(head)} items")
+        stats = choice_statistics_of(shared, state, dp[1], head)
         intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
                                                     [e.group for e in head], task_spec.num_labels)
                      for factor, s in stats.items() for name, predictions in s.predictions.items()}
@@ -123,7 +126,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
         picks = {factor: record["best_single"] for factor, record in held_out.items()
                  if record.get("best_single") is not None}
-        return (pd.DataFrame(table), "\n\n".join([verdict(stats), views.place_note(dp[1].backbone)]),
+        counted = f"On the first {len(head)} dev items"
+        if len(head) < min(COUNTERFACTUAL_LIMIT, len(examples)):
+            counted += f" (not {COUNTERFACTUAL_LIMIT}: each costs more on this backbone)"
+        return (pd.DataFrame(table), "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
                 views.choice_table(stats, intervals, picks), *counts,
                 pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
