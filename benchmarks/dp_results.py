@@ -71,7 +71,7 @@ TITLES = {"encoder": "Fine-tuning, prompt tuning, P-tuning v2 and Dynamic Prompt
           "decoder": "Where the prompt goes in a causal decoder: prefix, suffix and DP's place, two heads"}
 # What each grid sets side by side: (method, the one it is measured against).
 COMPARISONS = {
-    "encoder": [("DP input", "prompt tuning"), ("DP deep", "P-tuning v2")],
+    "encoder": [("DP input", "prompt tuning"), ("DP deep", "P-tuning v2"), ("P-tuning v2", "prompt tuning")],
     "decoder": [(f"{dp} · {head}", f"{fixed} · {head}") for head in ("linear", "verbalizer")
                 for dp, fixed in (("DP instance", "prefix"), ("DP instance", "suffix"), ("DP task", "prefix"))]
                + [(f"{place} · verbalizer", f"{place} · linear") for place in ("prefix", "suffix")],
