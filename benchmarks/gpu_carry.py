@@ -29,9 +29,10 @@ from pathlib import Path
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 
 
-def write_hf_cache(hub_dir: Path, repo_id: str) -> Path:
-    """The backbone where ``huggingface_hub`` looks for ``repo_id`` offline: snapshots/<revision>/ and refs/main."""
-    backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")
+def write_hf_cache(hub_dir: Path, repo_id: str = DEFAULT_BACKBONE) -> Path:
+    """A backbone in fp16 where ``huggingface_hub`` looks for ``repo_id`` offline: snapshots/<revision>/ and
+    refs/main."""
+    backbone = load_backbone(repo_id, device="cpu")
     staging = hub_dir / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     backbone.model.half().save_pretrained(staging)
@@ -87,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     output = Path(args.output)
     output.mkdir(exist_ok=True)
-    write_hf_cache(output / "hf" / "hub", DEFAULT_BACKBONE)
+    write_hf_cache(output / "hf" / "hub")
     with tarfile.open(output / "superglue.tar.xz", "w:xz") as archive:
         archive.add(args.data_dir, arcname="superglue")
     tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")

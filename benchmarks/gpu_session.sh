@@ -15,10 +15,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HOME=/tmp/dp_hf HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-OUT=${OUT:-runs/gpu}
 PYTHON=${PYTHON:-python3}
 DATA=../shared/superglue  # where it is beside a checkout, so that recorded commands read the same as here
-mkdir -p "$OUT" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
+mkdir -p "${OUT:=runs/gpu}" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
+OUT=$(cd "$OUT" && pwd)
 [ -f .gpu/superglue.tar.xz ] && tar xJf .gpu/superglue.tar.xz -C /tmp/dp_data
 [ -d "$DATA" ] || { mkdir -p ../shared && ln -sfn /tmp/dp_data/superglue "$DATA"; }
 [ -d .gpu/hf ] && cp -r .gpu/hf/. "$HF_HOME/"
