@@ -21,12 +21,11 @@ import time
 import torch
 
 from app.state import COUNTERFACTUAL_LIMIT
+from dp_core.backbone import DEFAULT_BACKBONE, SMOLLM2, load_backbone
 from dp_core.choices import split_choice_statistics
+from dp_core.data import collate, iterate_batches
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import counterfactuals
-
-from dp_core.backbone import DEFAULT_BACKBONE, SMOLLM2, load_backbone
-from dp_core.data import collate, iterate_batches
 from dp_core.model import PromptClassifier
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import load_examples

@@ -7,7 +7,6 @@ import json
 import sys
 
 import torch
-
 from transformers import AutoModel
 
 from benchmarks import dp_results, gpu_carry

@@ -6,14 +6,13 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
 from dp_core.explain import explain_examples
 from dp_core.metrics import compute_metrics, score_interval
 from dp_core.tasks import DataError, get_task
 
 from .. import views
-from dp_core.backbone import DEFAULT_BACKBONE
-
 from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
 from .compare import LEFT, CompareTab
 
