@@ -55,7 +55,7 @@ def explain_seconds(backbone, data_dir: str | None) -> tuple[float, float]:
                                                                  factors=("position", "length")))
     examples = load_examples("cb", "val", data_dir)[:COUNTERFACTUAL_LIMIT]
     split = model.encode_examples(examples)
-    item = collate(model.encode_examples(examples[:1]), [0], backbone.tokenizer.pad_token_id)
+    item = collate(split, [0], backbone.tokenizer.pad_token_id)  # Compare's batch of one item
     started = time.perf_counter()
     for factor in ("position", "length"):
         counterfactuals(model, item, factor)
