@@ -2,6 +2,7 @@
 
 Shared by every visitor: the frozen backbone(s), the ready-trained prompts in assets/ (read-only) and dev sets.
 Per browser session (gr.State): the runs trained in that session, its Stop flag and the dev example it picked.
+Compare and Explore set side by side only models on the same backbone.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from pathlib import Path
 from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
 from dp_core.choices import ChoiceStatistics
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
+from dp_core.methods import method_config_from_dict
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
 from dp_core.train import TrainConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# The default backbone's ready-trained prompts: checkpoints/<task>/<method>; another backbone's:
+# checkpoints/<backbone>/<task>/<method> (each folder's dp_config.json names its backbone).
 CHECKPOINTS = ASSETS / "checkpoints"
 HOSTED = bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
 # What the Train tab offers (on a Space, the allow-list): the default, the SmolLM2 decoder (offline where its package
@@ -146,7 +150,7 @@ def learned_nothing(source: str, model: PromptClassifier) -> str | None:
 
 
 def trained_on(model: PromptClassifier) -> str:
-    """The backbone and head of a session's run where they are not the default ones, in words."""
+    """The backbone and head of a model where they are not the default ones, in words."""
     parts = [] if model.backbone.name == DEFAULT_BACKBONE else [f" on {model.backbone.name}"]
     if model.head_config.kind == "verbalizer":
         parts.append(" with the verbalizer head")
@@ -161,7 +165,8 @@ def task_fields(task_name: str) -> list[str]:
 class Session:
     """One browser session's own runs; nobody else sees them. Freed when the session ends."""
 
-    runs: dict[str, dict[str, PromptClassifier]] = field(default_factory=dict)  # task -> method title -> model
+    # (task, backbone) -> method title -> model
+    runs: dict[tuple[str, str], dict[str, PromptClassifier]] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     picked: tuple[str, int, dict] | None = None  # (task, dev index, its fields) last picked in Compare
     choice_stats: dict[int, dict[str, ChoiceStatistics]] = field(default_factory=dict)  # id(model) -> on dev
@@ -182,8 +187,9 @@ def counterfactual_limit(backbone: Backbone, default: Backbone) -> int:
 
 
 class Shared:
-    """What every session reads: backbones (loaded once), ready-trained prompts, dev sets, and the choice
-    statistics of the ready-trained prompts (computed once, on first use)."""
+    """What every session reads: backbones (loaded once), ready-trained prompts (the default backbone's at start,
+    another's when first asked for), dev sets, and the choice statistics of the ready-trained prompts (computed
+    once, on first use)."""
 
     def __init__(self, data_dir: str | None):
         self.data_dir = data_dir
@@ -191,11 +197,15 @@ class Shared:
         self.backbones: dict[str, Backbone] = {}
         self.dev: dict[str, list[Example]] = {}
         self.choice_stats: dict[int, dict[str, ChoiceStatistics]] = {}
-        default = self.backbone(DEFAULT_BACKBONE)
-        self.ready: dict[str, dict[str, PromptClassifier]] = {}
-        for folder in sorted(CHECKPOINTS.glob("*/*/dp_config.json")):
-            model = PromptClassifier.from_pretrained(folder.parent, backbone=default)
-            self.ready.setdefault(model.task.name, {})[method_title(model.method)] = model.eval()
+        self.ready_folders: dict[tuple[str, str], dict[str, Path]] = {}  # (task, backbone) -> method title -> folder
+        for config in sorted(CHECKPOINTS.rglob("dp_config.json")):
+            record = json.loads(config.read_text())
+            title = method_title(method_config_from_dict(record["method"]))
+            self.ready_folders.setdefault((record["task"], record["backbone"]), {})[title] = config.parent
+        self.loaded: dict[tuple[str, str], dict[str, PromptClassifier]] = {}
+        for task, backbone in self.ready_folders:
+            if backbone == DEFAULT_BACKBONE:
+                self.ready(task)
 
     def backbone(self, name: str) -> Backbone:
         with self.lock:
@@ -203,27 +213,44 @@ class Shared:
                 self.backbones[name] = load_backbone(name)
             return self.backbones[name]
 
+    def ready(self, task: str, backbone: str = DEFAULT_BACKBONE) -> dict[str, PromptClassifier]:
+        """The ready-trained prompts of a task on a backbone, by method title (loaded on first use)."""
+        key = (task, backbone)
+        if key not in self.loaded and key in self.ready_folders:
+            frozen = self.backbone(backbone)
+            models = {title: PromptClassifier.from_pretrained(folder, backbone=frozen).eval()
+                      for title, folder in self.ready_folders[key].items()}
+            with self.lock:
+                self.loaded.setdefault(key, models)
+        return self.loaded.get(key, {})
+
+    def ready_backbones(self) -> list[str]:
+        """The backbones that have ready-trained prompts, the default first."""
+        return sorted({backbone for _, backbone in self.ready_folders}, key=lambda name: name != DEFAULT_BACKBONE)
+
     def dev_examples(self, task: str) -> list[Example]:
         with self.lock:
             if task not in self.dev:
                 self.dev[task] = load_examples(task, "val", self.data_dir)
             return self.dev[task]
 
-    def available(self, session: Session | None, task: str) -> dict[str, Side]:
-        """Every model for the task by method title: this session's runs first, else the ready-trained."""
-        sides = {title: (f"{title}, ready-trained", model) for title, model in self.ready.get(task, {}).items()}
-        own = (session.runs if session else {}).get(task, {})
+    def available(self, session: Session | None, task: str, backbone: str = DEFAULT_BACKBONE) -> dict[str, Side]:
+        """Every model for the task on that backbone by method title: this session's runs first, else the
+        ready-trained."""
+        sides = {title: (f"{title}, ready-trained{trained_on(model)}", model)
+                 for title, model in self.ready(task, backbone).items()}
+        own = (session.runs if session else {}).get((task, backbone), {})
         sides.update({title: (f"{title}, trained in this session{trained_on(model)}", model)
                       for title, model in own.items()})
         return sides
 
-    def models(self, session: Session | None, task: str, where: str = "deep",
-               left: str = "counterpart") -> tuple[Side | None, Side | None]:
-        """The fixed side and the DP side for Compare and Explore: the DP of that kind (the session's best run,
-        else the ready-trained), and on the left its like-for-like fixed counterpart (prompt tuning for input DP,
-        P-tuning v2 for deep DP) or, with ``left="ptv2"``, P-tuning v2 for either."""
-        sides = self.available(session, task)
-        own = (session.runs if session else {}).get(task, {})
+    def models(self, session: Session | None, task: str, where: str = "deep", left: str = "counterpart",
+               backbone: str = DEFAULT_BACKBONE) -> tuple[Side | None, Side | None]:
+        """The fixed side and the DP side for Compare and Explore, both on ``backbone``: the DP of that kind (the
+        session's best run, else the ready-trained), and on the left its like-for-like fixed counterpart (prompt
+        tuning for input DP, P-tuning v2 for deep DP) or, with ``left="ptv2"``, P-tuning v2 for either."""
+        sides = self.available(session, task, backbone)
+        own = (session.runs if session else {}).get((task, backbone), {})
         candidates = [title for title, (_, model) in sides.items() if dp_where(model) == where]
         dp = None
         if candidates:

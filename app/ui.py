@@ -25,12 +25,15 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
         task = gr.Dropdown(list(TASKS), value="cb", label="SuperGLUE task")
         with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train"):
-                train.build(shared, session, task)
+                train_backbone = train.build(shared, session, task)
             with gr.Tab("Compare", id="compare"):
                 compare_tab = compare.build(shared, session, task)
             with gr.Tab("Explore", id="explore"):
-                explore.build(shared, session, task, compare_tab, tabs)
+                explore_backbone = explore.build(shared, session, task, compare_tab, tabs)
             with gr.Tab("Learn", id="learn"):
                 learn.build()
+        # Compare and Explore show the backbone one trains on (each can still pick another)
+        train_backbone.change(lambda name: (name, name), train_backbone, [compare_tab.sides[2], explore_backbone],
+                              api_visibility="private", queue=False)
         demo.load(Session, None, session, api_visibility="private")
     return demo

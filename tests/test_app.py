@@ -93,15 +93,23 @@ def test_training_streams_curves_then_compare_uses_the_new_run(client):
 
 
 def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(client):
-    job = client.submit("cb", "smollm2-135m", [DP], 5, 8, 0, api_name="/train")
+    from app.state import PROMPT_TUNING
+
+    fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
+    before = client.predict(*compare_args("cb", fields, where="input"), "smollm2-135m", api_name="/compare")
+    assert "No trained prompt for this task on smollm2-135m yet" in before[0]
+    job = client.submit("cb", "smollm2-135m", [PROMPT_TUNING, DP], 5, 8, 0, api_name="/train")
     status, *_ = list(job)[-1]
     assert status.startswith("Done.")
-    fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
-    result = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
+    result = client.predict(*compare_args("cb", fields, where="input", left="its fixed counterpart (like for like)"),
+                            "smollm2-135m", api_name="/compare")
+    assert "trained in this session on smollm2-135m" in result[3]  # both sides on the decoder, like for like
     assert "trained in this session on smollm2-135m" in result[6]
     assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
-    assert "trained in this session" not in result[3]  # the ready-trained counterpart is on the default backbone
-    _, verdict, *_ = client.predict("cb", "input", "P-tuning v2", api_name="/explore")
+    default = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
+    assert "ready-trained" in default[6] and "smollm2" not in default[6]  # the default backbone's prompts
+    _, verdict, *_ = client.predict("cb", "input", "its fixed counterpart (like for like)", "smollm2-135m",
+                                    api_name="/explore")
     assert verdict.startswith("On the first 20 dev items (not 100: each costs more on this backbone):")
 
 
@@ -162,6 +170,7 @@ def test_compare_takes_named_parameters(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/compare"]
     names = [parameter["parameter_name"] for parameter in info["parameters"]]
     assert names[:3] == ["task_name", "premise", "hypothesis"] and "copa_asks" in names and "dp_where" in names
+    assert "backbone_name" in names
     note, *rest = client.predict(task_name="rte", premise="A cat sat on a mat.", hypothesis="A cat sat.",
                                  dp_where="deep", left="P-tuning v2", api_name="/compare")
     assert rest[0]["label"] in TASKS["rte"].label_names
@@ -289,3 +298,28 @@ def test_explore_tries_every_candidate_on_fewer_items_where_a_pass_costs_more():
     assert counterfactual_limit(SimpleNamespace(token_cost=22_000_000), default) == 50
     assert counterfactual_limit(SimpleNamespace(token_cost=106_000_000), default) == 20  # SmolLM2: never under 20
     assert counterfactual_limit(SimpleNamespace(token_cost=1_000_000), default) == 100  # a tiny model: never over
+
+
+def test_ready_trained_prompts_of_another_backbone_load_when_asked_and_stay_with_their_backbone(
+        tmp_path, monkeypatch, data_dir, tiny_backbone, default_backbone):
+    from app import state
+    from dp_core.model import PromptClassifier
+    from dp_core.prompts import PromptTuningConfig, PTuningV2Config
+
+    for folder, backbone, method in (("cb/ptv2", default_backbone, PTuningV2Config(num_tokens=4)),
+                                     ("tiny/cb/prompt_tuning", tiny_backbone, PromptTuningConfig(num_tokens=4))):
+        PromptClassifier(backbone, "cb", method).save_pretrained(tmp_path / folder)
+    monkeypatch.setattr(state, "CHECKPOINTS", tmp_path)
+    shared = state.Shared(str(data_dir))
+    assert shared.ready_backbones() == [state.DEFAULT_BACKBONE, tiny_backbone.name]
+    assert list(shared.ready("cb")) == [FIXED] and list(shared.loaded) == [("cb", state.DEFAULT_BACKBONE)]
+    shared.backbones[tiny_backbone.name] = tiny_backbone  # as if loaded before; the prompts load on first use
+    assert list(shared.ready("cb", tiny_backbone.name)) == [state.PROMPT_TUNING]
+    fixed, dp = shared.models(None, "cb", "input", backbone=tiny_backbone.name)
+    assert fixed[0] == f"{state.PROMPT_TUNING}, ready-trained on {tiny_backbone.name}" and dp is None
+    assert shared.models(None, "cb", "input")[0] is None  # no prompt tuning on the default backbone here
+    own = PromptClassifier(tiny_backbone, "cb", PTuningV2Config(num_tokens=4))
+    session = state.Session(runs={("cb", tiny_backbone.name): {FIXED: own}})
+    assert shared.models(session, "cb", "deep", backbone=tiny_backbone.name)[0][0].startswith(
+        f"{FIXED}, trained in this session on {tiny_backbone.name}")
+    assert shared.models(session, "cb", "deep")[0][0] == f"{FIXED}, ready-trained"  # a session's run stays on its own

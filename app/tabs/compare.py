@@ -10,12 +10,14 @@ import gradio as gr
 import pandas as pd
 
 from dp_core.choices import change_reading, chosen_factors, confidence_reading
+from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.data import collate
 from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
 from .. import views
-from ..state import DP_WHERE, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing, recorded, task_fields
+from ..state import (BACKBONE_CHOICES, DP_WHERE, HOSTED, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing,
+                     recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
@@ -23,9 +25,10 @@ LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "
 
 @dataclass
 class CompareTab:
-    """What other tabs wire to: the dev index box, the pick step and the comparison itself."""
+    """What other tabs wire to: the dev index box, which models are compared, the pick step and the comparison."""
 
     dev_index: gr.Number
+    sides: tuple[gr.Radio, gr.Radio, gr.Dropdown]  # DP on the right, the left side, the backbone
     pick: tuple  # (function, inputs, outputs)
     compare: tuple  # (function, inputs, outputs)
 
@@ -67,6 +70,13 @@ def what_if(model, example, decision, label_names) -> tuple[list[pd.DataFrame], 
     return frames, readings
 
 
+def backbone_picker(shared: Shared) -> gr.Dropdown:
+    """Which backbone's prompts are set side by side (both sides are always on the same one)."""
+    ready = ", ".join(shared.ready_backbones()) or "none"
+    return gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Backbone", allow_custom_value=not HOSTED,
+                       info=f"both sides on this one: this session's runs, else ready-trained prompts ({ready})")
+
+
 def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     with gr.Row():
         dev_index = gr.Number(0, precision=0, minimum=0, label="Dev example #")
@@ -77,6 +87,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                            info="input: prompt tokens read like words; deep: keys/values in every layer")
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="On the left",
                              info="prompt tuning beside input DP, P-tuning v2 beside deep DP; or P-tuning v2 always")
+        backbone = backbone_picker(shared)
     inputs = {name: gr.Textbox("", label=label, lines=3 if name in ("passage", "paragraph", "text") else 1,
                                visible=name in task_fields("cb")) for name, label in FIELD_LABELS.items()}
     copa_question = gr.Radio(["cause", "effect"], value="cause", label="COPA asks for the", visible=False)
@@ -141,10 +152,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                     choice1: str = "", choice2: str = "", word: str = "", sentence1: str = "", sentence2: str = "",
                     text: str = "", span1_text: str = "", span2_text: str = "", paragraph: str = "",
                     answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = next(iter(LEFT)),
-                    state: Session | None = None):
+                    backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
         """Predict one example with a fixed prompt and with DP; fill the fields the task uses (the others are
-        ignored). COPA: ``copa_asks`` is "cause" or "effect". Streams twice: the predictions first, then the same
-        with the "what if" plots (DP with the prompt at every place and length: candidates x a forward pass)."""
+        ignored). COPA: ``copa_asks`` is "cause" or "effect"; ``backbone_name``: the backbone both sides are on.
+        Streams twice: the predictions first, then the same with the "what if" plots (DP with the prompt at every
+        place and length: candidates x a forward pass)."""
         typed = {"premise": premise, "hypothesis": hypothesis, "question": question, "passage": passage,
                  "choice1": choice1, "choice2": choice2, "word": word, "sentence1": sentence1,
                  "sentence2": sentence2, "text": text, "span1_text": span1_text, "span2_text": span2_text,
@@ -167,10 +179,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             yield [views.error_html(str(error))] + skip
             return
         fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                                  LEFT.get(left, "counterpart"))
+                                  LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
         if fixed is None and dp is None:
-            gr.Warning(f"No trained prompt for {task_name} yet: train one on the Train tab.")
-            yield [views.error_html("No trained prompt for this task yet.")] + skip
+            gr.Warning(f"No trained prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
+            yield [views.error_html(f"No trained prompt for this task on {backbone_name} yet.")] + skip
             return
         label_names = get_task(task_name).label_names
         outputs, notes, dp_rows = [], [], None
@@ -211,9 +223,9 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
 
     compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
                        *what_if_plots]
-    compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, session]
+    compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
     compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare")
-    return CompareTab(dev_index, (pick_example, [task, dev_index, session], pick_outputs),
+    return CompareTab(dev_index, (dp_kind, left_side, backbone), (pick_example, [task, dev_index, session], pick_outputs),
                       (run_compare, compare_inputs, compare_outputs))
 
 

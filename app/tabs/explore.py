@@ -14,7 +14,7 @@ from dp_core.tasks import DataError, get_task
 
 from .. import views
 from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
-from .compare import LEFT, CompareTab
+from .compare import LEFT, CompareTab, backbone_picker
 
 VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
                 "that noise inflates on a small dev set (an item whose prediction flips by chance counts as right). "
@@ -54,11 +54,13 @@ def verdict(stats: dict[str, ChoiceStatistics]) -> str:
     return "\n\n".join(lines)
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> None:
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> gr.Dropdown:
+    """The tab; returns its backbone picker."""
     gr.Markdown(f"Both methods on the task's dev set (the first {DEV_LIMIT} items).")
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
+        backbone = backbone_picker(shared)
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
     scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
     gr.Markdown(f"**DP's choices** on the first dev items ({COUNTERFACTUAL_LIMIT} on the default backbone, fewer on "
@@ -75,11 +77,13 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
                                  interactive=False)
 
-    def run_exploration(task_name, dp_where, left, state, progress=gr.Progress()):
+    def run_exploration(task_name, dp_where, left, backbone_name=DEFAULT_BACKBONE, state=None,
+                        progress=gr.Progress()):
         fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                                  LEFT.get(left, "counterpart"))
+                                  LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
         if fixed is None or dp is None:
-            raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task: train them first.")
+            raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task on {backbone_name}: "
+                           "train them first.")
         try:
             examples = shared.dev_examples(task_name)[:DEV_LIMIT]
         except DataError as error:
@@ -132,15 +136,18 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                 views.choice_table(stats, intervals, picks), *counts,
                 pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
-    run_explore.click(run_exploration, [task, dp_kind, left_side, session],
+    run_explore.click(run_exploration, [task, dp_kind, left_side, backbone, session],
                       [scores, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
 
-    def open_in_compare(table: pd.DataFrame, event: gr.SelectData):
+    def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
+        """The clicked item in Compare, with the same two models as here."""
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"])
+        return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"]), dp_where, left, backbone_name
 
     pick, pick_inputs, pick_outputs = compare.pick
     run_compare, compare_inputs, compare_outputs = compare.compare
-    disagreements.select(open_in_compare, disagreements, [tabs, compare.dev_index], api_visibility="private").then(
+    disagreements.select(open_in_compare, [disagreements, dp_kind, left_side, backbone],
+                         [tabs, compare.dev_index, *compare.sides], api_visibility="private").then(
         pick, pick_inputs, pick_outputs, api_visibility="private").then(
         run_compare, compare_inputs, compare_outputs, api_visibility="private")
+    return backbone

@@ -71,7 +71,8 @@ def choice_spread(step: int, choices: dict) -> list[dict]:
             for p, n in enumerate(counts)]
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
+def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
+    """The tab; returns its backbone picker, which Compare and Explore follow."""
     with gr.Row():
         backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Frozen backbone",
                                allow_custom_value=not HOSTED,
@@ -93,7 +94,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
 
     def expectation_for(task_name: str) -> str:
         ready = {title: (recorded(model).get("best", {}).get("score"), recorded(model).get("selected_on", "dev"))
-                 for title, model in shared.ready.get(task_name, {}).items()}
+                 for title, model in shared.ready(task_name).items()}
         return short_run_note(task_name, ready={title: pair for title, pair in ready.items() if pair[0] is not None})
 
     expectation = gr.Markdown(expectation_for(task.value))
@@ -169,7 +170,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
                     result = event.result
                     result.model.metadata = {"summary": {"best": result.dev_metrics, "choices": result.choices,
                                                          "majority_baseline": result.majority_baseline}}
-                    state.runs.setdefault(task_name, {})[label] = result.model
+                    state.runs.setdefault((task_name, backbone_name), {})[label] = result.model
                     state.choice_stats.pop(id(result.model), None)
                     best.append({"method": label, "best dev score": round(result.dev_metrics["score"], 4),
                                  "at step": result.best_step, "stopped": result.stopped_because,
@@ -197,3 +198,4 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> None:
                 [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train", concurrency_limit=1,
                 concurrency_id="train")
     stop.click(stop_training, session, status, api_name="stop", queue=False)
+    return backbone
