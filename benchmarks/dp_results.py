@@ -79,8 +79,10 @@ COMPARISONS = {
 
 
 def task_data(task: str, args) -> tuple[tuple, bool]:
+    """The task's splits, and whether its training set is FewGLUE's 32 items (``--fewglue``, or offline BoolQ)."""
     try:
-        return load_task_data(TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit)), False
+        return load_task_data(TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit,
+                                          fewglue=args.fewglue)), args.fewglue
     except DataError:  # offline BoolQ: FewGLUE's 32 examples
         return load_task_data(TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit,
                                           fewglue=True)), True
@@ -112,7 +114,8 @@ def budget(task: str, args) -> dict:
     """What a run's result depends on besides task, method and seed: a rerun with another budget trains anew."""
     return {"max_epochs": max_epochs(task, args), "cap_s": args.cap_s, "eval_every": eval_every(task, args),
             "patience": args.patience, "holdout_max": args.holdout_max, "dev_limit": args.dev_limit,
-            "backbone": args.backbone, "num_tokens": args.num_tokens, "grid": args.grid}
+            "backbone": args.backbone, "num_tokens": args.num_tokens, "grid": args.grid,
+            **({"fewglue": True} if args.fewglue else {})}
 
 
 def flattened_at(curve: list[list[float]], tolerance: float = 0.01) -> float:
@@ -156,8 +159,9 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
         cells.setdefault((record["task"], record["variant"]), []).append(record)
     dev = f"first {args.dev_limit} dev items" if args.dev_limit else "dev"
     lines = [f"Command: `{command}`", "",
-             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. Selected on "
-             f"held-out training items, {dev} scored once; at most {args.max_epochs:g} epochs "
+             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. "
+             + ("Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out, "
+                if args.fewglue else "Selected on held-out training items, ") + f"{dev} scored once; at most {args.max_epochs:g} epochs "
              f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
              f"a run. Ran on {', '.join(sorted({r.get('device', 'CPU') for r in records})) or '-'}.", "",
@@ -282,6 +286,8 @@ def main() -> None:
     add("--patience", type=int, default=5)
     add("--holdout-max", type=int, default=200)
     add("--dev-limit", type=int, default=None)
+    add("--fewglue", action="store_true",
+        help="train on FewGLUE's 32 items per task (8 held out), the few-shot setting; affordable on CPU for a decoder")
     add("--cap-s", type=float, default=600.0, help="seconds a run may train at most (on 2 CPU cores)")
     add("--results", default="benchmarks/results/dp_results.jsonl", help="JSON lines, appended")
     add("--output", default=None, help="markdown file whose section (--section, default: the grid's) is written")

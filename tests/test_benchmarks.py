@@ -52,6 +52,20 @@ def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path,
     assert rewritten.count("| cb |") == 4 and rewritten.endswith("A reading written by hand.\n")
 
 
+def test_the_few_shot_grid_trains_on_fewglue_and_is_a_budget_of_its_own(tmp_path, data_dir, monkeypatch, capsys):
+    results = tmp_path / "grid.jsonl"
+    argv = ["--grid", "decoder", "--backbone", tiny("gpt2", tmp_path / "gpt2"), "--data-dir", str(data_dir),
+            "--tasks", "cb", "--seeds", "0", "--variants", "prefix · linear", "--max-epochs", "1", "--eval-every",
+            "1", "--dev-limit", "8", "--num-tokens", "3", "--results", str(results)]
+    text = grid(monkeypatch, capsys, *argv, "--fewglue")
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["fewglue"] and record["budget"]["fewglue"] and record["train_items"] == 32 - 8
+    assert "Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out" in text
+    grid(monkeypatch, capsys, *argv)  # the full training set is another budget: trained anew, not taken from above
+    full = json.loads(results.read_text().splitlines()[-1])
+    assert "fewglue" not in full["budget"] and full["train_items"] > 32
+
+
 def test_flattened_at_is_the_epoch_after_which_the_score_stops_rising():
     curve = [[1, 0.50, 0], [2, 0.60, 0], [3, 0.605, 0], [4, 0.58, 0], [5, 0.615, 0]]
     assert dp_results.flattened_at(curve) == 3  # 0.615 is within 0.01 of 0.605, not of 0.60
