@@ -279,6 +279,13 @@ def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
     assert "selected on dev, which flatters them" in older
 
 
+def test_the_short_run_note_says_on_another_backbone_that_it_was_measured_on_the_default(client):
+    default = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", api_name="/short_run_note")
+    assert default.startswith("*What 60 s can show on cb*")
+    decoder = client.predict("cb", "smollm2-135m", api_name="/short_run_note")
+    assert decoder.startswith("*Measured on the default backbone, not on smollm2-135m*") and default in decoder
+
+
 def test_the_train_tab_starts_a_decoder_with_methods_whose_place_it_can_use():
     from app.state import DEFAULT_METHODS, METHOD_CHOICES, PROMPT_TUNING, default_methods
     from dp_core.backbone import DEFAULT_BACKBONE, SMOLLM2

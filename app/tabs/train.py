@@ -92,13 +92,18 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
         start = gr.Button("Train", variant="primary")
         stop = gr.Button("Stop", variant="stop")
 
-    def expectation_for(task_name: str) -> str:
+    def expectation_for(task_name: str, backbone_name: str = DEFAULT_BACKBONE) -> str:
         ready = {title: (recorded(model).get("best", {}).get("score"), recorded(model).get("selected_on", "dev"))
                  for title, model in shared.ready(task_name).items()}
-        return short_run_note(task_name, ready={title: pair for title, pair in ready.items() if pair[0] is not None})
+        note = short_run_note(task_name, ready={title: pair for title, pair in ready.items() if pair[0] is not None})
+        if note and backbone_name != DEFAULT_BACKBONE:
+            note = (f"*Measured on the default backbone, not on {backbone_name}*, where a run of the same length "
+                    f"takes fewer steps if a step costs more. {note}")
+        return note
 
     expectation = gr.Markdown(expectation_for(task.value))
-    task.change(expectation_for, task, expectation, api_name="short_run_note")
+    task.change(expectation_for, [task, backbone], expectation, api_name="short_run_note")
+    backbone.change(expectation_for, [task, backbone], expectation, api_visibility="private", queue=False)
     status = gr.Markdown()
     with gr.Row():
         # A fixed colour per method: the plot keeps the colours of its first update otherwise.
