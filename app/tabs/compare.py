@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from dp_core.choices import change_reading, chosen_factors, confidence_reading
 from dp_core.backbone import DEFAULT_BACKBONE
+from dp_core.choices import change_reading, chosen_factors, confidence_reading
 from dp_core.data import collate
 from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
 from .. import views
-from ..state import (BACKBONE_CHOICES, DP_WHERE, HOSTED, FIELD_LABELS, MAX_CHARS, Session, Shared, learned_nothing,
+from ..state import (BACKBONE_CHOICES, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, Session, Shared, learned_nothing,
                      recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
@@ -225,7 +225,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                        *what_if_plots]
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
     compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare")
-    return CompareTab(dev_index, (dp_kind, left_side, backbone), (pick_example, [task, dev_index, session], pick_outputs),
+    return CompareTab(dev_index, (dp_kind, left_side, backbone),
+                      (pick_example, [task, dev_index, session], pick_outputs),
                       (run_compare, compare_inputs, compare_outputs))
 
 
