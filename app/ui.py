@@ -18,7 +18,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
     shared = Shared(data_dir)
     with gr.Blocks(title="Dynamic Prompting Lab") as demo:
         session = gr.State(None, time_to_live=3600, delete_callback=lambda s: s and s.close())
-        gr.Markdown("# Dynamic Prompting Lab\nSoft prompts steer a frozen encoder. **P-tuning v2** gives every "
+        gr.Markdown("# Dynamic Prompting Lab\nSoft prompts steer a frozen model. **P-tuning v2** gives every "
                     "input the same prompt; **Dynamic Prompting** lets each input choose where the prompt goes, "
                     "how long it is and which mix of a pool of prompts it uses. Train both, then see the "
                     "difference on any example, and whether DP's choices decide anything.")

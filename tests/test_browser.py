@@ -74,6 +74,7 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     assert any(words in body for words in ("DP is sure", "DP has no preference", "DP leans towards"))
     assert "What if the prompt's place were different" in body
     assert "Where the prompt can go on this backbone" in body and "is an encoder" in body
+    assert "both sides on this one" in body  # the backbone picker: the one the run above trained on
     assert page.locator(".dp-token[data-kind='prompt-after'], .dp-token[data-kind='prompt-before']").count() > 0
     screenshot(page, "compare", tmp_path)
 
