@@ -2,7 +2,8 @@
 # Re-makes the app's ready-trained prompts with the project's own CLI, then their README table.
 # Usage (from the repository root):  bash assets/checkpoints/train_all.sh ../shared/superglue
 # TASKS="wic wsc" or METHODS="dp_input" re-make only those; BACKBONE=smollm2-135m trains on another backbone (into
-# assets/checkpoints/<backbone>/<task>/<method>; the app offers them in Compare and Explore). A folder whose
+# assets/checkpoints/<backbone>/<task>/<method>; the app offers them in Compare and Explore; a rotary decoder takes
+# METHODS="prompt_tuning dp_input": its deep prompts have no place to choose). A folder whose
 # metrics.json records the very command about to run is kept, so a stopped run resumes where it was; the table is
 # always rebuilt from every folder.
 set -euo pipefail
