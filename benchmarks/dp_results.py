@@ -23,6 +23,7 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -80,12 +81,11 @@ COMPARISONS = {
 
 def task_data(task: str, args) -> tuple[tuple, bool]:
     """The task's splits, and whether its training set is FewGLUE's 32 items (``--fewglue``, or offline BoolQ)."""
+    config = TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit, fewglue=args.fewglue)
     try:
-        return load_task_data(TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit,
-                                          fewglue=args.fewglue)), args.fewglue
+        return load_task_data(config), args.fewglue
     except DataError:  # offline BoolQ: FewGLUE's 32 examples
-        return load_task_data(TrainConfig(task=task, data_dir=args.data_dir, dev_limit=args.dev_limit,
-                                          fewglue=True)), True
+        return load_task_data(replace(config, fewglue=True)), True
 
 
 def per_task(pairs: list[str], task: str, default: float) -> float:
@@ -158,10 +158,11 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
     for record in records:
         cells.setdefault((record["task"], record["variant"]), []).append(record)
     dev = f"first {args.dev_limit} dev items" if args.dev_limit else "dev"
+    selection = ("Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out, "
+                 if args.fewglue else "Selected on held-out training items, ")
     lines = [f"Command: `{command}`", "",
-             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. "
-             + ("Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out, "
-                if args.fewglue else "Selected on held-out training items, ") + f"{dev} scored once; at most {args.max_epochs:g} epochs "
+             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. {selection}"
+             f"{dev} scored once; at most {args.max_epochs:g} epochs "
              f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
              f"a run. Ran on {', '.join(sorted({r.get('device', 'CPU') for r in records})) or '-'}.", "",
