@@ -104,14 +104,14 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
                          f"(p={f['best_single_holdout_pick']}) | {f['best_single_hindsight']:.3f} | {f['oracle']:.3f} |")
     lines += ["", "Means over seeds (DP − fixed: paired 95 % t interval; own − best single: held-out pick):", "",
               "| task | variant | seeds | dev score | DP − fixed | commitment (position) | collapse | changes pred. | "
-              "own − best single |", "|---|---|---|---|---|---|---|---|---|"]
+              "own − best single | commitment (length) | changes pred. (length) |", "|---" * 11 + "|"]
     targets: dict[str, dict[str, list[bool]]] = {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["task"], r["variant"]), []).append(r)
     for (task, variant), group in sorted(groups.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
         mean = statistics.mean(r["dev_score"] for r in group)
-        cells = [task, variant, str(len(group)), f"{mean:.3f}", "", "", "", "", ""]
+        cells = [task, variant, str(len(group)), f"{mean:.3f}", "", "", "", "", "", "", ""]
         if variant.startswith("DP"):
             where = "input" if "input" in variant else "deep"
             pairs = [(r["dev_score"], fixed[(task, FIXED_OF[where], r["seed"])]) for r in group
@@ -123,6 +123,10 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
             changes = statistics.mean(f["changes_prediction"] for f in position)
             cells[7] = f"{changes:.2f}"
             cells[8] = interval([f["own"] - f["best_single"] for f in position])
+            lengths = [r["factors"]["length"] for r in group if "length" in r["factors"]]
+            if lengths:
+                cells[9] = f"{statistics.mean(f['commitment'] for f in lengths):.2f}"
+                cells[10] = f"{statistics.mean(f['changes_prediction'] for f in lengths):.2f}"
             commitment = statistics.mean(f["commitment"] for f in position)
             own_gap = statistics.mean(f["own"] - f["best_single"] for f in position)
             record = targets.setdefault(variant, {"own >= best single": [], "committed where it matters": []})
