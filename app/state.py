@@ -140,12 +140,13 @@ def recorded(model: PromptClassifier) -> dict:
 
 
 def learned_nothing(source: str, model: PromptClassifier) -> str | None:
-    """A plain warning when a model's recorded dev score is no better than always predicting the majority class."""
+    """A plain warning when a model's recorded dev score is no better than a constant guess (the majority class;
+    MultiRC: "true" for every answer, since "false" everywhere scores F1a 0)."""
     summary = recorded(model)
     best, majority = summary.get("best", {}).get("score"), summary.get("majority_baseline")
     if best is None or majority is None or best > majority:
         return None
-    return (f"{source} scored {best:.3f} on dev, no better than always predicting the majority class "
+    return (f"{source} scored {best:.3f} on dev, no better than always giving the same answer "
             f"({majority:.3f}): its predictions here show nothing it learned.")
 
 

@@ -163,3 +163,20 @@ def test_majority_baseline_is_measured_like_the_score(data_dir):
     most_common = max(set(e.label for e in train), key=[e.label for e in train].count)
     expected = compute_metrics(("accuracy", "macro_f1"), [most_common] * len(dev), labels, ["g"] * len(dev), 3)
     assert majority_baseline(get_task("cb"), train, dev) == expected["score"] < expected["accuracy"]
+
+
+def test_multirc_baseline_says_true_to_every_answer_and_the_shipped_prompts_record_it(data_dir):
+    """"false" everywhere scores F1a 0: a baseline of 0 would let any prompt look as if it had learned something."""
+    import json
+    from pathlib import Path
+
+    from dp_core.metrics import compute_metrics
+    from dp_core.tasks import get_task, majority_baseline
+
+    task = get_task("multirc")
+    train, dev = load_examples("multirc", "train", data_dir), load_examples("multirc", "val", data_dir)[:300]
+    all_true = compute_metrics(task.metrics, [1] * len(dev), [e.label for e in dev], [e.group for e in dev], 2)
+    assert task.label_names[1] == "true" and sum(e.label == 0 for e in train) > len(train) / 2  # "false" is commoner
+    assert majority_baseline(task, train, dev) == all_true["score"] > 0.3
+    shipped = sorted(Path("assets/checkpoints/multirc").glob("*/metrics.json"))
+    assert shipped and all(json.loads(path.read_text())["majority_baseline"] == all_true["score"] for path in shipped)
