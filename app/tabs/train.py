@@ -179,7 +179,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
                     state.choice_stats.pop(id(result.model), None)
                     best.append({"method": label, "best dev score": round(result.dev_metrics["score"], 4),
                                  "at step": result.best_step, "stopped": result.stopped_because,
-                                 "majority class score": round(result.majority_baseline, 4),
+                                 "one-answer baseline": round(result.majority_baseline, 4),
                                  "examples/s": round(event.examples_per_s, 1)})
                 fraction = min(1.0, event.elapsed_s / budget_s)
                 progress((position + fraction) / len(chosen), desc=f"{label}: step {event.step}")
