@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,11 +256,13 @@ def _save_copy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folde
     into a folder of its own and renamed into place, so that two processes loading at once never read half a copy."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder.parent) as staging:
-            save_model(model, str(Path(staging) / "model.safetensors"), metadata={"format": "pt"})
-            tokenizer.save_pretrained(staging)
-            model.config.save_pretrained(staging)
-            os.rename(staging, folder)  # fails if another process got there first: its copy stays
-            os.mkdir(staging)  # for TemporaryDirectory's clean-up
+        staging = Path(tempfile.mkdtemp(dir=folder.parent))
     except OSError:
-        pass  # a read-only home, or a copy already there: load from the GGUF file this time
+        return  # a read-only home: the GGUF file is read again next time
+    try:
+        save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(staging)
+        model.config.save_pretrained(staging)
+        staging.rename(folder)  # fails if another process got there first: its copy stays
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)

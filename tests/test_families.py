@@ -233,6 +233,23 @@ def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
     assert result.model.head_config.pooling == "last" and result.dev_metrics["score"] >= 0
 
 
+
+def test_the_cached_copy_of_a_gguf_decoder_is_written_whole_and_a_second_writer_leaves_it(tmp_path):
+    from dp_core.backbone import _save_copy
+
+    config, model_class, template = FAMILIES["gpt2"]
+    model, tokenizer = model_class(config()).eval(), family_tokenizer(template)
+    folder = tmp_path / "cache" / "model"
+    _save_copy(model, tokenizer, folder)
+    written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(written)
+    copy_back = model_class.from_pretrained(folder).eval()
+    inputs = torch.tensor([[101, 2000, 2001, 102]])
+    assert torch.equal(copy_back(inputs).logits, model(inputs).logits)
+    _save_copy(model_class(config()), tokenizer, folder)  # another process got there first: its copy stays
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
+    assert [path.name for path in folder.parent.iterdir()] == ["model"]  # no half-written folder left behind
+
 def spelled_out(model, batch, token_id: int):
     """The batch with the prompt's slots written as real tokens: the prompt vectors become that token's embedding,
     and the same token is inserted where the layout puts the slots (all before the text)."""
