@@ -213,7 +213,7 @@ def main() -> None:
                 print(f"{task} | {name} | seed {seed} | dev {record['dev_score']:.3f} | {record['seconds']} s"
                       + (f" | {summary}" if summary else ""), file=sys.stderr, flush=True)
     command = "python -m benchmarks.dp_choices " + shlex.join(sys.argv[1:])
-    text = report(records, args.label, args.tasks, command, args)
+    text = report([r for r in records if r["variant"] in chosen], args.label, args.tasks, command, args)
     print(text)
     if args.output:
         Path(args.output).write_text(text)
