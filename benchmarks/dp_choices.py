@@ -102,16 +102,18 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
             lines.append(f"{head} {factor} | {f['commitment']:.2f} | {f['collapse']:.2f} | "
                          f"{f['changes_prediction']:.2f} | {f['own']:.3f} | {f['best_single']:.3f} "
                          f"(p={f['best_single_holdout_pick']}) | {f['best_single_hindsight']:.3f} | {f['oracle']:.3f} |")
+    with_length = any("length" in r["factors"] for r in runs)  # position + length variants: two more columns
+    columns = ["task", "variant", "seeds", "dev score", "DP − fixed", "commitment (position)", "collapse",
+               "changes pred.", "own − best single"] + ["commitment (length)", "changes pred. (length)"] * with_length
     lines += ["", "Means over seeds (DP − fixed: paired 95 % t interval; own − best single: held-out pick):", "",
-              "| task | variant | seeds | dev score | DP − fixed | commitment (position) | collapse | changes pred. | "
-              "own − best single | commitment (length) | changes pred. (length) |", "|---" * 11 + "|"]
+              "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     targets: dict[str, dict[str, list[bool]]] = {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["task"], r["variant"]), []).append(r)
     for (task, variant), group in sorted(groups.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
         mean = statistics.mean(r["dev_score"] for r in group)
-        cells = [task, variant, str(len(group)), f"{mean:.3f}", "", "", "", "", "", "", ""]
+        cells = [task, variant, str(len(group)), f"{mean:.3f}"] + [""] * (len(columns) - 4)
         if variant.startswith("DP"):
             where = "input" if "input" in variant else "deep"
             pairs = [(r["dev_score"], fixed[(task, FIXED_OF[where], r["seed"])]) for r in group
