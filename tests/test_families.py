@@ -233,7 +233,6 @@ def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
     assert result.model.head_config.pooling == "last" and result.dev_metrics["score"] >= 0
 
 
-
 def test_the_cached_copy_of_a_gguf_decoder_is_written_whole_and_a_second_writer_leaves_it(tmp_path):
     from dp_core.backbone import _save_copy
 
@@ -249,6 +248,7 @@ def test_the_cached_copy_of_a_gguf_decoder_is_written_whole_and_a_second_writer_
     _save_copy(model_class(config()), tokenizer, folder)  # another process got there first: its copy stays
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
     assert [path.name for path in folder.parent.iterdir()] == ["model"]  # no half-written folder left behind
+
 
 def spelled_out(model, batch, token_id: int):
     """The batch with the prompt's slots written as real tokens: the prompt vectors become that token's embedding,
