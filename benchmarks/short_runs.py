@@ -2,13 +2,15 @@
 
     python -m benchmarks.short_runs --data-dir ../shared/superglue --tune
     python -m benchmarks.short_runs --data-dir ../shared/superglue --output assets/short_runs.json
+    python -m benchmarks.short_runs --output assets/short_runs.json --refresh-converged
 
 ``--tune``: 60 s runs on CB, as the Train tab makes them (app.state.short_run), with each candidate learning rate
 and evaluation cadence (and, row 0, the tab's earlier warm-up), for P-tuning v2 and deep DP; the kept checkpoint
 and the score that ranks candidates are on held-out training items (never dev). Without it: every task, the Train tab's defaults, its two default methods;
 the file written holds, per task and method, the best dev evaluation of the short run (what the tab shows), the
 majority-class score, and the converged score of the results grid (benchmarks/results/dp_results.jsonl) where it
-has run, so the tab can say what a short run can and cannot show. Timings are those of this machine.
+has finished (3 seeds), so the tab can say what a short run can and cannot show. Timings are those of this machine.
+``--refresh-converged`` re-reads only the grid's scores into the file, as the grid goes on.
 """
 
 from __future__ import annotations
@@ -42,14 +44,26 @@ def one_run(task: str, method: str, backbone, data, data_dir: str | None, budget
             "majority": result.majority_baseline, "steps": max(entry["step"] for entry in result.history)}
 
 
-def converged(results: Path) -> dict[tuple[str, str], float]:
-    """Mean held-out-selected dev score per (task, grid variant) over the seeds the grid has run."""
+def converged(results: Path, min_seeds: int = 3) -> dict[tuple[str, str], float]:
+    """Mean held-out-selected dev score per (task, grid variant), for cells with at least ``min_seeds`` runs: a cell
+    the grid has only begun is not yet its converged score."""
     scores: dict[tuple[str, str], list[float]] = {}
     if results.exists():
         for line in results.read_text().splitlines():
             record = json.loads(line)
             scores.setdefault((record["task"], record["variant"]), []).append(record["dev_score"])
-    return {key: statistics.mean(values) for key, values in scores.items()}
+    return {key: statistics.mean(values) for key, values in scores.items() if len(values) >= min_seeds}
+
+
+def refresh_converged(output: Path, results: Path) -> dict:
+    """The short runs already in ``output`` with the grid's converged scores as they are now; nothing trains, so
+    the file can follow the grid between the (timing-sensitive) reruns of the short runs themselves."""
+    record = json.loads(output.read_text())
+    grid = converged(results)
+    for task, outcomes in record["tasks"].items():
+        for method, outcome in outcomes.items():
+            outcome["converged"] = grid.get((task, IN_GRID[method]))
+    return record
 
 
 def main() -> None:
@@ -62,7 +76,15 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--results", default="benchmarks/results/dp_results.jsonl")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--refresh-converged", action="store_true",
+                        help="only update the converged scores in --output from --results; train nothing")
     args = parser.parse_args()
+    if args.refresh_converged:
+        if not args.output:
+            parser.error("--refresh-converged needs --output (the file to update)")
+        record = refresh_converged(Path(args.output), Path(args.results))
+        Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+        return
     backbone = load_backbone(DEFAULT_BACKBONE)
     methods = [FIXED, DEEP_DP]
     if args.tune:

@@ -103,3 +103,24 @@ def test_a_file_too_big_for_one_call_travels_in_parts_that_join_back(tmp_path):
     assert (parts[-1] / "small.whl").read_bytes() == b"small" and not (parts[0] / "small.whl").exists()
     sums = dict(line.split("  ")[::-1] for line in (parts[0] / "SHA256SUMS").read_text().splitlines())
     assert sums["big.whl"] == hashlib.sha256(big.read_bytes()).hexdigest() and set(sums) == {"big.whl", "small.whl"}
+
+
+def test_short_runs_take_the_grids_converged_score_only_from_finished_cells(tmp_path, monkeypatch):
+    from benchmarks import short_runs
+    results = tmp_path / "grid.jsonl"
+    runs = [("cb", "P-tuning v2", 0.60), ("cb", "P-tuning v2", 0.62), ("cb", "P-tuning v2", 0.64),
+            ("cb", "DP deep", 0.50), ("cb", "DP deep", 0.70), ("wsc", "P-tuning v2", 0.61)]
+    results.write_text("".join(json.dumps({"task": task, "variant": variant, "seed": seed % 3, "dev_score": score}) + "\n"
+                               for seed, (task, variant, score) in enumerate(runs)))
+    short = {"dev": 0.55, "majority": 0.36, "steps": 90, "converged": None}
+    output = tmp_path / "short_runs.json"
+    output.write_text(json.dumps({"budget_s": 60.0, "settings": {}, "tasks": {
+        task: {method: dict(short) for method in short_runs.IN_GRID} for task in ("cb", "wsc")}}))
+    monkeypatch.setattr(sys, "argv", ["short_runs", "--results", str(results), "--output", str(output),
+                                      "--refresh-converged"])
+    short_runs.main()
+    tasks = json.loads(output.read_text())["tasks"]
+    assert abs(tasks["cb"][short_runs.FIXED]["converged"] - 0.62) < 1e-9
+    assert tasks["cb"][short_runs.DEEP_DP]["converged"] is None  # two of three seeds: not finished
+    assert tasks["wsc"][short_runs.FIXED]["converged"] is None  # one seed: begun, not converged
+    assert tasks["cb"][short_runs.FIXED]["dev"] == 0.55  # the short runs themselves are kept as they were
