@@ -272,6 +272,9 @@ def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
     learning = short_run_note("rte", measured(0.60, 0.53, converged=0.65))
     assert "DP deep: position + length + pool does no better than that" in learning
     assert f"Converged (results grid, selected on held-out items): {FIXED} 0.650" in learning
+    assert "flattery" not in learning
+    flattered = short_run_note("rte", measured(0.60, 0.53, converged=0.55))
+    assert "that is the flattery of keeping its best dev evaluation, not a better run" in flattered
     assert short_run_note("wsc", measured(0.6, 0.6)) == ""
     ready = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "holdout")})
     assert f"The ready-trained prompts (selected on held-out items): {FIXED} 0.580." in ready

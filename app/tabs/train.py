@@ -45,13 +45,18 @@ def short_run_note(task_name: str, measurements: dict = SHORT_RUNS,
                  if outcome.get("converged") is not None]
     after = (f" Converged (results grid, selected on held-out items): {', '.join(converged)}." if converged
              else " Converged scores: not measured yet (docs/results.md).")
+    if any(outcome.get("converged") is not None and outcome["dev"] > outcome["converged"] + 0.01
+           for outcome in measured.values()):
+        after += (" Where a short run is above the converged score, that is the flattery of keeping its best dev "
+                  "evaluation, not a better run.")
     longer = [f"{method} {ready[method][0]:.3f}" for method in measured if ready and method in ready]
     if longer:
         how = {selected for _, selected in (ready or {}).values()}
         selection = "selected on held-out items" if how == {"holdout"} else "selected on dev, which flatters them"
         after += f" The ready-trained prompts ({selection}): {', '.join(longer)}."
     return (f"*What {budget} can show on {task_name}* (measured on 2 CPU cores with these defaults): {reached} on "
-            f"dev; always predicting the majority class scores {majority:.3f}, so {verdict}.{after}")
+            f"dev (the best of its evaluations, as the plot shows it); always predicting the majority class scores "
+            f"{majority:.3f}, so {verdict}.{after}")
 
 
 def checked_seed(value) -> int:
