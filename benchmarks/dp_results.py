@@ -32,9 +32,10 @@ from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config
+from dp_core.metrics import paired_difference_interval
 from dp_core.model import HeadConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
-from dp_core.tasks import DataError
+from dp_core.tasks import DataError, get_task
 from dp_core.train import TrainConfig, load_task_data, run
 
 DP = {"factors": ("position", "length", "pool"), **READY_TRAINED}
@@ -186,6 +187,8 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
         if {"prompt tuning", "fine-tuning"} <= set(names) else []
     if pairs or gap_names:
         lines += comparisons(cells, tasks, names, pairs, gap_names)
+    if pairs:
+        lines += item_intervals(cells, tasks, pairs, args)
     lines += ["", "The same runs had they kept their best **dev** evaluation (as the references report): the dev "
               "score that selection would show, and how much it exceeds the held-out selection's:", "",
               "| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -244,6 +247,36 @@ def comparisons(cells: dict, tasks: list[str], names: list[str], pairs: list[tup
         if means:
             lines.append(f"| {task} | " + " | ".join(differences + gap) + " |")
     return lines
+
+
+def item_intervals(cells: dict, tasks: list[str], pairs: list[tuple[str, str]], args) -> list[str]:
+    """The same differences with the dev items' noise: a paired bootstrap over items of the mean over seeds, from
+    the runs that kept their dev predictions."""
+    rows = []
+    for task in tasks:
+        row, dev = [], None
+        for a_name, b_name in pairs:
+            a, b = ({r["seed"]: r["dev_predictions"] for r in cells.get((task, name), []) if r.get("dev_predictions")}
+                    for name in (a_name, b_name))
+            seeds = sorted(set(a) & set(b))
+            if not seeds:
+                row.append("")
+                continue
+            dev = dev or task_data(task, args)[0][1]
+            spec = get_task(task)
+            low, high = paired_difference_interval(
+                spec.metrics, [list(map(int, a[seed])) for seed in seeds], [list(map(int, b[seed])) for seed in seeds],
+                [example.label for example in dev], [example.group for example in dev], spec.num_labels)
+            row.append(f"[{low:+.3f}, {high:+.3f}] ({len(seeds)})")
+        if any(row):
+            rows.append(f"| {task} | " + " | ".join(row) + " |")
+    if not rows:
+        return []
+    return ["", "The same differences over the dev items: a 95 % paired bootstrap interval of the mean over seeds, "
+            "every run scored on the same resampled items (whole MultiRC questions), seeds in brackets. It holds the "
+            "dev set's own sampling noise, which the interval over seeds leaves out; only runs that kept their dev "
+            "predictions (recorded since 2026-11-25) count:", "",
+            "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |", "|---" * (len(pairs) + 1) + "|", *rows]
 
 
 def gap_closed(means: dict[str, float], name: str, least: float = 0.02) -> str:
@@ -332,6 +365,7 @@ def main() -> None:
                           "fewglue": fewglue, "seconds": round(time.perf_counter() - started, 1),
                           "config": method.to_dict(), "budget": budget(task, args),
                           "device": device_name(backbone.device), "precision": result.mixed_precision,
+                          "dev_predictions": "".join(map(str, result.dev_predictions or [])),
                           "curve": [[round(entry["epoch"], 3), entry["score"], entry["dev"]["score"]]
                                     for entry in result.history if "score" in entry]}
                 with results.open("a") as stream:

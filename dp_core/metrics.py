@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
@@ -46,24 +46,51 @@ def compute_metrics(
     return results
 
 
+def bootstrap_draws(groups: Sequence[str], samples: int, seed: int) -> Iterator[tuple[list[int], list[str]]]:
+    """Resamples of whole groups (MultiRC questions; else items): each as the item indices drawn and the group
+    name each takes (a group drawn twice counts twice, for exact match)."""
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        by_group[group].append(index)
+    members = list(by_group.values())
+    generator = random.Random(seed)
+    for _ in range(samples):
+        drawn = generator.choices(members, k=len(members))
+        yield ([index for picked in drawn for index in picked],
+               [str(copy) for copy, picked in enumerate(drawn) for _ in picked])
+
+
+def percentile_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    ordered, tail = sorted(values), (1 - confidence) / 2
+    return ordered[int(tail * (len(ordered) - 1))], ordered[round((1 - tail) * (len(ordered) - 1))]
+
+
 def score_interval(
     metric_names: Sequence[str], predictions: Sequence[int], labels: Sequence[int], groups: Sequence[str],
     num_labels: int, confidence: float = 0.95, samples: int = 1000, seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``score``, resampling whole groups (MultiRC questions; else items),
     so small dev sets (CB: 56 items) show how little a few points mean."""
-    by_group: dict[str, list[int]] = defaultdict(list)
-    for index, group in enumerate(groups):
-        by_group[group].append(index)
-    members = list(by_group.values())
-    generator = random.Random(seed)
-    scores = []
-    for _ in range(samples):
-        drawn = generator.choices(members, k=len(members))
-        chosen = [index for picked in drawn for index in picked]
-        copies = [str(copy) for copy, picked in enumerate(drawn) for _ in picked]  # a repeated group counts again
-        scores.append(compute_metrics(metric_names, [predictions[i] for i in chosen], [labels[i] for i in chosen],
-                                      copies, num_labels)["score"])
-    scores.sort()
-    tail = (1 - confidence) / 2
-    return scores[int(tail * (samples - 1))], scores[round((1 - tail) * (samples - 1))]
+    scores = [compute_metrics(metric_names, [predictions[i] for i in chosen], [labels[i] for i in chosen], copies,
+                              num_labels)["score"]
+              for chosen, copies in bootstrap_draws(groups, samples, seed)]
+    return percentile_interval(scores, confidence)
+
+
+def paired_difference_interval(
+    metric_names: Sequence[str], predictions_a: Sequence[Sequence[int]], predictions_b: Sequence[Sequence[int]],
+    labels: Sequence[int], groups: Sequence[str], num_labels: int, confidence: float = 0.95, samples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval of the mean over paired runs (seeds) of score(a) − score(b), every run scored on the same
+    resampled dev items: the dev set's own sampling noise, which an interval over seeds alone leaves out."""
+    differences = []
+    for chosen, copies in bootstrap_draws(groups, samples, seed):
+        gold = [labels[i] for i in chosen]
+
+        def score(predictions: Sequence[int]) -> float:
+            return compute_metrics(metric_names, [predictions[i] for i in chosen], gold, copies, num_labels)["score"]
+
+        differences.append(sum(score(a) - score(b) for a, b in zip(predictions_a, predictions_b, strict=True))
+                           / len(predictions_a))
+    return percentile_interval(differences, confidence)

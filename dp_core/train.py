@@ -143,6 +143,7 @@ class TrainResult:
     processes: int = 1  # data-parallel processes that shared each batch
     mixed_precision: str = "no"  # what the run used ("no", "bf16", "fp16")
     dev_selected_metrics: dict[str, float] | None = None  # ``track_dev``: the best dev evaluation of the run
+    dev_predictions: list[int] | None = None  # the kept checkpoint's labels on dev, in item order (paired tests)
 
 
 def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
@@ -207,14 +208,14 @@ def evaluate(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
 
 def evaluate_with_choices(model: PromptClassifier, split: EncodedSplit, batch_size: int = 64,
                           features: torch.Tensor | None = None, counterfactual: bool = False
-                          ) -> tuple[dict[str, float], dict[str, dict]]:
-    """Metrics, and for DP how decided its choices are over the split (one pass; counterfactual scores on
-    request, at (candidates + 1)x the cost)."""
+                          ) -> tuple[dict[str, float], dict[str, dict], list[int]]:
+    """Metrics, for DP how decided its choices are over the split (one pass; counterfactual scores on request, at
+    (candidates + 1)x the cost), and the predicted labels in the split's item order."""
     factors = tuple(chosen_factors(model)) if counterfactual else ()
     predictions = predict_split(model, split, batch_size, features, factors)
     choices = split_choice_statistics(model, split, counterfactual=counterfactual, predictions=predictions)
     return split_metrics(model.task, predictions.class_probs, split), \
-        {factor: stats.summary() for factor, stats in choices.items()}
+        {factor: stats.summary() for factor, stats in choices.items()}, predictions.class_probs.argmax(-1).tolist()
 
 
 def parameter_groups(model: PromptClassifier, config: TrainConfig) -> list[dict]:
@@ -325,20 +326,22 @@ def train(
     shard = (accelerator.process_index, accelerator.num_processes)
 
     history: list[dict] = []
-    best_metrics, best_state, best_step, best_choices = None, model.trainable_state(), 0, {}
+    best_metrics, best_state, best_step, best_choices, best_predictions = None, model.trainable_state(), 0, {}, []
     step, seen, train_time, stopped, evals_since_best = 0, 0, 0.0, "finished", 0
     started = time.perf_counter()
 
     def run_eval() -> TrainEvent:
-        nonlocal best_metrics, best_state, best_step, best_choices, evals_since_best
+        nonlocal best_metrics, best_state, best_step, best_choices, best_predictions, evals_since_best
         with accelerator.autocast():
-            metrics, choices = evaluate_with_choices(model, select_split, config.eval_batch_size, select_features,
-                                                     counterfactual=config.counterfactuals == "every_eval")
+            metrics, choices, predictions = evaluate_with_choices(
+                model, select_split, config.eval_batch_size, select_features,
+                counterfactual=config.counterfactuals == "every_eval")
             watched = evaluate(model, dev_split, config.eval_batch_size, dev_features) if tracking else None
         metrics, choices, watched = agreed(accelerator, (metrics, choices, watched))
         evals_since_best += 1
         if best_metrics is None or metrics["score"] > best_metrics["score"]:
             best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
+            best_predictions = predictions
             evals_since_best = 0
         history.append({"step": step, "epoch": step / steps_per_epoch, **metrics,
                         **({"choices": choices} if choices else {}), **({"dev": watched} if watched else {})})
@@ -386,11 +389,11 @@ def train(
     model.load_state_dict(best_state, strict=False)
     model.eval()
     counterfactual = bool(best_choices) and config.counterfactuals == "end"
-    dev_metrics, dev_choices, holdout_choices = best_metrics, best_choices, None
+    dev_metrics, dev_choices, dev_predictions, holdout_choices = best_metrics, best_choices, best_predictions, None
     with accelerator.autocast():
         if holdout:  # dev, once, for the kept checkpoint
-            dev_metrics, dev_choices = evaluate_with_choices(model, dev_split, config.eval_batch_size, dev_features,
-                                                             counterfactual=counterfactual)
+            dev_metrics, dev_choices, dev_predictions = evaluate_with_choices(
+                model, dev_split, config.eval_batch_size, dev_features, counterfactual=counterfactual)
             holdout_choices = best_choices
             if counterfactual:
                 holdout_choices = evaluate_with_choices(model, select_split, config.eval_batch_size,
@@ -408,6 +411,7 @@ def train(
         mixed_precision=accelerator.mixed_precision,
         dev_selected_metrics=max((entry["dev"] for entry in history if "dev" in entry), key=lambda m: m["score"],
                                  default=dev_metrics if not holdout else None),
+        dev_predictions=dev_predictions or None,
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,

@@ -10,6 +10,8 @@ import torch
 from transformers import AutoModel
 
 from benchmarks import dp_results, gpu_carry
+from dp_core.metrics import compute_metrics
+from dp_core.tasks import load_examples
 
 from .test_families import FAMILIES, family_tokenizer
 
@@ -43,13 +45,22 @@ def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path,
     assert "suffix · verbalizer" in header and "DP instance · linear" in header
     assert "DP instance · linear − suffix · linear" in text and "prefix · verbalizer − prefix · linear" in text
     assert "gap closed" not in text  # no fine-tuning in this grid
+    dev = load_examples("cb", "val", data_dir)[:8]
+    for record in records:  # the kept checkpoint's dev labels, in dev's order: they give back its dev score
+        predictions = list(map(int, record["dev_predictions"]))
+        scored = compute_metrics(("accuracy", "macro_f1"), predictions, [e.label for e in dev],
+                                 [e.group for e in dev], 3)
+        assert abs(scored["score"] - record["dev_score"]) < 1e-9
+    items = text.split("The same differences over the dev items")[1].split("\n\n")[1].splitlines()
+    assert items[0].startswith("| task | DP instance · linear − prefix · linear | ")
+    assert items[2].startswith("| cb | [") and items[2].count("] (2)") == 8  # every pair, both seeds paired
     written = (tmp_path / "table.md").read_text()
-    assert written.count("| cb |") == 4 and written.startswith("# Results") and "## Where the prompt goes" in written
+    assert written.count("| cb |") == 5 and written.startswith("# Results") and "## Where the prompt goes" in written
     (tmp_path / "table.md").write_text(written + "A reading written by hand.\n")
     assert grid(monkeypatch, capsys, *argv) == text  # resumed: nothing trained again, the same tables
     assert len(results.read_text().splitlines()) == 16
     rewritten = (tmp_path / "table.md").read_text()  # the grid's section replaced, the reading kept
-    assert rewritten.count("| cb |") == 4 and rewritten.endswith("A reading written by hand.\n")
+    assert rewritten.count("| cb |") == 5 and rewritten.endswith("A reading written by hand.\n")
 
 
 def test_the_few_shot_grid_trains_on_fewglue_and_is_a_budget_of_its_own(tmp_path, data_dir, monkeypatch, capsys):
@@ -110,8 +121,8 @@ def test_short_runs_take_the_grids_converged_score_only_from_finished_cells(tmp_
     results = tmp_path / "grid.jsonl"
     runs = [("cb", "P-tuning v2", 0.60), ("cb", "P-tuning v2", 0.62), ("cb", "P-tuning v2", 0.64),
             ("cb", "DP deep", 0.50), ("cb", "DP deep", 0.70), ("wsc", "P-tuning v2", 0.61)]
-    results.write_text("".join(json.dumps({"task": task, "variant": variant, "seed": seed % 3, "dev_score": score}) + "\n"
-                               for seed, (task, variant, score) in enumerate(runs)))
+    results.write_text("".join(json.dumps({"task": task, "variant": variant, "seed": seed, "dev_score": score})
+                               + "\n" for seed, (task, variant, score) in enumerate(runs)))
     short = {"dev": 0.55, "majority": 0.36, "steps": 90, "converged": None}
     output = tmp_path / "short_runs.json"
     output.write_text(json.dumps({"budget_s": 60.0, "settings": {}, "tasks": {

@@ -44,3 +44,23 @@ def test_score_interval_resamples_multirc_questions_whole():
     # Two questions, every answer right in one and wrong in the other: exact match is 0, 0.5 or 1 per draw.
     low, high = score_interval(["exact_match"], [1, 1, 0, 0], [1, 1, 1, 1], ["q1", "q1", "q2", "q2"], 2, samples=200)
     assert (low, high) == (0.0, 1.0)
+
+
+def test_paired_difference_interval_sees_the_dev_items_noise_and_the_pairing():
+    from dp_core.metrics import paired_difference_interval
+
+    count = 638
+    labels = [i % 2 for i in range(count)]
+    groups = [str(i) for i in range(count)]
+    b = [y if i % 3 else 1 - y for i, y in enumerate(labels)]  # right on two thirds
+    better = [y if i < 30 else p for i, (y, p) in enumerate(zip(labels, b))]  # right on 10 items more
+    worse = [1 - y if 30 <= i < 45 and i % 3 else p for i, (y, p) in enumerate(zip(labels, b))]  # 10 fewer
+    gain = accuracy(better, labels) - accuracy(b, labels)
+    assert abs(gain - 10 / count) < 1e-12 and abs(accuracy(worse, labels) - accuracy(b, labels) + gain) < 1e-12
+    low, high = paired_difference_interval(["accuracy"], [better], [b], labels, groups, 2)
+    assert 0 < low <= gain <= high < 0.04  # every item where the two differ favours one: the interval leaves 0
+    alone_low, alone_high = score_interval(["accuracy"], b, labels, groups, 2)
+    assert high - low < (alone_high - alone_low) / 2  # pairing cancels what both runs share
+    low, high = paired_difference_interval(["accuracy"], [better, worse], [b, b], labels, groups, 2)
+    assert low < 0 < high  # one seed 10 items better, one 10 worse: the mean over seeds is 0
+    assert paired_difference_interval(["accuracy", "macro_f1"], [b], [b], labels, groups, 2) == (0.0, 0.0)
