@@ -274,8 +274,9 @@ def item_intervals(cells: dict, tasks: list[str], pairs: list[tuple[str, str]], 
         return []
     return ["", "The same differences over the dev items: a 95 % paired bootstrap interval of the mean over seeds, "
             "every run scored on the same resampled items (whole MultiRC questions), seeds in brackets. It holds the "
-            "dev set's own sampling noise, which the interval over seeds leaves out; only runs that kept their dev "
-            "predictions (recorded since 2026-11-25) count:", "",
+            "dev set's own sampling noise, which the interval over seeds leaves out, but takes the seeds' runs as "
+            "they are, so it is narrow where few seeds disagree: a difference stands only where both intervals leave "
+            "0. Only runs that kept their dev predictions (recorded since 2026-11-25) count:", "",
             "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |", "|---" * (len(pairs) + 1) + "|", *rows]
 
 
