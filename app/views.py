@@ -61,6 +61,19 @@ def place_note(backbone) -> str:
     return f"*Where the prompt can go on this backbone:* {backbone.place_meaning}"
 
 
+def difference_reading(difference: float, low: float, high: float, items: int) -> str:
+    """Whether DP beat the fixed prompt on these items, said no more strongly than the paired interval allows."""
+    span = f"95 % paired interval {low:+.3f} to {high:+.3f}"
+    if low > 0 or high < 0:
+        side = "above" if low > 0 else "below"
+        said = (f"**DP scores {abs(difference):.3f} {side} the fixed prompt** on these {items} items ({span}): a "
+                "difference these items show, for this one trained pair.")
+    else:
+        said = (f"**These {items} items cannot tell DP from the fixed prompt**: DP − fixed {difference:+.3f} ({span}, "
+                "which contains 0).")
+    return said + " Over three training seeds and the whole dev set: docs/results.md."
+
+
 def error_html(message: str) -> str:
     return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"
 

@@ -108,7 +108,7 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
     default = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
     assert "ready-trained" in default[6] and "smollm2" not in default[6]  # the default backbone's prompts
-    _, verdict, *_ = client.predict("cb", "input", "its fixed counterpart (like for like)", "smollm2-135m",
+    _, _, verdict, *_ = client.predict("cb", "input", "its fixed counterpart (like for like)", "smollm2-135m",
                                     api_name="/explore")
     assert verdict.startswith("On the first 20 dev items (not 100: each costs more on this backbone):")
 
@@ -177,8 +177,12 @@ def test_compare_takes_named_parameters(client):
 
 
 def test_explore_reports_intervals_distributions_and_disagreements(client):
-    table, verdict, choices, *plots, disagreements = client.predict("cb", "deep", "P-tuning v2", api_name="/explore")
-    assert len(table["data"]) == 2 and all("–" in row[2] for row in table["data"])
+    table, beat, verdict, choices, *plots, disagreements = client.predict("cb", "deep", "P-tuning v2",
+                                                                          api_name="/explore")
+    assert len(table["data"]) == 3 and all("–" in row[2] for row in table["data"])
+    (_, fixed_score, *_), (_, dp_score, *_), (gain, difference, *_) = table["data"]
+    assert gain == "DP − fixed (paired, same items)" and abs(difference - (dp_score - fixed_score)) < 2e-3
+    assert ("cannot tell DP from the fixed prompt" in beat) or ("the fixed prompt** on these 56 items" in beat)
     rows = [dict(zip(choices["headers"], row)) for row in choices["data"]]
     assert [row["factor"] for row in rows] == ["position", "length", "pool"]  # the ready DP chooses all three
     assert all(" – " in row["score, DP's own choices"] and " – " in row["per-item oracle (upper bound)"]
@@ -333,3 +337,11 @@ def test_ready_trained_prompts_of_another_backbone_load_when_asked_and_stay_with
     assert shared.models(session, "cb", "deep", backbone=tiny_backbone.name)[0][0].startswith(
         f"{FIXED}, trained in this session on {tiny_backbone.name}")
     assert shared.models(session, "cb", "deep")[0][0] == f"{FIXED}, ready-trained"  # a session's run stays on its own
+
+
+def test_whether_dp_beat_the_fixed_prompt_is_said_no_more_strongly_than_its_interval():
+    above = views.difference_reading(0.05, 0.01, 0.09, 100)
+    assert above.startswith("**DP scores 0.050 above the fixed prompt** on these 100 items")
+    assert "below" in views.difference_reading(-0.05, -0.09, -0.01, 100)
+    tie = views.difference_reading(0.02, -0.03, 0.07, 56)
+    assert tie.startswith("**These 56 items cannot tell DP from the fixed prompt**") and "contains 0" in tie

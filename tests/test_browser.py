@@ -85,6 +85,7 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     page.get_by_text("How decided DP is, and what its choices are worth").wait_for()
     body = page.inner_text("body")
     assert "Where the methods disagree" in body and "per-item oracle (upper bound)" in body
+    assert re.search(r"cannot tell DP from the fixed prompt|DP scores \d\.\d{3} (above|below) the fixed prompt", body)
     screenshot(page, "explore", tmp_path)
 
     page.get_by_role("tab", name="Learn").click()

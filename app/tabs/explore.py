@@ -9,7 +9,7 @@ import pandas as pd
 from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
 from dp_core.explain import explain_examples
-from dp_core.metrics import compute_metrics, score_interval
+from dp_core.metrics import compute_metrics, paired_difference_interval, score_interval
 from dp_core.tasks import DataError, get_task
 
 from .. import views
@@ -63,6 +63,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         backbone = backbone_picker(shared)
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
     scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
+    beat = gr.Markdown()
     gr.Markdown(f"**DP's choices** on the first dev items ({COUNTERFACTUAL_LIMIT} on the default backbone, fewer on "
                 f"bigger ones), every candidate tried on each (scores with 95 % bootstrap intervals). {VERDICT_NOTE}")
     choice_verdict = gr.Markdown()
@@ -96,18 +97,23 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
             explanation = explain_examples(model, examples)
             firsts = [explanation.item(i)[0] for i in range(len(examples))]
             predictions = [max(range(len(d.class_probs)), key=d.class_probs.__getitem__) for d in firsts]
-            results[name] = (firsts, predictions)
             metrics = compute_metrics(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
+            results[name] = (firsts, predictions, metrics["score"])
             low, high = score_interval(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
             table.append({"method": source, "score": round(metrics["score"], 3),
                           "95 % interval": f"{low:.3f} – {high:.3f}", "items": len(examples)})
+        gain_low, gain_high = paired_difference_interval(task_spec.metrics, [results["dp"][1]], [results["fixed"][1]],
+                                                         labels, groups, task_spec.num_labels)
+        gain = results["dp"][2] - results["fixed"][2]
+        table.append({"method": "DP − fixed (paired, same items)", "score": round(gain, 3),
+                      "95 % interval": f"{gain_low:+.3f} – {gain_high:+.3f}", "items": len(examples)})
         head = examples[:counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))]
         progress(2 / 3, desc=f"DP with the prompt at every candidate place, on {len(head)} items")
         stats = choice_statistics_of(shared, state, dp[1], head)
         intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
                                                     [e.group for e in head], task_spec.num_labels)
                      for factor, s in stats.items() for name, predictions in s.predictions.items()}
-        decisions, dp_predictions = results["dp"]
+        decisions, dp_predictions, _ = results["dp"]
         gold_names = [task_spec.label_names[y] for y in labels]
         lengths = [sum(kind == "input" for _, kind in d.layout) for d in decisions]
         frame = pd.DataFrame({"tokens after the input": [d.tokens_after for d in decisions],
@@ -132,12 +138,13 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         counted = f"On the first {len(head)} dev items"
         if len(head) < min(COUNTERFACTUAL_LIMIT, len(examples)):
             counted += f" (not {COUNTERFACTUAL_LIMIT}: each costs more on this backbone)"
-        return (pd.DataFrame(table), "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
+        return (pd.DataFrame(table), views.difference_reading(gain, gain_low, gain_high, len(examples)),
+                "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
                 views.choice_table(stats, intervals, picks), *counts,
                 pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
 
     run_explore.click(run_exploration, [task, dp_kind, left_side, backbone, session],
-                      [scores, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
+                      [scores, beat, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
 
     def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
         """The clicked item in Compare, with the same two models as here."""
