@@ -254,7 +254,7 @@ def item_intervals(cells: dict, tasks: list[str], pairs: list[tuple[str, str]], 
     the runs that kept their dev predictions."""
     rows = []
     for task in tasks:
-        row, dev = [], None
+        row, dev, spec = [], None, get_task(task)
         for a_name, b_name in pairs:
             a, b = ({r["seed"]: r["dev_predictions"] for r in cells.get((task, name), []) if r.get("dev_predictions")}
                     for name in (a_name, b_name))
@@ -263,7 +263,6 @@ def item_intervals(cells: dict, tasks: list[str], pairs: list[tuple[str, str]], 
                 row.append("")
                 continue
             dev = dev or task_data(task, args)[0][1]
-            spec = get_task(task)
             low, high = paired_difference_interval(
                 spec.metrics, [list(map(int, a[seed])) for seed in seeds], [list(map(int, b[seed])) for seed in seeds],
                 [example.label for example in dev], [example.group for example in dev], spec.num_labels)

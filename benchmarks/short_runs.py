@@ -55,10 +55,9 @@ def converged(results: Path, min_seeds: int = 3) -> dict[tuple[str, str], float]
     return {key: statistics.mean(values) for key, values in scores.items() if len(values) >= min_seeds}
 
 
-def refresh_converged(output: Path, results: Path) -> dict:
-    """The short runs already in ``output`` with the grid's converged scores as they are now; nothing trains, so
-    the file can follow the grid between the (timing-sensitive) reruns of the short runs themselves."""
-    record = json.loads(output.read_text())
+def with_converged(record: dict, results: Path) -> dict:
+    """The short runs in ``record`` with the grid's converged scores as they are now: written after the short runs,
+    and (``--refresh-converged``) again as the grid goes on, between the timing-sensitive reruns of the runs."""
     grid = converged(results)
     for task, outcomes in record["tasks"].items():
         for method, outcome in outcomes.items():
@@ -82,7 +81,7 @@ def main() -> None:
     if args.refresh_converged:
         if not args.output:
             parser.error("--refresh-converged needs --output (the file to update)")
-        record = refresh_converged(Path(args.output), Path(args.results))
+        record = with_converged(json.loads(Path(args.output).read_text()), Path(args.results))
         Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
         return
     backbone = load_backbone(DEFAULT_BACKBONE)
@@ -108,7 +107,6 @@ def main() -> None:
             print(f"| {row} | {candidate['lr']:g} | {candidate['eval_every']} | {candidate['warmup_ratio']:g} of 1,000 "
                   "epochs | " + " | ".join(cells) + " |", flush=True)
         return
-    grid = converged(Path(args.results))
     record = {"budget_s": args.budget_s, "settings": SHORT_RUN, "tasks": {}}
     print(f"{args.budget_s:g} s a method, the Train tab's defaults {SHORT_RUN}; best dev evaluation (as the tab "
           "shows it), the majority class, and the results grid's converged score")
@@ -117,10 +115,10 @@ def main() -> None:
         record["tasks"][task] = {}
         for method in methods:
             outcome = one_run(task, method, backbone, data, args.data_dir, args.budget_s, args.seeds[0], "dev")
-            outcome["converged"] = grid.get((task, IN_GRID[method]))
             record["tasks"][task][method] = outcome
             print(f"{task} | {method} | short run {outcome['dev']:.3f} at {outcome['steps']} steps | majority "
-                  f"{outcome['majority']:.3f} | converged {outcome['converged']}", flush=True)
+                  f"{outcome['majority']:.3f}", flush=True)
+    record = with_converged(record, Path(args.results))
     if args.output:
         Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
 
