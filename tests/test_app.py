@@ -177,8 +177,10 @@ def test_compare_takes_named_parameters(client):
 
 
 def test_explore_reports_intervals_distributions_and_disagreements(client):
-    table, beat, verdict, choices, *plots, disagreements = client.predict("cb", "deep", "P-tuning v2",
-                                                                          api_name="/explore")
+    first, *_, last = list(client.submit("cb", "deep", "P-tuning v2", api_name="/explore"))
+    # The scores come at once; the counterfactuals (every candidate on every item, the slow part) follow.
+    assert "trying every candidate place" in first[2] and first[0] == last[0] and not first[3]["data"]
+    table, beat, verdict, choices, *plots, disagreements = last
     assert len(table["data"]) == 3 and all("–" in row[2] for row in table["data"])
     (_, fixed_score, *_), (_, dp_score, *_), (gain, difference, *_) = table["data"]
     assert gain == "DP − fixed (paired, same items)" and abs(difference - (dp_score - fixed_score)) < 2e-3

@@ -108,11 +108,6 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         table.append({"method": "DP − fixed (paired, same items)", "score": round(gain, 3),
                       "95 % interval": f"{gain_low:+.3f} – {gain_high:+.3f}", "items": len(examples)})
         head = examples[:counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))]
-        progress(2 / 3, desc=f"DP with the prompt at every candidate place, on {len(head)} items")
-        stats = choice_statistics_of(shared, state, dp[1], head)
-        intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
-                                                    [e.group for e in head], task_spec.num_labels)
-                     for factor, s in stats.items() for name, predictions in s.predictions.items()}
         decisions, dp_predictions, _ = results["dp"]
         gold_names = [task_spec.label_names[y] for y in labels]
         lengths = [sum(kind == "input" for _, kind in d.layout) for d in decisions]
@@ -132,16 +127,24 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                  "DP": task_spec.label_names[dp_predictions[i]],
                  "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
                 for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-        held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
-        picks = {factor: record["best_single"] for factor, record in held_out.items()
-                 if record.get("best_single") is not None}
+        scored = (pd.DataFrame(table), views.difference_reading(gain, gain_low, gain_high, len(examples)))
+        disagreeing = pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"])
         counted = f"On the first {len(head)} dev items"
         if len(head) < min(COUNTERFACTUAL_LIMIT, len(examples)):
             counted += f" (not {COUNTERFACTUAL_LIMIT}: each costs more on this backbone)"
-        return (pd.DataFrame(table), views.difference_reading(gain, gain_low, gain_high, len(examples)),
-                "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
-                views.choice_table(stats, intervals, picks), *counts,
-                pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]))
+        # The scores, distributions and disagreements at once; the counterfactuals (every candidate on every item,
+        # the slow part) follow.
+        yield (*scored, f"*{counted}: trying every candidate place on each…*", None, *counts, disagreeing)
+        progress(2 / 3, desc=f"DP with the prompt at every candidate place, on {len(head)} items")
+        stats = choice_statistics_of(shared, state, dp[1], head)
+        intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
+                                                    [e.group for e in head], task_spec.num_labels)
+                     for factor, s in stats.items() for name, predictions in s.predictions.items()}
+        held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
+        picks = {factor: record["best_single"] for factor, record in held_out.items()
+                 if record.get("best_single") is not None}
+        yield (*scored, "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
+               views.choice_table(stats, intervals, picks), *counts, disagreeing)
 
     run_explore.click(run_exploration, [task, dp_kind, left_side, backbone, session],
                       [scores, beat, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
