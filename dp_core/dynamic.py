@@ -84,6 +84,10 @@ class DynamicPromptConfig(MethodConfig):
     samples: int = 1
     entropy_bonus: float = 0.0  # weight of the choices' entropy in the loss, annealed linearly to 0 over the run
     choice_warmup: float = 0.0  # share of the run with uniformly random layouts while the choice network waits
+    # Two time scales: once the checkpoint is kept, refit the position and length choices to the frozen prompt's
+    # exact expected loss, stopped on the selection split and kept only if it does not lower its score
+    # (``dp_core.refit``; docs/dp_learning.md).
+    refit_choices: bool = False
     prompt_dropout: float = 0.1
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import shlex
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from .metrics import compute_metrics
 from .model import HEADS, POOLINGS, HeadConfig, PromptClassifier
 from .methods import METHODS, method_config
 from .prompts import PLACES, MethodConfig, PTuningV2Config
+from .refit import RefitConfig, RefitResult, refit_choices
 from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
                     split_holdout)
 
@@ -144,6 +146,7 @@ class TrainResult:
     mixed_precision: str = "no"  # what the run used ("no", "bf16", "fp16")
     dev_selected_metrics: dict[str, float] | None = None  # ``track_dev``: the best dev evaluation of the run
     dev_predictions: list[int] | None = None  # the kept checkpoint's labels on dev, in item order (paired tests)
+    refit: dict | None = None  # DP with ``refit_choices``: ``RefitResult.summary()``
 
 
 def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
@@ -216,6 +219,19 @@ def evaluate_with_choices(model: PromptClassifier, split: EncodedSplit, batch_si
     choices = split_choice_statistics(model, split, counterfactual=counterfactual, predictions=predictions)
     return split_metrics(model.task, predictions.class_probs, split), \
         {factor: stats.summary() for factor, stats in choices.items()}, predictions.class_probs.argmax(-1).tolist()
+
+
+def refit_kept_choices(model: PromptClassifier, config: TrainConfig, train_examples: list[Example],
+                       select_split: EncodedSplit, select_features: torch.Tensor
+                       ) -> tuple[RefitResult, tuple[dict[str, float], dict[str, dict], list[int]]]:
+    """DP's second time scale on the kept checkpoint: a seeded sample of the training items to fit, the selection
+    split to stop and decide on; with the selection split's metrics and choice statistics afterwards."""
+    refit_config = RefitConfig()
+    fit_examples = random.Random(config.seed).sample(train_examples, min(refit_config.max_items, len(train_examples)))
+    fit_split = model.encode_examples(fit_examples)
+    result = refit_choices(model, fit_split, split_features(model, fit_split), select_split, select_features,
+                           refit_config, config.eval_batch_size)
+    return result, evaluate_with_choices(model, select_split, config.eval_batch_size, select_features)
 
 
 def parameter_groups(model: PromptClassifier, config: TrainConfig) -> list[dict]:
@@ -388,6 +404,13 @@ def train(
 
     model.load_state_dict(best_state, strict=False)
     model.eval()
+    refit = None
+    if getattr(config.prompt, "refit_choices", False):
+        with accelerator.autocast():
+            refit, refit_evaluation = refit_kept_choices(model, config, train_examples, select_split,
+                                                         select_features)
+        if refit.kept:  # the selection split's figures are those of the refit choices
+            best_metrics, best_choices, best_predictions = refit_evaluation
     counterfactual = bool(best_choices) and config.counterfactuals == "end"
     dev_metrics, dev_choices, dev_predictions, holdout_choices = best_metrics, best_choices, best_predictions, None
     with accelerator.autocast():
@@ -411,7 +434,7 @@ def train(
         mixed_precision=accelerator.mixed_precision,
         dev_selected_metrics=max((entry["dev"] for entry in history if "dev" in entry), key=lambda m: m["score"],
                                  default=dev_metrics if not holdout else None),
-        dev_predictions=dev_predictions or None,
+        dev_predictions=dev_predictions or None, refit=refit.summary() if refit else None,
     )
     yield TrainEvent("done", step, total_steps, step / steps_per_epoch, metrics=dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
@@ -542,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samples", type=int, default=None, help="dp: layouts sampled per item (> 1: leave-one-out baseline)")
     add("--entropy-bonus", type=float, default=None, help="dp: choice entropy weight, annealed to 0 over the run")
     add("--choice-warmup", type=float, default=None, help="dp: share of the run with random layouts first")
+    add("--refit-choices", action="store_true",
+        help="dp: once the checkpoint is kept, refit its position and length choices to the frozen prompt's exact "
+             "expected loss (kept only if the selection split confirms)")
     add("--multitask", default=None, metavar="TASKS",
         help="first train the prompt (and DP's network) shared across these tasks, e.g. cb,rte,copa; then --task")
     add("--multitask-steps", type=int, default=200, help="steps of the shared stage (tasks take turns)")
@@ -572,7 +598,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            tau_start=args.tau_start, tau_min=args.tau_min, tau_rate=args.tau_rate,
                            tau_schedule=args.tau_schedule, estimator=args.estimator, feature_norm=args.feature_norm,
                            choice_lr=args.choice_lr, samples=args.samples, entropy_bonus=args.entropy_bonus,
-                           choice_warmup=args.choice_warmup, exact_items=args.exact_items)
+                           choice_warmup=args.choice_warmup, exact_items=args.exact_items,
+                           refit_choices=args.refit_choices or None)
     return TrainConfig(
         task=args.task, prompt=prompt,
         head=HeadConfig(pooling=args.pooling, dropout=args.head_dropout, backbone_dropout=args.backbone_dropout,
@@ -648,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
            else {}),
         **({"choices": result.choices} if result.choices else {}),
         **({"holdout_choices": result.holdout_choices} if result.holdout_choices else {}),
+        **({"refit": result.refit} if result.refit else {}),
     }
     if not main_process:
         return 0

@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 
+import pytest
 import torch
 from transformers import AutoModel
 
@@ -135,3 +136,29 @@ def test_short_runs_take_the_grids_converged_score_only_from_finished_cells(tmp_
     assert tasks["cb"][short_runs.DEEP_DP]["converged"] is None  # two of three seeds: not finished
     assert tasks["wsc"][short_runs.FIXED]["converged"] is None  # one seed: begun, not converged
     assert tasks["cb"][short_runs.FIXED]["dev"] == 0.55  # the short runs themselves are kept as they were
+
+
+def test_the_refit_benchmark_rebuilds_a_checkpoints_run_and_resumes(tmp_path, data_dir, tiny_bert_path, monkeypatch,
+                                                                    capsys):
+    from benchmarks import refit_choices
+    from dp_core import train as train_module
+
+    folder = tmp_path / "checkpoints" / "cb" / "dp_input"
+    assert train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
+                              str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
+                              "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
+                              "--device", "cpu", "--output-dir", str(folder)]) == 0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    results = tmp_path / "refit.jsonl"
+    argv = ["refit_choices", "--data-dir", str(data_dir), "--checkpoints", str(tmp_path / "checkpoints"),
+            "--results", str(results), "--tasks", "cb", "--methods", "dp_input", "dp_deep"]
+    monkeypatch.setattr(sys, "argv", argv)
+    capsys.readouterr()
+    refit_choices.main()
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["before"]["holdout"] == metrics["holdout"]["score"]  # the same held-out items as the run
+    assert record["refit"]["holdout_score"][0] == pytest.approx(metrics["holdout"]["score"])
+    assert record["refit"]["fit_items"] == 218 and record["before"]["dev"] == metrics["best"]["score"]
+    assert "| cb | dp_input |" in capsys.readouterr().out
+    refit_choices.main()  # done already: nothing trained, the table printed again
+    assert len(results.read_text().splitlines()) == 1 and "| cb | dp_input |" in capsys.readouterr().out

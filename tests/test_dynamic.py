@@ -211,20 +211,17 @@ def forced_logits(model, batch, factor, choice):
     return logits
 
 
-@pytest.mark.parametrize("estimator", ["score_function", "exact"])
-@pytest.mark.parametrize("factor", ["position", "length"])
-def test_instance_level_learns_instance_dependent_choices_task_level_cannot(factor, estimator, tiny_backbone):
-    """Frozen random prompt and head; type A is classified right only with choice 0, type B only with choice 1
-    (instances where both choices agree are left out). Only the choice network trains, with the default
-    (score-function) estimator. The reference's straight-through gradient stays near chance here (measured:
-    0.34 for position, 0.58 for length): a first-order guess of what moving the prompt does is poor."""
+def constructed_task(backbone, factor):
+    """A frozen random prompt and head on the apple/banana texts: type A is classified right only with choice 0,
+    type B only with choice 1 (instances where both choices agree are left out). Returns the model (its choice
+    network untrained), the batch, each text's type, the kept instances and their labels."""
     num_tokens = 1 if factor == "position" else 2  # position: p in {0, 1}; length: l in {1, 2}
     torch.manual_seed(0)
-    model = dp_model(tiny_backbone, num_tokens=num_tokens, factors=(factor,), level="instance")
+    model = dp_model(backbone, num_tokens=num_tokens, factors=(factor,), level="instance")
     with torch.no_grad():
         model.head[1].weight.normal_(std=30.0)
         model.prompt.input_pool.normal_(std=3.0)
-    batch, types = constructed_batch(tiny_backbone, 3000, seed=0)
+    batch, types = constructed_batch(backbone, 3000, seed=0)
     with torch.no_grad():  # centre the head so that the class depends on the instance, not on a constant
         first, second = (forced_logits(model, batch, factor, c) for c in (0, 1))
         model.head[1].bias -= torch.cat([first, second]).mean(0)
@@ -232,7 +229,17 @@ def test_instance_level_learns_instance_dependent_choices_task_level_cannot(fact
     keep = with_first != with_second
     assert keep.sum() > 250, f"the construction needs instances whose class depends on the choice ({int(keep.sum())})"
     labels = torch.where(types == 0, with_first, with_second)[keep]
-    kept = torch.nonzero(keep).squeeze(1)
+    return model, batch, types, torch.nonzero(keep).squeeze(1), labels
+
+
+@pytest.mark.parametrize("estimator", ["score_function", "exact"])
+@pytest.mark.parametrize("factor", ["position", "length"])
+def test_instance_level_learns_instance_dependent_choices_task_level_cannot(factor, estimator, tiny_backbone):
+    """The constructed task (``constructed_task``); only the choice network trains. The reference's
+    straight-through gradient stays near chance here (measured: 0.34 for position, 0.58 for length): a
+    first-order guess of what moving the prompt does is poor."""
+    model, batch, types, kept, labels = constructed_task(tiny_backbone, factor)
+    num_tokens = model.prompt.config.num_tokens
     split_at = int(len(kept) * 0.7)
 
     def subset(indices):
@@ -269,6 +276,66 @@ def test_instance_level_learns_instance_dependent_choices_task_level_cannot(fact
     assert instance_right > 0.9, f"instance-level chose right on {instance_right:.2f} of held-out items"
     assert task_right < 0.75, f"task-level chose right on {task_right:.2f} (one choice for all)"
 
+
+
+def constructed_split(batch, indices, labels):
+    """The constructed texts as an encoded split (unpadded rows), one item each."""
+    from dp_core.data import EncodedSplit
+
+    rows = [batch.attention_mask[i].bool() for i in indices.tolist()]
+    return EncodedSplit([batch.input_ids[i][keep].tolist() for i, keep in zip(indices.tolist(), rows)],
+                        [batch.token_type_ids[i][keep].tolist() for i, keep in zip(indices.tolist(), rows)],
+                        labels.tolist(), [str(i) for i in indices.tolist()], rows_per_item=1, truncated=0)
+
+
+@pytest.mark.parametrize("factor", ["position", "length"])
+def test_refit_learns_the_constructed_choices_from_the_frozen_prompts_candidate_losses(factor, tiny_backbone):
+    """The second time scale (dp_core.refit): prompt and head frozen, the untrained choice network refit on 40 % of
+    the items' candidate losses, stopped on 25 %, chooses right on > 90 % of the rest."""
+    from dp_core.refit import RefitConfig, refit_choices
+    from dp_core.train import split_features
+
+    model, batch, types, kept, labels = constructed_task(tiny_backbone, factor)
+    first, second = int(0.4 * len(kept)), int(0.65 * len(kept))
+    fit, holdout, test = kept[:first], kept[first:second], kept[second:]
+    splits = [constructed_split(batch, part, labels[torch.searchsorted(kept, part)]) for part in (fit, holdout)]
+    features = [split_features(model, split) for split in splits]
+    result = refit_choices(model, splits[0], features[0], splits[1], features[1], RefitConfig(lr=3e-2))
+    assert result.kept and result.best_step > 0
+    assert result.holdout_loss[1] < result.holdout_loss[0] and result.holdout_score[1] > result.holdout_score[0]
+    model.eval()
+    with torch.no_grad():
+        plan = model.encode(batch, model.instance_features(batch)).plan
+    chosen = plan.split_position if factor == "position" else plan.active.sum(-1) - 1
+    right = (chosen[test] == types[test]).float().mean().item()
+    assert right > 0.9, f"refit chose right on {right:.2f} of unseen items"
+
+
+def test_refit_keeps_the_trained_choices_when_held_out_items_do_not_confirm(tiny_backbone):
+    """Held-out labels flipped: whatever the fit items teach raises the held-out expected loss, so the refit stops
+    at once and the choice network is left exactly as trained."""
+    from dp_core.refit import refit_choices
+    from dp_core.train import split_features
+
+    model, batch, _, kept, labels = constructed_task(tiny_backbone, "position")
+    fit, holdout = kept[:200], kept[200:]
+    splits = [constructed_split(batch, fit, labels[:200]), constructed_split(batch, holdout, 1 - labels[200:])]
+    trained = {name: value.clone() for name, value in model.prompt.heads.state_dict().items()}
+    result = refit_choices(model, splits[0], split_features(model, splits[0]), splits[1],
+                           split_features(model, splits[1]))
+    assert not result.kept and result.best_step == 0
+    assert result.fit_loss[1] == result.fit_loss[0]
+    for name, value in model.prompt.heads.state_dict().items():
+        assert torch.equal(value, trained[name]), name
+
+
+def test_refit_refuses_a_model_without_discrete_choices(tiny_backbone):
+    from dp_core.refit import refit_choices
+
+    model = dp_model(tiny_backbone, factors=("pool",))
+    features = torch.zeros(2, tiny_backbone.hidden_size)
+    with pytest.raises(ValueError, match="no discrete choice"):
+        refit_choices(model, None, features, None, features)
 
 def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     """The reference sums all candidate sequences weighted by the one-hot; we never build them, but the

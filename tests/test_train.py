@@ -172,6 +172,24 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
     assert "step 2, holdout: accuracy" in capsys.readouterr().err
 
 
+
+def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path):
+    code = train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
+                              str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
+                              "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
+                              "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    refit = metrics["refit"]
+    assert refit["factors"] == ["position", "length"] and refit["fit_items"] == 218  # every training item (< 256)
+    before, after = refit["holdout_score"]
+    assert metrics["holdout"]["score"] == (after if refit["kept"] else before)
+    assert refit["kept"] == (refit["best_step"] > 0 and after >= before)
+    best_held_out = max(entry["score"] for entry in metrics["history"] if "score" in entry)
+    assert before == pytest.approx(best_held_out)  # the refit starts from the kept checkpoint
+    loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
+    assert loaded.method.refit_choices
+
 def test_gradient_accumulation_takes_one_step_per_group_of_batches(data_dir, tiny_backbone):
     config = small_config(data_dir, prompt=DynamicPromptConfig(num_tokens=4), gradient_accumulation_steps=3,
                           max_steps=2, eval_every=2)
