@@ -383,7 +383,6 @@ def main() -> None:
         write_section(Path(args.output), args.section or args.grid, f"## {title}\n\n{text}")
 
 
-
 def write_section(path: Path, section: str, text: str) -> None:
     """Each grid owns one marked section of the file: a rerun replaces it and keeps the rest (the reading)."""
     start, end = f"<!-- {section}: written by benchmarks.dp_results -->", f"<!-- end of {section} -->"

@@ -50,6 +50,7 @@ FEATURE_NORMS = ("none", "layer", "unit")
 # features and the choice network on its own learning rate, so the choices commit within a few hundred steps.
 READY_TRAINED = {"feature_norm": "unit", "choice_lr": 0.1}
 
+
 @dataclass
 class DynamicPromptConfig(MethodConfig):
     method: ClassVar[str] = "dp"
