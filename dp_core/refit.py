@@ -41,10 +41,11 @@ class RefitResult:
     factors: list[str]
     fit_items: int
     steps: int  # steps taken
-    best_step: int  # the step kept (0: the trained choices)
-    fit_loss: tuple[float, float]  # expected loss on the fit items: trained choices, refit
+    best_step: int  # the step with the lowest held-out expected loss (0: none beat the trained choices)
+    # (trained choices, choices at best_step), whether or not the refit was kept:
+    fit_loss: tuple[float, float]  # expected loss on the fit items
     holdout_loss: tuple[float, float]  # the same on the held-out items
-    holdout_score: tuple[float, float]  # the held-out task score: trained choices, refit
+    holdout_score: tuple[float, float]  # the held-out task score
     kept: bool  # the refit replaced the trained choices
 
     def summary(self) -> dict:
@@ -99,13 +100,17 @@ def refit_choices(model: PromptClassifier, fit_split: EncodedSplit, fit_features
     trained = [p.detach().clone() for p in parameters]
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
 
-    def holdout_value() -> float:
-        with torch.no_grad():
-            return float(expected_loss(model, holdout_features, holdout_losses, holdout_split.rows_per_item))
+    @torch.no_grad()
+    def set_choices(values: list[torch.Tensor]) -> None:
+        for parameter, value in zip(parameters, values):
+            parameter.copy_(value)
 
-    with torch.no_grad():
-        fit_before = float(expected_loss(model, fit_features, fit_losses, fit_split.rows_per_item))
-    best_loss, best_step, best = holdout_value(), 0, trained
+    @torch.no_grad()
+    def mean_loss(features: torch.Tensor, losses: dict[str, torch.Tensor], split: EncodedSplit) -> float:
+        return float(expected_loss(model, features, losses, split.rows_per_item))
+
+    fit_before = mean_loss(fit_features, fit_losses, fit_split)
+    best_loss, best_step, best = mean_loss(holdout_features, holdout_losses, holdout_split), 0, trained
     holdout_before, step = best_loss, 0
     for step in range(1, config.max_steps + 1):
         with torch.enable_grad():
@@ -113,25 +118,19 @@ def refit_choices(model: PromptClassifier, fit_split: EncodedSplit, fit_features
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
-        value = holdout_value()
+        value = mean_loss(holdout_features, holdout_losses, holdout_split)
         if value < best_loss:
             best_loss, best_step, best = value, step, [p.detach().clone() for p in parameters]
         elif step - best_step >= config.patience:
             break
-    with torch.no_grad():
-        for parameter, value in zip(parameters, best):
-            parameter.copy_(value)
-        fit_after = float(expected_loss(model, fit_features, fit_losses, fit_split.rows_per_item))
+    set_choices(best)
+    fit_after = mean_loss(fit_features, fit_losses, fit_split)
     score_after = split_score(model, holdout_split, holdout_features, batch_size)
-    with torch.no_grad():
-        for parameter, value in zip(parameters, trained):
-            parameter.copy_(value)
+    set_choices(trained)
     score_before = split_score(model, holdout_split, holdout_features, batch_size)
     kept = best_step > 0 and score_after >= score_before
     if kept:
-        with torch.no_grad():
-            for parameter, value in zip(parameters, best):
-                parameter.copy_(value)
+        set_choices(best)
     for parameter in parameters:
         parameter.grad = None
     model.train(was_training)
