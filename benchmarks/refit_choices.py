@@ -59,10 +59,12 @@ def refit_checkpoint(folder: Path, data_dir: str, backbones: dict[str, Backbone]
     before["own_minus_single"] = (metrics["choices"]["position"]["own_score"]
                                   - metrics["choices"]["position"]["single_scores"][picked])
     result, _ = refit_kept_choices(model, config, train_examples, splits["holdout"], features["holdout"])
-    held_out = place_figures(model, splits["holdout"], features["holdout"])
-    after = place_figures(model, splits["dev"], features["dev"], held_out["best_single"])
-    after["holdout"] = result.holdout_score[1] if result.kept else result.holdout_score[0]
-    after["dev"] = after.pop("own")
+    after = dict(before)  # not kept: the checkpoint as it was, already scored in its metrics.json
+    if result.kept:
+        held_out = place_figures(model, splits["holdout"], features["holdout"])
+        after = place_figures(model, splits["dev"], features["dev"], held_out["best_single"])
+        after["holdout"] = result.holdout_score[1]
+        after["dev"] = after.pop("own")
     return {"task": metrics["task"], "method": folder.name, "refit": result.summary(), "before": before,
             "after": after}
 

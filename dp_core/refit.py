@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .choices import predict_split
+from .choices import chosen_factors, predict_split, task_score
 from .data import EncodedSplit
-from .metrics import compute_metrics
 from .model import PromptClassifier
 
 REFIT_FACTORS = ("position", "length")
@@ -73,8 +72,7 @@ def expected_loss(model: PromptClassifier, features: torch.Tensor, losses: dict[
 def split_score(model: PromptClassifier, split: EncodedSplit, features: torch.Tensor | None,
                 batch_size: int = 64) -> float:
     predictions = predict_split(model, split, batch_size, features).class_probs.argmax(-1).tolist()
-    task = model.task
-    return compute_metrics(task.metrics, predictions, split.labels, split.groups, task.num_labels)["score"]
+    return task_score(model.task, predictions, split.labels, split.groups)
 
 
 def refit_choices(model: PromptClassifier, fit_split: EncodedSplit, fit_features: torch.Tensor,
@@ -83,7 +81,7 @@ def refit_choices(model: PromptClassifier, fit_split: EncodedSplit, fit_features
     """Refit DP's position and length choices of ``model`` (in place) on ``fit_split``, stopping and deciding on
     ``holdout_split``; features are the splits' instance features (``dp_core.train.split_features``)."""
     config = config or RefitConfig()
-    factors = [factor for factor in REFIT_FACTORS if factor in getattr(model.prompt, "sizes", {})]
+    factors = [factor for factor in REFIT_FACTORS if factor in chosen_factors(model)]
     if not factors:
         raise ValueError(f"{model.method.method} makes no discrete choice to refit (DP with position or length does)")
     was_training = model.training

@@ -223,14 +223,16 @@ def evaluate_with_choices(model: PromptClassifier, split: EncodedSplit, batch_si
 
 def refit_kept_choices(model: PromptClassifier, config: TrainConfig, train_examples: list[Example],
                        select_split: EncodedSplit, select_features: torch.Tensor
-                       ) -> tuple[RefitResult, tuple[dict[str, float], dict[str, dict], list[int]]]:
+                       ) -> tuple[RefitResult, tuple[dict[str, float], dict[str, dict], list[int]] | None]:
     """DP's second time scale on the kept checkpoint: a seeded sample of the training items to fit, the selection
-    split to stop and decide on; with the selection split's metrics and choice statistics afterwards."""
+    split to stop and decide on; with the selection split's metrics and choice statistics if the refit was kept."""
     refit_config = RefitConfig()
     fit_examples = random.Random(config.seed).sample(train_examples, min(refit_config.max_items, len(train_examples)))
     fit_split = model.encode_examples(fit_examples)
     result = refit_choices(model, fit_split, split_features(model, fit_split), select_split, select_features,
                            refit_config, config.eval_batch_size)
+    if not result.kept:
+        return result, None
     return result, evaluate_with_choices(model, select_split, config.eval_batch_size, select_features)
 
 

@@ -277,7 +277,6 @@ def test_instance_level_learns_instance_dependent_choices_task_level_cannot(fact
     assert task_right < 0.75, f"task-level chose right on {task_right:.2f} (one choice for all)"
 
 
-
 def constructed_split(batch, indices, labels):
     """The constructed texts as an encoded split (unpadded rows), one item each."""
     from dp_core.data import EncodedSplit
@@ -336,6 +335,7 @@ def test_refit_refuses_a_model_without_discrete_choices(tiny_backbone):
     features = torch.zeros(2, tiny_backbone.hidden_size)
     with pytest.raises(ValueError, match="no discrete choice"):
         refit_choices(model, None, features, None, features)
+
 
 def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     """The reference sums all candidate sequences weighted by the one-hot; we never build them, but the

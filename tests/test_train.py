@@ -172,7 +172,6 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
     assert "step 2, holdout: accuracy" in capsys.readouterr().err
 
 
-
 def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path):
     code = train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
                               str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
@@ -189,6 +188,7 @@ def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, t
     assert before == pytest.approx(best_held_out)  # the refit starts from the kept checkpoint
     loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.method.refit_choices
+
 
 def test_gradient_accumulation_takes_one_step_per_group_of_batches(data_dir, tiny_backbone):
     config = small_config(data_dir, prompt=DynamicPromptConfig(num_tokens=4), gradient_accumulation_steps=3,
