@@ -149,6 +149,21 @@ class Verbalizer(nn.Module):
         return self.vocabulary_logits(hidden, mask, place)[:, self.word_ids].float()
 
 
+def forced_losses(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The gold label's cross-entropy under each forced candidate: (items, candidates, labels) -> (items, candidates)."""
+    gold = labels.to(probabilities.device)[:, None, None].expand(-1, probabilities.shape[1], 1)
+    return -probabilities.clamp_min(1e-12).log().gather(2, gold).squeeze(-1)
+
+
+def expected_choice_loss(choice_logits: dict[str, torch.Tensor], losses: dict[str, torch.Tensor],
+                         rows_per_item: int) -> torch.Tensor:
+    """Mean over rows of sum_c p(c | row) loss(item, c), summed over the factors in ``losses``: the expected loss
+    whose gradient DP's exact estimator and the refit follow (COPA: each choice's row has its own distribution; a
+    forced candidate applies to every row of its item)."""
+    return sum((choice_logits[factor].float().softmax(-1) * loss.repeat_interleave(rows_per_item, 0)).sum(-1).mean()
+               for factor, loss in losses.items())
+
+
 def answer_template(backbone: Backbone, head: str) -> str:
     """What closes every row: the answer template for a decoder (both heads), and for a masked LM's verbalizer the
     template with its [MASK]; nothing otherwise."""
@@ -344,10 +359,7 @@ class PromptClassifier(nn.Module):
             with torch.no_grad():
                 forced = self.candidate_probabilities(head, factor, head_features)  # (items, candidates, labels)
             self.train()
-            losses = -forced.clamp_min(1e-12).log().gather(
-                2, head.labels[:, None, None].expand(-1, forced.shape[1], 1)).squeeze(-1)  # (items, C)
-            probs = logits[factor].float().softmax(-1)  # (rows, C)
-            term = term + (probs * losses.repeat_interleave(rows_per_item, 0)).sum(-1).mean()
+            term = term + expected_choice_loss(logits, {factor: forced_losses(forced, head.labels)}, rows_per_item)
         return term
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------

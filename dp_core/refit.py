@@ -22,7 +22,7 @@ import torch
 
 from .choices import chosen_factors, predict_split, task_score
 from .data import EncodedSplit
-from .model import PromptClassifier
+from .model import PromptClassifier, expected_choice_loss, forced_losses
 
 REFIT_FACTORS = ("position", "length")
 
@@ -56,17 +56,7 @@ def candidate_losses(model: PromptClassifier, split: EncodedSplit, features: tor
     """Per factor, the loss of every item with that factor forced to each candidate: (items, candidates)."""
     forced = predict_split(model, split, batch_size, features, tuple(factors)).counterfactual
     gold = torch.tensor(split.labels)
-    return {factor: -probs.clamp_min(1e-12).log().gather(2, gold[:, None, None].expand(-1, probs.shape[1], 1))
-            .squeeze(-1) for factor, probs in forced.items()}
-
-
-def expected_loss(model: PromptClassifier, features: torch.Tensor, losses: dict[str, torch.Tensor],
-                  rows_per_item: int) -> torch.Tensor:
-    """Mean over rows of sum_c p(c | row) loss(item, c), summed over the factors (COPA: each choice's row has its
-    own distribution; the forced candidate applies to both rows of an item)."""
-    logits = model.prompt.logits(features)
-    return sum((logits[factor].float().softmax(-1) * loss.repeat_interleave(rows_per_item, 0)).sum(-1).mean()
-               for factor, loss in losses.items())
+    return {factor: forced_losses(probs, gold) for factor, probs in forced.items()}
 
 
 def split_score(model: PromptClassifier, split: EncodedSplit, features: torch.Tensor | None,
@@ -105,14 +95,14 @@ def refit_choices(model: PromptClassifier, fit_split: EncodedSplit, fit_features
 
     @torch.no_grad()
     def mean_loss(features: torch.Tensor, losses: dict[str, torch.Tensor], split: EncodedSplit) -> float:
-        return float(expected_loss(model, features, losses, split.rows_per_item))
+        return float(expected_choice_loss(model.prompt.logits(features), losses, split.rows_per_item))
 
     fit_before = mean_loss(fit_features, fit_losses, fit_split)
     best_loss, best_step, best = mean_loss(holdout_features, holdout_losses, holdout_split), 0, trained
     holdout_before, step = best_loss, 0
     for step in range(1, config.max_steps + 1):
         with torch.enable_grad():
-            loss = expected_loss(model, fit_features, fit_losses, fit_split.rows_per_item)
+            loss = expected_choice_loss(model.prompt.logits(fit_features), fit_losses, fit_split.rows_per_item)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
