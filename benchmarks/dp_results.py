@@ -203,6 +203,7 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
                 row.append("")
         if any(row):
             lines.append(f"| {task} | " + " | ".join(row) + " |")
+    lines += place_choices(cells, tasks, names, args.num_tokens)
     if args.curves:
         lines += curves(records, tasks)
     reference = names[0]  # P-tuning v2 in the encoder grid, the linear prefix in the decoder grid
@@ -290,6 +291,40 @@ def gap_closed(means: dict[str, float], name: str, least: float = 0.02) -> str:
     return f"{(means[name] - means['prompt tuning']) / gap:.0%}"
 
 
+def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: int) -> list[str]:
+    """Where DP put the prompt on dev and whether it mattered, per DP variant, from the runs that recorded their
+    choices: in a causal decoder only prompt tokens after the input can read it."""
+    rows = []
+    for task in tasks:
+        for name in names:
+            runs = [r for r in cells.get((task, name), []) if (r.get("choices") or {}).get("position")]
+            if not runs:
+                continue
+            place = [r["choices"]["position"] for r in runs]
+            after = [sum(int(c) * n for c, n in zip(p["candidates"], p["counts"])) / max(1, sum(p["counts"]))
+                     for p in place]
+            most = " / ".join(f"{p['candidates'][p['most_common']]} ({p['collapse']:.0%})" for p in place)
+            changes = [p["changes_prediction"] for p in place if p.get("changes_prediction") is not None]
+            margins = [r["choices"]["position"]["own_score"]
+                       - r["choices"]["position"]["single_scores"][r["holdout_choices"]["position"]["best_single"]]
+                       for r in runs if r["choices"]["position"].get("single_scores")
+                       and (r.get("holdout_choices") or {}).get("position", {}).get("best_single") is not None]
+            rows.append(f"| {task} | {name} | {statistics.mean(after):.1f} | {most} | "
+                        f"{statistics.mean(p['commitment'] for p in place):.2f} | "
+                        + (f"{statistics.mean(changes):.0%}" if changes else "") + " | "
+                        + (f"{statistics.mean(margins):+.3f}" if margins else "") + f" | {len(runs)} |")
+    if not rows:
+        return []
+    return ["", "Where DP put the prompt on dev (mean over the runs that recorded their choices): *after*, how many "
+            f"of its {num_tokens} tokens went after the input on average; *most common*, each run's most common place "
+            "(tokens after the input) and the share of items given it; *commitment*, the median probability of DP's "
+            f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f}); *changes*, the share of dev items "
+            "whose prediction depends on the place; *own − single*, DP's own places against the single place that "
+            "scored best on the held-out training items, both on dev:", "",
+            "| task | variant | after | most common | commitment | changes | own − single | runs |",
+            "|---|---|---|---|---|---|---|---|", *rows]
+
+
 def curves(records: list[dict], tasks: list[str]) -> list[str]:
     """Held-out (and dev) score at every evaluation of the first run of each task: what the budgets stand on."""
     lines = ["", "Held-out / dev score at each evaluation (epoch: held-out / dev), first run of each task:", ""]
@@ -366,6 +401,7 @@ def main() -> None:
                           "config": method.to_dict(), "budget": budget(task, args),
                           "device": device_name(backbone.device), "precision": result.mixed_precision,
                           "dev_predictions": "".join(map(str, result.dev_predictions or [])),
+                          "choices": result.choices, "holdout_choices": result.holdout_choices,
                           "curve": [[round(entry["epoch"], 3), entry["score"], entry["dev"]["score"]]
                                     for entry in result.history if "score" in entry]}
                 with results.open("a") as stream:

@@ -55,13 +55,20 @@ def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path,
     items = text.split("The same differences over the dev items")[1].split("\n\n")[1].splitlines()
     assert items[0].startswith("| task | DP instance · linear − prefix · linear | ")
     assert items[2].startswith("| cb | [") and items[2].count("] (2)") == 8  # every pair, both seeds paired
+    places = text.split("Where DP put the prompt on dev")[1].split("\n\n")[1].splitlines()
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in places[2:]}
+    assert set(rows) == {f"DP {level} · {head}" for level in ("task", "instance") for head in ("linear", "verbalizer")}
+    for name, cells in rows.items():
+        assert 0 <= float(cells[2]) <= 3 and cells[-1] == "2 |"  # of 3 tokens after the input; both seeds
+        if name.startswith("DP task"):  # one place for the whole task: every item gets it
+            assert cells[3].count("(100%)") == 2
     written = (tmp_path / "table.md").read_text()
-    assert written.count("| cb |") == 5 and written.startswith("# Results") and "## Where the prompt goes" in written
+    assert written.count("| cb |") == 9 and written.startswith("# Results") and "## Where the prompt goes" in written
     (tmp_path / "table.md").write_text(written + "A reading written by hand.\n")
     assert grid(monkeypatch, capsys, *argv) == text  # resumed: nothing trained again, the same tables
     assert len(results.read_text().splitlines()) == 16
     rewritten = (tmp_path / "table.md").read_text()  # the grid's section replaced, the reading kept
-    assert rewritten.count("| cb |") == 5 and rewritten.endswith("A reading written by hand.\n")
+    assert rewritten.count("| cb |") == 9 and rewritten.endswith("A reading written by hand.\n")
 
 
 def test_the_few_shot_grid_trains_on_fewglue_and_is_a_budget_of_its_own(tmp_path, data_dir, monkeypatch, capsys):
