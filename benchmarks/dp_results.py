@@ -292,8 +292,9 @@ def gap_closed(means: dict[str, float], name: str, least: float = 0.02) -> str:
 
 
 def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: int) -> list[str]:
-    """Where DP put the prompt on dev and whether it mattered, per DP variant, from the runs that recorded their
-    choices: in a causal decoder only prompt tokens after the input can read it."""
+    """Where DP put the prompt on dev, per DP variant, from the runs that recorded their choices: in a causal decoder
+    only prompt tokens after the input can read it. What the place changes (counterfactuals: a dev pass per
+    candidate) is shown only where the runs computed it."""
     rows = []
     for task in tasks:
         for name in names:
@@ -303,26 +304,29 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
             place = [r["choices"]["position"] for r in runs]
             after = [sum(int(c) * n for c, n in zip(p["candidates"], p["counts"])) / max(1, sum(p["counts"]))
                      for p in place]
-            most = " / ".join(f"{p['candidates'][p['most_common']]} ({p['collapse']:.0%})" for p in place)
             changes = [p["changes_prediction"] for p in place if p.get("changes_prediction") is not None]
-            margins = [r["choices"]["position"]["own_score"]
-                       - r["choices"]["position"]["single_scores"][r["holdout_choices"]["position"]["best_single"]]
-                       for r in runs if r["choices"]["position"].get("single_scores")
+            margins = [p["own_score"] - p["single_scores"][r["holdout_choices"]["position"]["best_single"]]
+                       for r, p in zip(runs, place) if p.get("single_scores")
                        and (r.get("holdout_choices") or {}).get("position", {}).get("best_single") is not None]
-            rows.append(f"| {task} | {name} | {statistics.mean(after):.1f} | {most} | "
-                        f"{statistics.mean(p['commitment'] for p in place):.2f} | "
-                        + (f"{statistics.mean(changes):.0%}" if changes else "") + " | "
-                        + (f"{statistics.mean(margins):+.3f}" if margins else "") + f" | {len(runs)} |")
+            rows.append([task, name, f"{statistics.mean(after):.1f}",
+                         " / ".join(f"{p['candidates'][p['most_common']]} ({p['collapse']:.0%})" for p in place),
+                         f"{statistics.mean(p['commitment'] for p in place):.2f}",
+                         f"{statistics.mean(changes):.0%}" if changes else "",
+                         f"{statistics.mean(margins):+.3f}" if margins else "", str(len(runs))])
     if not rows:
         return []
+    counterfactual = any(row[5] or row[6] for row in rows)
+    columns = ["task", "variant", "after", "most common", "commitment", "changes", "own − single", "runs"]
+    keep = [i for i in range(len(columns)) if counterfactual or columns[i] not in ("changes", "own − single")]
     return ["", "Where DP put the prompt on dev (mean over the runs that recorded their choices): *after*, how many "
             f"of its {num_tokens} tokens went after the input on average; *most common*, each run's most common place "
             "(tokens after the input) and the share of items given it; *commitment*, the median probability of DP's "
-            f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f}); *changes*, the share of dev items "
-            "whose prediction depends on the place; *own − single*, DP's own places against the single place that "
-            "scored best on the held-out training items, both on dev:", "",
-            "| task | variant | after | most common | commitment | changes | own − single | runs |",
-            "|---|---|---|---|---|---|---|---|", *rows]
+            f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f})"
+            + ("; *changes*, the share of dev items whose prediction depends on the place; *own − single*, DP's own "
+               "places against the single place that scored best on the held-out training items, both on dev:"
+               if counterfactual else " (what the place changes is not computed here: a dev pass per candidate):"),
+            "", "| " + " | ".join(columns[i] for i in keep) + " |", "|---" * len(keep) + "|",
+            *("| " + " | ".join(row[i] for i in keep) + " |" for row in rows)]
 
 
 def curves(records: list[dict], tasks: list[str]) -> list[str]:

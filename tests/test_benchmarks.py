@@ -60,6 +60,7 @@ def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path,
     assert set(rows) == {f"DP {level} · {head}" for level in ("task", "instance") for head in ("linear", "verbalizer")}
     for name, cells in rows.items():
         assert 0 <= float(cells[2]) <= 3 and cells[-1] == "2 |"  # of 3 tokens after the input; both seeds
+        assert len(cells) == 6  # the grid computes no counterfactuals: no columns for what the place changes
         if name.startswith("DP task"):  # one place for the whole task: every item gets it
             assert cells[3].count("(100%)") == 2
     written = (tmp_path / "table.md").read_text()
@@ -89,6 +90,24 @@ def test_flattened_at_is_the_epoch_after_which_the_score_stops_rising():
     curve = [[1, 0.50, 0], [2, 0.60, 0], [3, 0.605, 0], [4, 0.58, 0], [5, 0.615, 0]]
     assert dp_results.flattened_at(curve) == 3  # 0.615 is within 0.01 of 0.605, not of 0.60
     assert dp_results.flattened_at(curve, tolerance=0.001) == 5
+
+
+def test_the_place_table_counts_tokens_after_the_input_and_scores_own_places_against_the_held_out_pick():
+    def run(counts, own=None, singles=None, best_single=None):
+        choices = {"candidates": ["0", "1", "2", "3"], "counts": counts, "commitment": 0.8,
+                   "collapse": max(counts) / sum(counts), "most_common": counts.index(max(counts)),
+                   "changes_prediction": None if own is None else 0.25, "own_score": own, "single_scores": singles}
+        return {"choices": {"position": choices}, "holdout_choices": {"position": {"best_single": best_single}}}
+
+    cells = {("cb", "DP instance · linear"): [run([0, 0, 1, 3]), run([4, 0, 0, 0])]}
+    lines = dp_results.place_choices(cells, ["cb"], ["DP instance · linear"], num_tokens=3)
+    assert lines[-1] == "| cb | DP instance · linear | 1.4 | 3 (75%) / 0 (100%) | 0.80 | 2 |"  # (2.75 + 0) / 2
+    cells = {("cb", "DP task · linear"): [run([0, 4, 0, 0], own=0.6, singles=[0.5, 0.6, 0.7, 0.4], best_single=2)]}
+    lines = dp_results.place_choices(cells, ["cb"], ["DP task · linear"], num_tokens=3)
+    assert lines[-3].endswith("| changes | own − single | runs |")
+    assert lines[-1] == "| cb | DP task · linear | 1.0 | 1 (100%) | 0.80 | 25% | -0.100 | 1 |"  # 0.6 - 0.7
+    assert dp_results.place_choices({("cb", "prefix · linear"): [{"choices": None}]}, ["cb"], ["prefix · linear"],
+                                    num_tokens=3) == []
 
 
 def test_the_gap_closed_is_said_in_words_where_fine_tuning_does_not_beat_prompt_tuning():
