@@ -324,7 +324,7 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
             f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f})"
             + ("; *changes*, the share of dev items whose prediction depends on the place; *own − single*, DP's own "
                "places against the single place that scored best on the held-out training items, both on dev:"
-               if counterfactual else " (what the place changes is not computed here: a dev pass per candidate):"),
+               if counterfactual else "; what the place changes is not computed here (a dev pass per candidate):"),
             "", "| " + " | ".join(columns[i] for i in keep) + " |", "|---" * len(keep) + "|",
             *("| " + " | ".join(row[i] for i in keep) + " |" for row in rows)]
 
