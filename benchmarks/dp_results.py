@@ -315,9 +315,10 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
                          f"{statistics.mean(margins):+.3f}" if margins else "", str(len(runs))])
     if not rows:
         return []
-    counterfactual = any(row[5] or row[6] for row in rows)
     columns = ["task", "variant", "after", "most common", "commitment", "changes", "own − single", "runs"]
-    keep = [i for i in range(len(columns)) if counterfactual or columns[i] not in ("changes", "own − single")]
+    counterfactual = any(row[5] or row[6] for row in rows)
+    if not counterfactual:  # no dev pass per candidate was made: drop the two empty columns
+        columns, rows = columns[:5] + columns[7:], [row[:5] + row[7:] for row in rows]
     return ["", "Where DP put the prompt on dev (mean over the runs that recorded their choices): *after*, how many "
             f"of its {num_tokens} tokens went after the input on average; *most common*, each run's most common place "
             "(tokens after the input) and the share of items given it; *commitment*, the median probability of DP's "
@@ -325,8 +326,8 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
             + ("; *changes*, the share of dev items whose prediction depends on the place; *own − single*, DP's own "
                "places against the single place that scored best on the held-out training items, both on dev:"
                if counterfactual else "; what the place changes is not computed here (a dev pass per candidate):"),
-            "", "| " + " | ".join(columns[i] for i in keep) + " |", "|---" * len(keep) + "|",
-            *("| " + " | ".join(row[i] for i in keep) + " |" for row in rows)]
+            "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def curves(records: list[dict], tasks: list[str]) -> list[str]:
