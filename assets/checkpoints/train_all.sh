@@ -60,7 +60,9 @@ lines = [
     "improvement, at its maximum of epochs or after 900 s of training (MultiRC: one epoch at most, max length 256); "
     "dev (its first 300 items) is scored once, for that checkpoint. Each folder's `metrics.json` has the command, "
     "the held-out history and, for DP, its choices on dev and on the held-out items. The default backbone's prompts "
-    "are in `<task>/<method>`, another backbone's in `<backbone>/<task>/<method>`.", "",
+    "are in `<task>/<method>`, another backbone's in `<backbone>/<task>/<method>`, made at the same budgets: where its "
+    "steps cost more (SmolLM2: about 8× the default's), the 900 s cap ends more of its runs (`stopped`: time budget), "
+    "so their held-out score may still have been rising.", "",
     "`best at` equal to `steps` means the held-out score was still rising when the run ended: a longer run may do "
     "better. DP columns, for the place (position) on dev: *commitment*, the median probability of DP's top choice "
     "(1/17 = 0.06 is no preference); *changes*, the share of dev items whose prediction depends on the place; "
@@ -68,12 +70,17 @@ lines = [
     "both scored on dev.",
 ]
 runs = {}  # backbone -> [(task, folder name, metrics)]
+sizes = {}  # backbone -> bytes of each folder
 for path in sorted(root.rglob("metrics.json")):
     m = json.loads(path.read_text())
-    runs.setdefault(m.get("backbone", DEFAULT_BACKBONE), []).append((m["task"], path.parent.name, m))
+    backbone = m.get("backbone", DEFAULT_BACKBONE)
+    runs.setdefault(backbone, []).append((m["task"], path.parent.name, m))
+    sizes.setdefault(backbone, []).append(sum(file.stat().st_size for file in path.parent.iterdir()))
 earlier = []
 for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
     lines += ["", f"## {backbone}", "",
+              f"{len(sizes[backbone])} folders, {sum(sizes[backbone]) / 1e6:.1f} MB in all (the largest "
+              f"{max(sizes[backbone]) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone.", "",
               "| task | method | train items | eval every | steps | best at | stopped | held-out score | dev score | "
               "majority | commitment | changes | own − single |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     committed = {}
