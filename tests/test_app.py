@@ -96,14 +96,17 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     from app.state import PROMPT_TUNING
 
     fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
-    before = client.predict(*compare_args("cb", fields, where="input"), "smollm2-135m", api_name="/compare")
-    assert "No trained prompt for this task on smollm2-135m yet" in before[0]
+    # the decoder ships prompt tuning and DP input only (assets/checkpoints/train_all.sh): none for deep DP's side
+    nothing = client.predict(*compare_args("cb", fields, where="deep"), "smollm2-135m", api_name="/compare")
+    assert "No trained prompt for this task on smollm2-135m yet" in nothing[0]
+    like_for_like = compare_args("cb", fields, where="input", left="its fixed counterpart (like for like)")
+    shipped = client.predict(*like_for_like, "smollm2-135m", api_name="/compare")
+    assert "ready-trained on smollm2-135m" in shipped[3] and "ready-trained on smollm2-135m" in shipped[6]
     job = client.submit("cb", "smollm2-135m", [PROMPT_TUNING, DP], 5, 8, 0, api_name="/train")
     status, *_ = list(job)[-1]
     assert status.startswith("Done.")
-    result = client.predict(*compare_args("cb", fields, where="input", left="its fixed counterpart (like for like)"),
-                            "smollm2-135m", api_name="/compare")
-    assert "trained in this session on smollm2-135m" in result[3]  # both sides on the decoder, like for like
+    result = client.predict(*like_for_like, "smollm2-135m", api_name="/compare")
+    assert "trained in this session on smollm2-135m" in result[3]  # this session's runs before the shipped ones
     assert "trained in this session on smollm2-135m" in result[6]
     assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
     default = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
