@@ -116,6 +116,17 @@ def choice_statistics(factor: str, choice_probs: torch.Tensor, task: Task, label
     return stats
 
 
+def layout_probabilities(position_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The probability of each distinct layout, (rows, L + 1): index a = active tokens after the input.
+
+    Only the first l slots are active and slots 0..p-1 go after the input, so every place p >= l puts all l
+    tokens after it: one layout, whose probability is the sum over those places (index l; zero above it).
+    ``lengths`` (rows,): each row's active token count."""
+    candidates = torch.arange(position_probs.shape[1], device=position_probs.device)
+    tokens_after = torch.minimum(candidates[None, :], lengths[:, None].to(candidates))
+    return torch.zeros_like(position_probs).scatter_add_(1, tokens_after, position_probs)
+
+
 @dataclass
 class SplitPredictions:
     class_probs: torch.Tensor  # (items, labels)

@@ -188,3 +188,38 @@ def test_the_refit_benchmark_rebuilds_a_checkpoints_run_and_resumes(tmp_path, da
     assert "| cb | dp_input |" in capsys.readouterr().out
     refit_choices.main()  # done already: nothing trained, the table printed again
     assert len(results.read_text().splitlines()) == 1 and "| cb | dp_input |" in capsys.readouterr().out
+
+
+def test_layout_figures_merge_equivalent_places_and_say_what_an_untrained_network_gives():
+    from benchmarks.equivalent_places import layout_figures
+
+    # L = 4 (places 0..4), both rows of length 2: layouts 0, 1 or 2 tokens after the input.
+    probs = torch.tensor([[0.4, 0.0, 0.2, 0.2, 0.2],  # top place 0 (0.4), yet "all after" holds 0.6
+                          [0.0, 0.9, 0.1, 0.0, 0.0]])  # sure of one token after
+    figures = layout_figures(probs, torch.tensor([2, 2]))
+    assert figures["commitment"] == pytest.approx(0.65)  # median of 0.4 and 0.9
+    assert figures["layout_commitment"] == pytest.approx(0.75)  # median of 0.6 and 0.9
+    assert figures["untrained_layout_commitment"] == pytest.approx(0.6)  # 3 of 5 places put both tokens after
+    assert figures["drawn_not_most_probable"] == 0.5  # the first row draws place 0, its most probable layout is 2
+    assert figures["length_median"] == 2 and figures["length_range"] == [2, 2]
+
+
+def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, data_dir, tiny_bert_path, monkeypatch,
+                                                                   capsys):
+    from benchmarks import equivalent_places
+    from dp_core import train as train_module
+
+    root = tmp_path / "checkpoints"
+    for method, factors in [("dp_input", "position,length"), ("dp_deep", "length")]:
+        assert train_module.main(["--task", "cb", "--method", "dp", "--factors", factors, "--where", method[3:],
+                                  "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8",
+                                  "--max-steps", "1", "--batch-size", "4", "--num-tokens", "4", "--device", "cpu",
+                                  "--output-dir", str(root / "cb" / method)]) == 0
+    monkeypatch.setattr(sys, "argv", ["equivalent_places", "--data-dir", str(data_dir), "--checkpoints", str(root)])
+    capsys.readouterr()
+    equivalent_places.main()
+    output = capsys.readouterr().out
+    (record,) = [json.loads(line) for line in output.splitlines() if line.startswith("{")]  # dp_deep chooses no place
+    assert record["task"] == "cb" and record["method"] == "dp_input" and 1 <= record["length_median"] <= 4
+    assert record["layout_commitment"] >= record["commitment"]
+    assert "| cb | dp_input |" in output and "| cb | dp_deep |" not in output

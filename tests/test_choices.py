@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dp_core.choices import choice_statistics, predict_split, split_choice_statistics
+from dp_core.choices import choice_statistics, layout_probabilities, predict_split, split_choice_statistics
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import counterfactuals
@@ -88,6 +88,31 @@ def test_choice_statistics_on_a_hand_made_distribution():
     assert "predictions" not in summary and summary["best_single"] == 0 and summary["most_common"] == 0
     bare = choice_statistics("length", probs, task, labels, groups)
     assert bare.candidates == ["1", "2", "3"] and bare.own_score is None and bare.single_scores is None
+
+
+def test_places_past_the_length_merge_into_one_layout():
+    # L = 4: places 0..4. A row of length 2 has three layouts (0, 1 or 2 tokens after); one of length 4 has five.
+    probs = torch.tensor([[0.1, 0.2, 0.3, 0.25, 0.15], [0.1, 0.2, 0.3, 0.25, 0.15]])
+    merged = layout_probabilities(probs, torch.tensor([2, 4]))
+    assert torch.allclose(merged[0], torch.tensor([0.1, 0.2, 0.7, 0.0, 0.0]))
+    assert torch.allclose(merged[1], probs[1])
+
+
+@pytest.mark.parametrize("where", ["input", "deep"])
+def test_forcing_a_place_past_the_length_gives_the_same_output(where, tiny_backbone, data_dir):
+    """What layout_probabilities assumes: with l active tokens, every place p >= l is one and the same layout."""
+    batch = batch_of(tiny_backbone, data_dir, "rte")
+    model = dp(tiny_backbone, "rte", where=where)
+    with torch.no_grad():
+        model.head[1].weight.normal_(std=1.0)
+        for pool in (model.prompt.input_pool, model.prompt.deep_pool):
+            if pool is not None:
+                pool.normal_(std=3.0)
+        rows = batch.input_ids.shape[0]
+        two_tokens = torch.full((rows,), 1)  # length index 1: two active tokens
+        outputs = [model(batch, forced={"position": torch.full((rows,), p), "length": two_tokens}) for p in range(5)]
+    assert torch.allclose(outputs[2], outputs[3], atol=1e-6) and torch.allclose(outputs[2], outputs[4], atol=1e-6)
+    assert (outputs[0] - outputs[2]).abs().max() > 1e-3, "fewer tokens after the input is another layout"
 
 
 def test_split_statistics_agree_with_the_batches(tiny_backbone, data_dir):
