@@ -186,9 +186,28 @@ WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", 
         "pool": ("pool prompt", "whichever pool prompt is used")}
 
 
-def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict | None = None) -> str:
+def same_layout_reading(position_probs: list[float], active_length: int) -> str:
+    """Places p >= l all put the l active tokens after the input (``layout_probabilities``): say how much DP gives
+    that one layout, against a choice network with no preference, and when it outweighs the place drawn."""
+    size = len(position_probs)
+    if active_length >= size - 1:
+        return ""
+    all_after = sum(position_probs[active_length:])
+    tokens = f"{active_length} active token" + ("s" if active_length > 1 else "")
+    reading = (f"With {tokens}, the {size - active_length} places from {active_length} to {size - 1} are one "
+               f"layout (all after the input): DP gives it {all_after:.0%} in all; a network with no preference "
+               f"{(size - active_length) / size:.0%}.")
+    chosen = max(range(size), key=position_probs.__getitem__)
+    if chosen < active_length and all_after > position_probs[chosen]:
+        reading += f" So the drawn layout is not DP's most probable one ({position_probs[chosen]:.0%} against that)."
+    return reading
+
+
+def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict | None = None,
+                       active_length: int | None = None) -> str:
     """How sure DP is of one instance's choice of ``factor``, and (``task_stats``: the factor's
-    ``ChoiceStatistics.summary()`` on dev) whether it acts as one choice for the whole task or hardly matters there."""
+    ``ChoiceStatistics.summary()`` on dev) whether it acts as one choice for the whole task or hardly matters there.
+    For the place, ``active_length`` (the instance's active tokens) adds what the places past it share."""
     what, _ = WHAT[factor]
     size = len(choice_probs)
     chosen = max(range(size), key=choice_probs.__getitem__)
@@ -200,6 +219,8 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
         parts = [f"DP is sure of this {what} ({top:.0%})."]
     else:
         parts = [f"DP leans towards this {what} ({top:.0%}; uniform {1 / size:.0%})."]
+    if factor == "position" and active_length is not None:
+        parts.append(same_layout_reading(choice_probs, active_length))
     if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
         parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "
                      "for the whole task.")
@@ -207,7 +228,7 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
     if changes is not None and changes < HARDLY_MATTERS:
         parts.append(f"Across the dev set the {what} changes {changes:.0%} of the predictions: on this task DP's "
                      f"{what} decides little.")
-    return " ".join(parts)
+    return " ".join(part for part in parts if part)
 
 
 def change_reading(factor: str, counterfactual: list[list[float]], chosen: int,
@@ -225,10 +246,11 @@ def change_reading(factor: str, counterfactual: list[list[float]], chosen: int,
 
 
 def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[list[float]] | None = None,
-                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None) -> str:
+                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None,
+                   active_length: int | None = None) -> str:
     """Plain sentences on one instance's choice of ``factor``: how sure DP is, whether it acts as one choice for the
     whole task, and (with ``counterfactual``: class probabilities at every candidate) what the choice changes."""
-    reading = confidence_reading(factor, choice_probs, task_stats)
+    reading = confidence_reading(factor, choice_probs, task_stats, active_length)
     if counterfactual is None:
         return reading
     chosen = max(range(len(choice_probs)), key=choice_probs.__getitem__)

@@ -72,6 +72,8 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     assert sum(" · DP" in row["candidate"] for row in place) == len(labels)
     assert any(word in dp_reading for word in ("no preference", "is sure", "leans towards"))
     assert "wherever the prompt goes" in dp_reading or "the prediction would change" in dp_reading
+    active_length = 1 + max(range(16), key=lambda index: lengths[index][1])  # the places past it are one layout
+    assert ("are one layout (all after the input)" in dp_reading) == (active_length < 16), dp_reading
 
 
 def test_training_streams_curves_then_compare_uses_the_new_run(client):

@@ -2,7 +2,7 @@
 
 import torch
 
-from dp_core.choices import choice_reading, split_choice_statistics
+from dp_core.choices import choice_reading, confidence_reading, split_choice_statistics
 from dp_core.data import encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import counterfactuals, explain
@@ -70,3 +70,25 @@ def test_a_place_that_matters_reads_what_moving_it_changes(tiny_backbone, data_d
     assert any("With another place the prediction would change at" in text for text in readings)
     assert all("DP leans towards this place (40%; uniform 20%)" in text for text in readings)
     assert not any("decides little" in text for text in readings)  # here the place changes many predictions
+
+
+def test_places_past_the_length_read_as_one_layout_and_a_drawn_layout_that_is_not_the_most_probable(
+        tiny_backbone, data_dir):
+    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position", "length"), prompt_dropout=0.0)
+    model = PromptClassifier(tiny_backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
+    with torch.no_grad():  # top place 0 (34%), yet places 2-4 together hold 62%; length 2 for sure
+        model.prompt.task_logits["position"].copy_(torch.tensor([2.0, 0.0, 1.5, 1.5, 1.5]))
+        model.prompt.task_logits["length"].copy_(torch.tensor([0.0, 8.0, 0.0, 0.0]))
+    examples = load_examples("rte", "val", data_dir)[:1]
+    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
+    from dp_core.data import collate
+
+    decision = explain(model, collate(split, [0], model.backbone.tokenizer.pad_token_id))[0]
+    assert decision.active_length == 2 and decision.split_position == 0
+    reading = confidence_reading("position", decision.position_probs, active_length=decision.active_length)
+    assert "DP has no preference for the place here (top choice 34% of 5; uniform 20%)" in reading
+    assert ("With 2 active tokens, the 3 places from 2 to 4 are one layout (all after the input): DP gives it 62% in "
+            "all; a network with no preference 60%.") in reading
+    assert "So the drawn layout is not DP's most probable one (34% against that)." in reading
+    full_length = confidence_reading("position", decision.position_probs, active_length=4)
+    assert "one layout" not in full_length and "drawn layout" not in full_length

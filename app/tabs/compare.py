@@ -48,8 +48,8 @@ def confidence(model, decision) -> list[str]:
     """How sure DP is of each choice it made for this example (cheap: no candidate is tried)."""
     stats = dev_summary(model)
     probs = {"position": decision.position_probs, "length": decision.length_probs}
-    return [confidence_reading(factor, probs[factor], stats.get(factor)) for factor in WHAT_IF
-            if probs[factor] is not None]
+    return [confidence_reading(factor, probs[factor], stats.get(factor), decision.active_length)
+            for factor in WHAT_IF if probs[factor] is not None]
 
 
 def what_if(model, example, decision, label_names) -> tuple[list[pd.DataFrame], list[str]]:
