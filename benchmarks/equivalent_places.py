@@ -9,7 +9,8 @@ over the places that give it. This prints, per DP checkpoint (on dev, as the che
 chosen lengths, that commitment, the commitment over distinct layouts (``dp_core.choices.layout_probabilities``), what
 an untrained choice network (uniform over the places) gives over distinct layouts (its "all after" holds every
 place p >= l), and the share of rows whose drawn layout (the top place, as DP decides) is not their most probable
-layout. Forward passes only; nothing is saved.
+layout, with the dev score of the layouts drawn and of the most probable ones (every row's place forced to its most
+probable layout, its length and pool prompt DP's own). Forward passes only; nothing is saved.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 
 from dp_core.backbone import Backbone, load_backbone
-from dp_core.choices import layout_probabilities, predict_split
+from dp_core.choices import layout_probabilities, predict_split, task_score
+from dp_core.data import iterate_batches
 from dp_core.model import PromptClassifier
 from dp_core.tasks import load_examples
 from dp_core.train import split_features
@@ -51,24 +53,48 @@ def checkpoint_figures(folder: Path, data_dir: str, backbones: dict[str, Backbon
     model = PromptClassifier.from_pretrained(folder, backbone=backbones[metrics["backbone"]]).eval()
     dev = load_examples(metrics["task"], "val", data_dir)[: metrics["dev_size"]]
     split = model.encode_examples(dev)
-    choices = predict_split(model, split, 64, split_features(model, split)).choice_probs
+    features = split_features(model, split)
+    predictions = predict_split(model, split, 64, features)
+    choices = predictions.choice_probs
     if "position" not in choices:
         return None
     length_count = model.prompt.sizes["position"] - 1
     lengths = choices["length"].argmax(-1) + 1 if "length" in choices else torch.full((split.num_rows,), length_count)
+    most_probable = layout_probabilities(choices["position"], lengths).argmax(-1)  # place a: a tokens after
+    own = predictions.class_probs.argmax(-1).tolist()
     return {"backbone": metrics["backbone"], "task": metrics["task"], "method": folder.name,
-            **layout_figures(choices["position"], lengths)}
+            **layout_figures(choices["position"], lengths),
+            "dev_score": task_score(model.task, own, split.labels, split.groups),
+            "dev_score_most_probable_layout": task_score(model.task, forced_predictions(model, split, features,
+                                                                                       most_probable),
+                                                         split.labels, split.groups)}
+
+
+@torch.no_grad()
+def forced_predictions(model: PromptClassifier, split, features: torch.Tensor | None,
+                       places: torch.Tensor) -> list[int]:
+    """Each item's predicted class with every row's place forced to ``places`` (rows,), its other choices DP's."""
+    predicted = torch.zeros(len(split), dtype=torch.long)
+    for batch in iterate_batches(split, 64, model.backbone.tokenizer.pad_token_id, shuffle=False):
+        batch = batch.to(model.backbone.device)
+        rows = batch.rows.cpu()
+        logits = model(batch, None if features is None else features[batch.rows],
+                       forced={"position": places[rows].to(batch.input_ids.device)})
+        predicted[batch.items.cpu()] = logits.argmax(-1).cpu()
+    return predicted.tolist()
 
 
 def table(records: list[dict]) -> str:
     lines = ["| backbone | task | method | length (median, range) | commitment (17 places) | commitment (layouts) | "
-             "untrained network (layouts) | drawn ≠ most probable layout |", "|---|---|---|---|---|---|---|---|"]
+             "untrained network (layouts) | drawn ≠ most probable layout | dev score: drawn | most probable layout |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for record in records:
         low, high = record["length_range"]
         lines.append(f"| {record['backbone']} | {record['task']} | {record['method']} | "
                      f"{record['length_median']:.0f} ({low}-{high}) | {record['commitment']:.2f} | "
                      f"{record['layout_commitment']:.2f} | {record['untrained_layout_commitment']:.2f} | "
-                     f"{record['drawn_not_most_probable']:.0%} |")
+                     f"{record['drawn_not_most_probable']:.0%} | {record['dev_score']:.3f} | "
+                     f"{record['dev_score_most_probable_layout']:.3f} |")
     return "\n".join(lines)
 
 

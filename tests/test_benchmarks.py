@@ -222,4 +222,22 @@ def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, dat
     (record,) = [json.loads(line) for line in output.splitlines() if line.startswith("{")]  # dp_deep chooses no place
     assert record["task"] == "cb" and record["method"] == "dp_input" and 1 <= record["length_median"] <= 4
     assert record["layout_commitment"] >= record["commitment"]
+    metrics = json.loads((root / "cb" / "dp_input" / "metrics.json").read_text())
+    assert record["dev_score"] == pytest.approx(metrics["best"]["score"])  # the drawn layouts: as the run scored dev
+    if record["drawn_not_most_probable"] == 0:
+        assert record["dev_score_most_probable_layout"] == pytest.approx(record["dev_score"])
+    # Forcing every row's own (drawn) place gives DP's own predictions back.
+    from dp_core.backbone import load_backbone
+    from dp_core.choices import predict_split
+    from dp_core.model import PromptClassifier
+    from dp_core.train import split_features
+
+    model = PromptClassifier.from_pretrained(root / "cb" / "dp_input",
+                                             backbone=load_backbone(str(tiny_bert_path), device="cpu")).eval()
+    split = model.encode_examples(load_examples("cb", "val", data_dir)[:8])
+    features = split_features(model, split)
+    predictions = predict_split(model, split, 64, features)
+    drawn = predictions.choice_probs["position"].argmax(-1)
+    own = predictions.class_probs.argmax(-1).tolist()
+    assert equivalent_places.forced_predictions(model, split, features, drawn) == own
     assert "| cb | dp_input |" in output and "| cb | dp_deep |" not in output
