@@ -330,14 +330,21 @@ class PromptClassifier(nn.Module):
         if features is None:
             features = self.instance_features(batch)
         rows, items, candidates = batch.input_ids.shape[0], batch.num_items, sizes[factor]
+        distinct = candidates
+        if factor == "position" and "length" in sizes and not self.training:
+            # Places p >= l put all l active tokens after the input: past the batch's longest prompt every place
+            # is the same layout as that one, so it is computed once and repeated.
+            plan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask, features=features)
+            distinct = min(candidates, int(plan.active.sum(-1).max()) + 1)
         per_pass = max(1, max_rows // rows)
         probabilities = []
-        for first in range(0, candidates, per_pass):
-            chosen = torch.arange(first, min(first + per_pass, candidates), device=batch.input_ids.device)
+        for first in range(0, distinct, per_pass):
+            chosen = torch.arange(first, min(first + per_pass, distinct), device=batch.input_ids.device)
             copies = len(chosen)
             logits = self(batch.repeat(copies), features.repeat(copies, 1),
                           forced={factor: chosen.repeat_interleave(rows)})
             probabilities.append(logits.float().softmax(-1).view(copies, items, -1).transpose(0, 1))
+        probabilities.append(probabilities[-1][:, -1:].expand(-1, candidates - distinct, -1))
         return torch.cat(probabilities, dim=1)
 
     def expected_choice_loss(self, batch: Batch, features: torch.Tensor | None) -> torch.Tensor:

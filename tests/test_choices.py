@@ -55,6 +55,28 @@ def test_counterfactuals_equal_forcing_one_candidate_at_a_time(task, where, fact
             assert torch.allclose(model(batch, forced={factor: chosen}), model(batch), atol=1e-6)
 
 
+@pytest.mark.parametrize("where", ["input", "deep"])
+def test_place_counterfactuals_past_the_longest_prompt_equal_forcing_them(where, tiny_backbone, data_dir):
+    """Counterfactuals compute the places up to the batch's longest prompt and repeat the last: still exact."""
+    batch = batch_of(tiny_backbone, data_dir, "copa")
+    model = dp(tiny_backbone, "copa", where=where)
+    spread_choices(model, batch)
+    with torch.no_grad():
+        model.head[1].weight.normal_(std=1.0)
+        for pool in (model.prompt.input_pool, model.prompt.deep_pool):
+            if pool is not None:
+                pool.normal_(std=3.0)
+        model.prompt.heads["length"].weight.zero_()
+        model.prompt.heads["length"].bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0]))  # two tokens on every row
+        assert (model.encode(batch).plan.active.sum(-1) == 2).all()
+        rows = batch.input_ids.shape[0]
+        one_at_a_time = torch.stack([model(batch, forced={"position": torch.full((rows,), c)}).softmax(-1)
+                                     for c in range(5)], dim=1)
+    stacked = counterfactuals(model, batch, "position")
+    assert torch.allclose(stacked, one_at_a_time, atol=1e-5)
+    assert (stacked[:, 0] - stacked[:, 2]).abs().max() > 1e-3, "the places before the length must differ"
+
+
 def test_counterfactuals_refuse_what_the_model_does_not_choose(tiny_backbone, data_dir):
     batch = batch_of(tiny_backbone, data_dir, "rte")
     with pytest.raises(ValueError, match="does not choose 'length'"):
