@@ -94,6 +94,7 @@ def counterfactuals(model: PromptClassifier, batch: Batch, factor: str, features
 
     Candidates are stacked as extra rows of one batch (up to ``max_rows`` rows per forward pass), so there is no
     loop over instances; the result equals forcing one candidate at a time. COPA forces both rows of an item.
+    Places past the batch's longest prompt are one layout (all its tokens after the input): computed once.
     """
     was_training = model.training
     model.eval()
