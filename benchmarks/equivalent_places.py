@@ -58,8 +58,8 @@ def checkpoint_figures(folder: Path, data_dir: str, backbones: dict[str, Backbon
     choices = predictions.choice_probs
     if "position" not in choices:
         return None
-    length_count = model.prompt.sizes["position"] - 1
-    lengths = choices["length"].argmax(-1) + 1 if "length" in choices else torch.full((split.num_rows,), length_count)
+    slots = model.prompt.sizes["position"] - 1
+    lengths = choices["length"].argmax(-1) + 1 if "length" in choices else torch.full((split.num_rows,), slots)
     most_probable = layout_probabilities(choices["position"], lengths).argmax(-1)  # place a: a tokens after
     own = predictions.class_probs.argmax(-1).tolist()
     return {"backbone": metrics["backbone"], "task": metrics["task"], "method": folder.name,

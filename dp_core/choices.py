@@ -18,6 +18,8 @@ and from counterfactuals (every candidate forced on every item, ``dp_core.explai
   does not matter).
 
 Commitment, entropy and collapse are per row (COPA: each choice's row has its own layout); scores are per item.
+They count places as candidates, though every place past the chosen length is one layout (all its tokens after the
+input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout").
 """
 
 from __future__ import annotations
