@@ -194,7 +194,8 @@ def same_layout_reading(position_probs: list[float], active_length: int) -> str:
     size = len(position_probs)
     if active_length >= size - 1:
         return ""
-    all_after = sum(position_probs[active_length:])
+    merged = layout_probabilities(torch.tensor([position_probs]), torch.tensor([active_length]))
+    all_after = float(merged[0, active_length])
     tokens = f"{active_length} active token" + ("s" if active_length > 1 else "")
     reading = (f"With {tokens}, the {size - active_length} places from {active_length} to {size - 1} are one "
                f"layout (all after the input): DP gives it {all_after:.0%} in all; a network with no preference "
