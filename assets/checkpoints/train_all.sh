@@ -69,22 +69,22 @@ lines = [
     "*own − single*, DP's own places against the single place that scored best on the held-out training items, "
     "both scored on dev.",
 ]
-runs = {}  # backbone -> [(task, folder name, metrics)]
-sizes = {}  # backbone -> bytes of each folder
+runs = {}  # backbone -> [(task, folder name, metrics, folder bytes)]
 for path in sorted(root.rglob("metrics.json")):
     m = json.loads(path.read_text())
     backbone = m.get("backbone", DEFAULT_BACKBONE)
-    runs.setdefault(backbone, []).append((m["task"], path.parent.name, m))
-    sizes.setdefault(backbone, []).append(sum(file.stat().st_size for file in path.parent.iterdir()))
+    folder_bytes = sum(file.stat().st_size for file in path.parent.iterdir())
+    runs.setdefault(backbone, []).append((m["task"], path.parent.name, m, folder_bytes))
 earlier = []
 for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
+    sizes = [folder_bytes for *_, folder_bytes in runs[backbone]]
     lines += ["", f"## {backbone}", "",
-              f"{len(sizes[backbone])} folders, {sum(sizes[backbone]) / 1e6:.1f} MB in all (the largest "
-              f"{max(sizes[backbone]) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone.", "",
+              f"{len(sizes)} folders, {sum(sizes) / 1e6:.1f} MB in all (the largest "
+              f"{max(sizes) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone.", "",
               "| task | method | train items | eval every | steps | best at | stopped | held-out score | dev score | "
               "majority | commitment | changes | own − single |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     committed = {}
-    for task, name, m in sorted(runs[backbone], key=lambda run: (TASKS.index(run[0]), run[1])):
+    for task, name, m, _ in sorted(runs[backbone], key=lambda run: (TASKS.index(run[0]), run[1])):
         if "command" not in m:
             earlier.append(f"| {task} | {name} | {m['train_size']} | {m['best_step']} | "
                            f"{m['best']['score']:.3f} | {m['majority_baseline']:.3f} |")
@@ -114,6 +114,6 @@ if earlier:
               "flatters it), not yet re-made:", "", "| task | folder | train items | best at | dev score | majority |",
               "|---|---|---|---|---|---|", *earlier]
 lines += ["", "Commands, one per folder:", ""]
-lines += [f"- `{m['command']}`" for backbone in runs for _, _, m in runs[backbone] if "command" in m]
+lines += [f"- `{m['command']}`" for backbone in runs for _, _, m, _ in runs[backbone] if "command" in m]
 (root / "README.md").write_text("\n".join(lines) + "\n")
 PYTHON
