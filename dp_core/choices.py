@@ -180,8 +180,8 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
             for factor in factors}
 
 
-# Thresholds of the plain readings: a top choice under twice the uniform share is no preference; at 50 % DP is
-# sure; one choice for 90 % of the dev set makes DP a task-level choice; a factor that changes under 5 % of dev
+# Thresholds of the plain readings: a top choice under twice the uniform share (at most halfway from it to 1, for
+# two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of the dev set makes DP a task-level choice; a factor that changes under 5 % of dev
 # predictions hardly matters on that task, however sure DP is of it.
 NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
 WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
@@ -215,7 +215,7 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
     size = len(choice_probs)
     chosen = max(range(size), key=choice_probs.__getitem__)
     top = choice_probs[chosen]
-    if top < NO_PREFERENCE / size:
+    if top < min(NO_PREFERENCE / size, (1 + 1 / size) / 2):
         parts = [f"DP has no preference for the {what} here (top choice {top:.0%} of {size}; uniform "
                  f"{1 / size:.0%}): the drawing shows an arbitrary pick."]
     elif top >= COMMITTED:

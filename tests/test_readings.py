@@ -92,3 +92,10 @@ def test_places_past_the_length_read_as_one_layout_and_a_drawn_layout_that_is_no
     assert "So the drawn layout is not DP's most probable one (34% against that)." in reading
     full_length = confidence_reading("position", decision.position_probs, active_length=4)
     assert "one layout" not in full_length and "drawn layout" not in full_length
+
+
+def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preference():
+    assert confidence_reading("length", [0.8, 0.2]).startswith("DP is sure of this length (80%)")
+    assert confidence_reading("length", [0.6, 0.4]).startswith("DP has no preference for the length here")
+    # from four candidates on, twice the uniform share is the line, as before
+    assert confidence_reading("length", [0.55, 0.15, 0.15, 0.15]).startswith("DP is sure of this length (55%)")
