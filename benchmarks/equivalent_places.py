@@ -8,7 +8,7 @@ The commitment of docs/dp_learning.md (the median top probability of the 17 plac
 over the places that give it. This prints, per DP checkpoint (on dev, as the checkpoints' README scores it): the
 chosen lengths, that commitment, the commitment over distinct layouts (``dp_core.choices.layout_probabilities``), what
 an untrained choice network (uniform over the places) gives over distinct layouts (its "all after" holds every
-place p >= l), and the share of rows whose drawn layout (the top place, as DP decides) is not their most probable
+place p >= l; a DP that draws the place given the length starts uniform over the l + 1 layouts), and the share of rows whose drawn layout (the top place, as DP decides) is not their most probable
 layout, with the dev score of the layouts drawn and of the most probable ones (every row's place forced to its most
 probable layout, its length and pool prompt DP's own). Forward passes only; nothing is saved.
 """
@@ -31,11 +31,17 @@ from dp_core.train import split_features
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]
 
 
-def layout_figures(position_probs: torch.Tensor, lengths: torch.Tensor) -> dict:
-    """The figures of one checkpoint from its rows' place distributions (rows, L + 1) and lengths (rows,)."""
+def layout_figures(position_probs: torch.Tensor, lengths: torch.Tensor, given_length: bool = False) -> dict:
+    """The figures of one checkpoint from its rows' place distributions (rows, L + 1) and lengths (rows,);
+    ``given_length``: the DP draws the place given the length, so a network with no preference is uniform over the
+    l + 1 layouts rather than over the places."""
     places = position_probs.shape[1]
     layouts = layout_probabilities(position_probs, lengths)
-    uniform = layout_probabilities(torch.full_like(position_probs, 1.0 / places), lengths)
+    if given_length:
+        possible = (torch.arange(places)[None, :] <= lengths[:, None]).float()
+        uniform = possible / possible.sum(-1, keepdim=True)
+    else:
+        uniform = layout_probabilities(torch.full_like(position_probs, 1.0 / places), lengths)
     drawn = torch.minimum(position_probs.argmax(-1), lengths)  # tokens after the input in the layout DP uses
     return {"length_median": float(lengths.float().quantile(0.5)),
             "length_range": [int(lengths.min()), int(lengths.max())],
@@ -63,7 +69,7 @@ def checkpoint_figures(folder: Path, data_dir: str, backbones: dict[str, Backbon
     most_probable = layout_probabilities(choices["position"], lengths).argmax(-1)  # place a: a tokens after
     own = predictions.class_probs.argmax(-1).tolist()
     return {"backbone": metrics["backbone"], "task": metrics["task"], "method": folder.name,
-            **layout_figures(choices["position"], lengths),
+            **layout_figures(choices["position"], lengths, model.method.place_given_length),
             "dev_score": task_score(model.task, own, split.labels, split.groups),
             "dev_score_most_probable_layout": task_score(model.task, forced_predictions(model, split, features,
                                                                                        most_probable),

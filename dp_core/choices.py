@@ -19,12 +19,13 @@ and from counterfactuals (every candidate forced on every item, ``dp_core.explai
 
 Commitment, entropy and collapse are per row (COPA: each choice's row has its own layout); scores are per item.
 They count places as candidates, though every place past the chosen length is one layout (all its tokens after the
-input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout").
+input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout"). A DP that draws
+the place given the length (``place_given_length``) gives those places no probability: its rows have l + 1
+candidates, and entropy and the readings count those.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -96,7 +97,10 @@ def choice_statistics(factor: str, choice_probs: torch.Tensor, task: Task, label
     rows, size = choice_probs.shape
     probs = choice_probs.float().clamp_min(1e-12)
     counts = torch.bincount(probs.argmax(-1), minlength=size)
-    entropy = -(probs * probs.log()).sum(-1) / math.log(size) if size > 1 else torch.zeros(rows)
+    # divided by the log of the row's candidates: those it gives any probability (a place drawn given the length
+    # has l + 1, the others none)
+    candidates = (choice_probs > 0).sum(-1).clamp_min(2).float()
+    entropy = -(probs * probs.log()).sum(-1) / candidates.log() if size > 1 else torch.zeros(rows)
     stats = ChoiceStatistics(
         factor=factor, candidates=candidate_names(factor, size), counts=counts.tolist(),
         commitment=float(probs.max(-1).values.quantile(0.5)), entropy=float(entropy.mean()),
@@ -215,6 +219,9 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
     size = len(choice_probs)
     chosen = max(range(size), key=choice_probs.__getitem__)
     top = choice_probs[chosen]
+    given_length = factor == "position" and active_length is not None and not any(choice_probs[active_length + 1:])
+    if given_length:  # a place drawn given the length: only its l + 1 layouts are candidates
+        size = active_length + 1
     if top < min(NO_PREFERENCE / size, (1 + 1 / size) / 2):
         parts = [f"DP has no preference for the {what} here (top choice {top:.0%} of {size}; uniform "
                  f"{1 / size:.0%}): the drawing shows an arbitrary pick."]
@@ -222,7 +229,7 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
         parts = [f"DP is sure of this {what} ({top:.0%})."]
     else:
         parts = [f"DP leans towards this {what} ({top:.0%}; uniform {1 / size:.0%})."]
-    if factor == "position" and active_length is not None:
+    if factor == "position" and active_length is not None and not given_length:
         parts.append(same_layout_reading(choice_probs, active_length))
     if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
         parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "

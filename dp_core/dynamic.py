@@ -4,7 +4,8 @@ chosen per task or per instance.
 - *position*: the L prompt slots are split around the input, slots ``p..L-1`` before it and ``0..p-1``
   right after its text (before the closing [SEP]); p in {0..L}.
 - *length*: only the first l slots are active (l in {1..L}); inactive slots take no place and are never
-  attended, so they have no influence on the output.
+  attended, so they have no influence on the output. Every p >= l is then one layout (all l tokens after the
+  input); ``place_given_length`` draws the place given the drawn length, among its l + 1 layouts.
 - *pool*: the prompt is a convex mix of k prompts (softmax weights; Gumbel one-hot as an option).
 - *level*: one learned logit vector per factor (task) or a light network reading the frozen backbone's
   masked-mean representation of the raw input (instance).
@@ -89,6 +90,11 @@ class DynamicPromptConfig(MethodConfig):
     # exact expected loss, stopped on the selection split and kept only if it does not lower its score
     # (``dp_core.refit``; docs/dp_learning.md).
     refit_choices: bool = False
+    # With position and length: the place is drawn given the drawn length l, among p = 0..l only. Every place p >= l
+    # puts all l active tokens after the input (one layout), so without this the 17 - l places of that layout share
+    # its probability and an untrained network gives it (17 - l) / 17; with it each row chooses among its l + 1
+    # distinct layouts, uniformly at first (docs/dp_learning.md, "Places that are one layout").
+    place_given_length: bool = False
     prompt_dropout: float = 0.1
     init: str = "vocab"  # input-level prompts: "vocab" | "random"
 
@@ -114,6 +120,9 @@ class DynamicPromptConfig(MethodConfig):
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.samples < 1 or (self.samples > 1 and self.estimator != "score_function"):
             raise ValueError(f"samples must be 1, or > 1 with the score-function estimator, got {self.samples}")
+        if self.place_given_length and not {"position", "length"} <= set(self.factors):
+            raise ValueError(f"place_given_length draws the place given the length: it needs both factors, "
+                             f"got {self.factors}")
 
     def build(self, backbone: Backbone) -> nn.Module:
         return DynamicPrompt(self, backbone)
@@ -200,23 +209,41 @@ class DynamicPrompt(nn.Module):
             return list(self.task_logits.parameters())
         return list(self.trunk.parameters()) + list(self.heads.parameters())
 
-    def logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def factor_logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each factor's own logits, before the place is conditioned on the length."""
         rows = features.shape[0]
         if self.config.level == "task":
             return {f: logit[None].expand(rows, -1) for f, logit in self.task_logits.items()}
         hidden = self.trunk(self.feature_norm(features))
         return {f: head(hidden) for f, head in self.heads.items()}
 
+    def logits(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The logits DP draws its choices from. With ``place_given_length`` the place's are those given ``lengths``
+        (rows,) active tokens; by default DP's own length (its argmax, as at evaluation)."""
+        logits = self.factor_logits(features)
+        if not self.config.place_given_length:
+            return logits
+        return self.condition_place(logits, logits["length"].argmax(-1) + 1 if lengths is None else lengths)
+
+    @staticmethod
+    def condition_place(logits: dict[str, torch.Tensor], lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Places past each row's length removed (-inf): p > l repeats the layout of p = l."""
+        places = torch.arange(logits["position"].shape[-1], device=logits["position"].device)
+        past = places[None, :] > lengths.to(places.device)[:, None]
+        return {**logits, "position": logits["position"].masked_fill(past, float("-inf"))}
+
     def choose(self, logits: torch.Tensor, forced: torch.Tensor | None = None) -> torch.Tensor:
         """Hard one-hot: a Gumbel-Softmax sample while training (straight-through gradients, or none for the
         score-function estimator, which learns from the sampled choice's log-probability), argmax otherwise;
-        ``forced`` (rows,) candidate indices override the choice (counterfactuals)."""
+        ``forced`` (rows,) candidate indices override the choice (counterfactuals). Candidates at -inf (places
+        past the length) are never drawn."""
         if forced is not None:
             return F.one_hot(forced.to(logits.device), logits.shape[-1]).float()
         if not self.training:
             return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
         if self.warming_up():
-            uniform = torch.randint(logits.shape[-1], logits.shape[:-1], device=logits.device)
+            allowed = torch.isfinite(logits).float().reshape(-1, logits.shape[-1])
+            uniform = torch.multinomial(allowed, 1).view(logits.shape[:-1])
             return F.one_hot(uniform, logits.shape[-1]).float()
         sample = F.gumbel_softmax(logits.float(), tau=self.temperature(), hard=True)
         return sample if self.config.estimator == "straight_through" else sample.detach()
@@ -253,19 +280,23 @@ class DynamicPrompt(nn.Module):
         rows, length = input_ids.shape[0], self.config.num_tokens
         if self.training:
             self.steps_done += 1
-        logits = self.logits(features)
-        decisions = {f"{factor}_probs": logit.float().softmax(-1) for factor, logit in logits.items()}
+        logits = self.factor_logits(features)
         slot_index = torch.arange(length, device=input_ids.device)
 
         position_weights = length_weights = None
         split_position = torch.zeros(rows, dtype=torch.long, device=input_ids.device)
         active = torch.ones(rows, length, dtype=torch.bool, device=input_ids.device)
+        if self.config.place_given_length:  # the length first, then the place among that length's layouts
+            length_weights = self.choose(logits["length"], forced.get("length"))
+            logits = self.condition_place(logits, length_weights.argmax(-1) + 1)
         if "position" in logits:
             position_weights = self.choose(logits["position"], forced.get("position"))
             split_position = position_weights.argmax(-1)
         if "length" in logits:
-            length_weights = self.choose(logits["length"], forced.get("length"))
+            if length_weights is None:
+                length_weights = self.choose(logits["length"], forced.get("length"))
             active = slot_index[None, :] < length_weights.argmax(-1, keepdim=True) + 1
+        decisions = {f"{factor}_probs": logit.float().softmax(-1) for factor, logit in logits.items()}
 
         if "pool" in logits:
             pool_weights = self.choose(logits["pool"], forced.get("pool")) \
@@ -275,15 +306,18 @@ class DynamicPrompt(nn.Module):
         if self.training and self.config.entropy_bonus > 0:
             discrete = [f for f in ("position", "length") if f in logits]
             if discrete:
-                decisions["choice_entropy"] = sum(-(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])
-                                                  for p in (decisions[f"{f}_probs"] for f in discrete))
+                # each divided by the log of its candidate count (a place given the length has l + 1)
+                decisions["choice_entropy"] = sum(
+                    -(p * p.clamp_min(1e-12).log()).sum(-1) / torch.isfinite(logits[f]).sum(-1).float().log()
+                    for f, p in ((f, decisions[f"{f}_probs"]) for f in discrete))
         if self.training and self.config.estimator == "score_function" and not self.warming_up():
             sampled = {"position": position_weights, "length": length_weights,
                        "pool": pool_weights if self.config.pool_gumbel else None}
             chosen = [(logits[f], w) for f, w in sampled.items() if w is not None]
             if chosen:
-                decisions["choice_log_prob"] = sum((logit.float().log_softmax(-1) * weights).sum(-1)
-                                                   for logit, weights in chosen)
+                decisions["choice_log_prob"] = sum(
+                    logit.float().log_softmax(-1).gather(-1, weights.argmax(-1, keepdim=True)).squeeze(-1)
+                    for logit, weights in chosen)
         decisions["pool_weights"] = pool_weights.detach()
 
         input_prompts = deep_prompts = None

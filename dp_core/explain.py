@@ -90,7 +90,8 @@ def explain(model: PromptClassifier, batch: Batch, features: torch.Tensor | None
 def counterfactuals(model: PromptClassifier, batch: Batch, factor: str, features: torch.Tensor | None = None,
                     max_rows: int = 512) -> torch.Tensor:
     """Class probabilities (items, candidates, labels) with DP's ``factor`` forced to each of its candidates
-    (position p = 0..L, length l = 1..L, pool prompt 1..k) for every row, its other choices kept; evaluation mode.
+    (position p = 0..L, length l = 1..L, pool prompt 1..k) for every row, its other choices kept (a place drawn
+    given the length, ``place_given_length``, is DP's own place for each forced length); evaluation mode.
 
     Candidates are stacked as extra rows of one batch (up to ``max_rows`` rows per forward pass), so there is no
     loop over instances; the result equals forcing one candidate at a time. COPA forces both rows of an item.

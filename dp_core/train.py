@@ -567,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samples", type=int, default=None, help="dp: layouts sampled per item (> 1: leave-one-out baseline)")
     add("--entropy-bonus", type=float, default=None, help="dp: choice entropy weight, annealed to 0 over the run")
     add("--choice-warmup", type=float, default=None, help="dp: share of the run with random layouts first")
+    add("--place-given-length", action="store_true",
+        help="dp with position and length: draw the place given the drawn length, among its l + 1 distinct layouts")
     add("--refit-choices", action="store_true",
         help="dp: once the checkpoint is kept, refit its position and length choices to the frozen prompt's exact "
              "expected loss (kept only if the selection split confirms)")
@@ -601,7 +603,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                            tau_schedule=args.tau_schedule, estimator=args.estimator, feature_norm=args.feature_norm,
                            choice_lr=args.choice_lr, samples=args.samples, entropy_bonus=args.entropy_bonus,
                            choice_warmup=args.choice_warmup, exact_items=args.exact_items,
-                           refit_choices=args.refit_choices or None)
+                           refit_choices=args.refit_choices or None,
+                           place_given_length=args.place_given_length or None)
     return TrainConfig(
         task=args.task, prompt=prompt,
         head=HeadConfig(pooling=args.pooling, dropout=args.head_dropout, backbone_dropout=args.backbone_dropout,

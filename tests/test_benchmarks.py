@@ -202,6 +202,9 @@ def test_layout_figures_merge_equivalent_places_and_say_what_an_untrained_networ
     assert figures["untrained_layout_commitment"] == pytest.approx(0.6)  # 3 of 5 places put both tokens after
     assert figures["drawn_not_most_probable"] == 0.5  # the first row draws place 0, its most probable layout is 2
     assert figures["length_median"] == 2 and figures["length_range"] == [2, 2]
+    # a DP drawing the place given the length starts uniform over its 3 layouts, not over the 5 places
+    assert layout_figures(probs, torch.tensor([2, 2]), given_length=True)["untrained_layout_commitment"] == \
+        pytest.approx(1 / 3)
 
 
 def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, data_dir, tiny_bert_path, monkeypatch,

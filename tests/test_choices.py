@@ -176,3 +176,10 @@ def test_counterfactual_scores_at_every_evaluation_on_request(tiny_backbone, dat
                                          for e in evaluations)
     with pytest.raises(ValueError, match="counterfactuals must be one of"):
         TrainConfig(counterfactuals="always")
+
+
+def test_entropy_counts_only_the_candidates_a_row_can_have():
+    """A place drawn given the length l has l + 1 candidates: uniform over them is entropy 1, not log(l+1)/log(5)."""
+    probs = torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    stats = choice_statistics("position", probs, get_task("rte"), [0, 0], ["0", "1"])
+    assert abs(stats.entropy - 1.0) < 1e-5 and abs(stats.commitment - (1 / 3 + 0.2) / 2) < 1e-6

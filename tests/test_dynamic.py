@@ -409,11 +409,12 @@ def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
                               "instance", "--where", "both", "--pool-size", "3", "--backbone", str(tiny_bert_path),
                               "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2",
                               "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
-                              "--device", "cpu", "--estimator", "straight_through"])
+                              "--device", "cpu", "--estimator", "straight_through", "--place-given-length"])
     assert code == 0
     loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.method.factors == ("position", "length", "pool") and loaded.method.pool_size == 3
     assert loaded.method.estimator == "straight_through" and int(loaded.prompt.steps_done) == 2
+    assert loaded.method.place_given_length
 
 
 def test_multitask_shares_one_prompt_and_network_then_continues_per_task(data_dir, tiny_backbone, tmp_path):
@@ -578,3 +579,77 @@ def test_exact_estimator_gives_the_gradient_of_the_expected_loss_over_every_cand
     probs = model.prompt.logits(features[:2])["position"].softmax(-1)
     assert torch.allclose(term, (probs * losses).sum(-1).mean(), atol=1e-5)
     assert model.prompt.heads["position"].weight.grad.abs().sum() > 0
+
+
+def test_place_given_length_draws_only_the_drawn_lengths_distinct_layouts(tiny_backbone, data_dir):
+    """Places p >= l are one layout (all l tokens after the input): drawn given the length, the place is one of
+    0..l, and a network with no preference is uniform over those l + 1 layouts."""
+    batch = rte_batch(tiny_backbone, data_dir)
+    model = dp_model(tiny_backbone, factors=("position", "length"), place_given_length=True)
+    with torch.no_grad():
+        for head in model.prompt.heads.values():
+            head.weight.zero_()
+            head.bias.zero_()
+        model.prompt.heads["length"].bias[2] = 5.0  # three active tokens
+    plan = model.eval().encode(batch).plan
+    assert (plan.active.sum(-1) == 3).all()
+    assert torch.allclose(plan.decisions["position_probs"], torch.tensor([0.25, 0.25, 0.25, 0.25, 0.0]).expand(8, -1))
+
+    spread_choices(model, batch, scale=3.0)
+    model.train()
+    drawn = set()
+    for _ in range(30):
+        plan = model.encode(batch).plan
+        lengths = plan.active.sum(-1)
+        assert (plan.split_position <= lengths).all(), "a place past the length is never drawn"
+        past = torch.arange(5)[None, :] > lengths[:, None]
+        assert (plan.decisions["position_probs"][past] == 0).all()
+        assert torch.isfinite(plan.decisions["choice_log_prob"]).all()
+        drawn |= {(int(length), int(place)) for length, place in zip(lengths, plan.split_position)}
+    assert any(place < length for length, place in drawn) and len({length for length, _ in drawn}) > 1
+
+    model.prompt.schedule_run(10)
+    model.prompt.config.choice_warmup = 1.0  # random layouts: still none past the length
+    for _ in range(10):
+        plan = model.encode(batch).plan
+        assert (plan.split_position <= plan.active.sum(-1)).all()
+
+
+@pytest.mark.parametrize("estimator", ["score_function", "straight_through", "exact"])
+def test_place_given_length_learns_with_every_estimator(estimator, tiny_backbone, data_dir):
+    batch = rte_batch(tiny_backbone, data_dir)
+    model = dp_model(tiny_backbone, factors=("position", "length"), place_given_length=True, estimator=estimator,
+                     entropy_bonus=0.1, exact_items=2).train()
+    model.prompt.schedule_run(10)
+    loss = model.training_loss(batch)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, parameter in model.prompt.heads.named_parameters():
+        assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
+
+
+def test_exact_estimator_weighs_each_place_by_its_probability_given_the_length(tiny_backbone, data_dir):
+    batch = rte_batch(tiny_backbone, data_dir, count=6)
+    model = dp_model(tiny_backbone, estimator="exact", exact_items=2, factors=("position", "length"),
+                     place_given_length=True)
+    spread_choices(model, batch, scale=3.0)
+    features = model.instance_features(batch)
+    term = model.train().expected_choice_loss(batch, features)
+    model.eval()
+    with torch.no_grad():  # by hand: each factor forced to every candidate, the other at DP's own choice
+        def losses(factor, candidates):
+            return torch.stack([torch.nn.functional.cross_entropy(
+                model(batch, features, forced={factor: torch.full((6,), c)}), batch.labels, reduction="none")[:2]
+                for c in range(candidates)], dim=1)
+
+        logits = model.prompt.logits(features[:2])
+        lengths = logits["length"].argmax(-1) + 1
+        place_probs = logits["position"].softmax(-1)
+    assert (place_probs[torch.arange(5)[None, :] > lengths[:, None]] == 0).all()
+    expected = sum((logits[f].softmax(-1) * losses(f, n)).sum(-1).mean() for f, n in (("position", 5), ("length", 4)))
+    assert torch.allclose(term, expected, atol=1e-5)
+
+
+def test_place_given_length_needs_both_factors():
+    with pytest.raises(ValueError, match="needs both factors"):
+        DynamicPromptConfig(factors=("position",), place_given_length=True)

@@ -94,6 +94,25 @@ def test_places_past_the_length_read_as_one_layout_and_a_drawn_layout_that_is_no
     assert "one layout" not in full_length and "drawn layout" not in full_length
 
 
+def test_a_place_drawn_given_the_length_reads_against_that_lengths_layouts(tiny_backbone, data_dir):
+    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position", "length"), prompt_dropout=0.0,
+                                 place_given_length=True)
+    model = PromptClassifier(tiny_backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
+    with torch.no_grad():  # length 2 for sure: places 0, 1, 2 are its three layouts; 3 and 4 get nothing
+        model.prompt.task_logits["position"].copy_(torch.tensor([2.0, 0.0, 1.5, 1.5, 1.5]))
+        model.prompt.task_logits["length"].copy_(torch.tensor([0.0, 8.0, 0.0, 0.0]))
+    examples = load_examples("rte", "val", data_dir)[:1]
+    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
+    from dp_core.data import collate
+
+    decision = explain(model, collate(split, [0], model.backbone.tokenizer.pad_token_id))[0]
+    top = torch.tensor([2.0, 0.0, 1.5]).softmax(-1)[0]
+    assert decision.active_length == 2 and decision.position_probs[3:] == [0.0, 0.0]
+    reading = confidence_reading("position", decision.position_probs, active_length=decision.active_length)
+    assert f"DP has no preference for the place here (top choice {top:.0%} of 3; uniform 33%)" in reading
+    assert "one layout" not in reading and "drawn layout" not in reading
+
+
 def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preference():
     assert confidence_reading("length", [0.8, 0.2]).startswith("DP is sure of this length (80%)")
     assert confidence_reading("length", [0.6, 0.4]).startswith("DP has no preference for the length here")
