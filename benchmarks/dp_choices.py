@@ -76,6 +76,16 @@ def run_one(task: str, name: str, method, seed: int, args, backbone, data) -> di
     return record
 
 
+def untrained_commitment(record: dict) -> float:
+    """The position commitment of a choice network with no preference, median over the run's dev rows: 1/(L+1)
+    over the places, or, for a place drawn given the length, 1/(l+1) over the layouts of each row's length."""
+    places = len(record["factors"]["position"]["counts"])
+    if not record["config"].get("place_given_length"):
+        return 1 / places
+    counts = record["factors"]["length"]["counts"]  # dev rows given each length 1..L
+    return statistics.median(1 / (length + 2) for length, count in enumerate(counts) for _ in range(count))
+
+
 def key(record: dict) -> tuple:
     return record["label"], record["task"], record["variant"], record["seed"]
 
@@ -103,8 +113,9 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
                          f"{f['changes_prediction']:.2f} | {f['own']:.3f} | {f['best_single']:.3f} "
                          f"(p={f['best_single_holdout_pick']}) | {f['best_single_hindsight']:.3f} | {f['oracle']:.3f} |")
     with_length = any("length" in r["factors"] for r in runs)  # position + length variants: two more columns
-    columns = ["task", "variant", "seeds", "dev score", "DP − fixed", "commitment (position)", "collapse",
-               "changes pred.", "own − best single"] + ["commitment (length)", "changes pred. (length)"] * with_length
+    columns = ["task", "variant", "seeds", "dev score", "DP − fixed", "commitment (position; no preference)",
+               "collapse", "changes pred.", "own − best single"] \
+        + ["commitment (length)", "changes pred. (length)"] * with_length
     lines += ["", "Means over seeds (DP − fixed: paired 95 % t interval; own − best single: held-out pick):", "",
               "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     targets: dict[str, dict[str, list[bool]]] = {}
@@ -120,7 +131,8 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
                      if (task, FIXED_OF[where], r["seed"]) in fixed]
             cells[4] = interval([d - f for d, f in pairs]) if pairs else ""
             position = [r["factors"]["position"] for r in group]
-            cells[5] = f"{statistics.mean(f['commitment'] for f in position):.2f}"
+            cells[5] = (f"{statistics.mean(f['commitment'] for f in position):.2f} "
+                        f"({statistics.mean(untrained_commitment(r) for r in group):.2f})")
             cells[6] = f"{statistics.mean(f['collapse'] for f in position):.2f}"
             changes = statistics.mean(f["changes_prediction"] for f in position)
             cells[7] = f"{changes:.2f}"

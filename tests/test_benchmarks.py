@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -244,3 +245,28 @@ def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, dat
     own = predictions.class_probs.argmax(-1).tolist()
     assert equivalent_places.forced_predictions(model, split, features, drawn) == own
     assert "| cb | dp_input |" in output and "| cb | dp_deep |" not in output
+
+
+def test_the_choice_grid_says_what_a_network_with_no_preference_would_commit():
+    from benchmarks.dp_choices import report, untrained_commitment
+
+    def record(variant, seed, config, factors, label="given", dev=0.6):
+        return {"task": "cb", "variant": variant, "seed": seed, "label": label, "dev_score": dev, "config": config,
+                "factors": factors}
+
+    def factor(commitment, counts):
+        return {"commitment": commitment, "collapse": 0.5, "changes_prediction": 0.2, "own": 0.6, "best_single": 0.6,
+                "best_single_holdout_pick": 0, "best_single_hindsight": 0.6, "oracle": 0.7, "counts": counts}
+
+    places = factor(0.8, [3, 1, 0, 0, 0])  # L = 4: five places
+    given = record("DP input, position + length", 0, {"place_given_length": True},
+                   {"position": places, "length": factor(0.9, [1, 3, 0, 0])})  # lengths 1, 2, 2, 2
+    free = record("DP input, position + length", 0, {}, {"position": places, "length": factor(0.9, [1, 3, 0, 0])},
+                  label="free")
+    assert untrained_commitment(given) == pytest.approx(1 / 3)  # median of 1/2, 1/3, 1/3, 1/3
+    assert untrained_commitment(free) == pytest.approx(1 / 5)
+    fixed = record("prompt tuning (fixed)", 0, {}, {}, label="fixed", dev=0.5)
+    args = argparse.Namespace(backbone="b", num_tokens=4, max_steps=10, batch_size=4, lr=0.01, holdout_max=32,
+                              dev_limit=8)
+    text = report([given, fixed], "given", ["cb"], "command", args)
+    assert "| cb | DP input, position + length | 1 | 0.600 |" in text and "| 0.80 (0.33) |" in text
