@@ -37,11 +37,16 @@ MATTERS = 0.1  # the place "changes predictions" on a task when it does for at l
 
 
 def variants(num_tokens: int, dp_options: dict) -> dict:
-    dp = {f"DP {where}, {' + '.join(factors)}": DynamicPromptConfig(num_tokens=num_tokens, where=where,
-                                                                     factors=factors, **dp_options)
-          for where in ("input", "deep") for factors in (("position",), ("position", "length"))}
+    def dp(where: str, factors: tuple[str, ...]) -> DynamicPromptConfig:
+        options = dict(dp_options)
+        if "length" not in factors:  # drawing the place given the length needs a length
+            options.pop("place_given_length", None)
+        return DynamicPromptConfig(num_tokens=num_tokens, where=where, factors=factors, **options)
+
+    dp_variants = {f"DP {where}, {' + '.join(factors)}": dp(where, factors)
+                   for where in ("input", "deep") for factors in (("position",), ("position", "length"))}
     return {"prompt tuning (fixed)": PromptTuningConfig(num_tokens=num_tokens),
-            "P-tuning v2 (fixed)": PTuningV2Config(num_tokens=num_tokens), **dp}
+            "P-tuning v2 (fixed)": PTuningV2Config(num_tokens=num_tokens), **dp_variants}
 
 
 def parse_value(text: str):
