@@ -8,9 +8,10 @@ The commitment of docs/dp_learning.md (the median top probability of the 17 plac
 over the places that give it. This prints, per DP checkpoint (on dev, as the checkpoints' README scores it): the
 chosen lengths, that commitment, the commitment over distinct layouts (``dp_core.choices.layout_probabilities``), what
 an untrained choice network (uniform over the places) gives over distinct layouts (its "all after" holds every
-place p >= l; a DP that draws the place given the length starts uniform over the l + 1 layouts), and the share of rows whose drawn layout (the top place, as DP decides) is not their most probable
-layout, with the dev score of the layouts drawn and of the most probable ones (every row's place forced to its most
-probable layout, its length and pool prompt DP's own). Forward passes only; nothing is saved.
+place p >= l; a DP that draws the place given the length starts uniform over the l + 1 layouts), and the share of
+rows whose drawn layout (the top place, as DP decides) is not their most probable layout, with the dev score of the
+layouts drawn and of the most probable ones (every row's place forced to its most probable layout, its length and
+pool prompt DP's own). Forward passes only; nothing is saved.
 """
 
 from __future__ import annotations

@@ -185,8 +185,9 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
 
 
 # Thresholds of the plain readings: a top choice under twice the uniform share (at most halfway from it to 1, for
-# two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of the dev set makes DP a task-level choice; a factor that changes under 5 % of dev
-# predictions hardly matters on that task, however sure DP is of it.
+# two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of the dev set
+# makes DP a task-level choice; a factor that changes under 5 % of dev predictions hardly matters on that task,
+# however sure DP is of it.
 NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
 WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
         "pool": ("pool prompt", "whichever pool prompt is used")}
