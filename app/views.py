@@ -112,7 +112,10 @@ def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, 
     rows = []
     for factor, s in stats.items():
         best = s.best_single
+        layouts = "–" if s.layout_commitment is None else \
+            f"{s.layout_commitment:.2f} (no preference: {s.layout_no_preference:.2f})"
         rows.append({"factor": factor, "commitment (median top prob.)": round(s.commitment, 2),
+                     "commitment over distinct layouts": layouts,
                      "entropy (0 sure, 1 uniform)": round(s.entropy, 2),
                      "collapse (share at the commonest choice)": round(s.collapse, 2),
                      "items whose prediction the choice changes": round(s.changes_prediction or 0.0, 2),

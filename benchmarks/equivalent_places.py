@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from dp_core.backbone import Backbone, load_backbone
-from dp_core.choices import layout_probabilities, predict_split, task_score
+from dp_core.choices import layout_commitment, layout_probabilities, predict_split, task_score
 from dp_core.data import iterate_batches
 from dp_core.model import PromptClassifier
 from dp_core.tasks import load_examples
@@ -36,19 +36,13 @@ def layout_figures(position_probs: torch.Tensor, lengths: torch.Tensor, given_le
     """The figures of one checkpoint from its rows' place distributions (rows, L + 1) and lengths (rows,);
     ``given_length``: the DP draws the place given the length, so a network with no preference is uniform over the
     l + 1 layouts rather than over the places."""
-    places = position_probs.shape[1]
     layouts = layout_probabilities(position_probs, lengths)
-    if given_length:
-        possible = (torch.arange(places)[None, :] <= lengths[:, None]).float()
-        uniform = possible / possible.sum(-1, keepdim=True)
-    else:
-        uniform = layout_probabilities(torch.full_like(position_probs, 1.0 / places), lengths)
+    committed, untrained = layout_commitment(position_probs, lengths, given_length)
     drawn = torch.minimum(position_probs.argmax(-1), lengths)  # tokens after the input in the layout DP uses
     return {"length_median": float(lengths.float().quantile(0.5)),
             "length_range": [int(lengths.min()), int(lengths.max())],
             "commitment": float(position_probs.max(-1).values.quantile(0.5)),
-            "layout_commitment": float(layouts.max(-1).values.quantile(0.5)),
-            "untrained_layout_commitment": float(uniform.max(-1).values.quantile(0.5)),
+            "layout_commitment": committed, "untrained_layout_commitment": untrained,
             "drawn_not_most_probable": float((drawn != layouts.argmax(-1)).float().mean())}
 
 

@@ -19,7 +19,8 @@ and from counterfactuals (every candidate forced on every item, ``dp_core.explai
 
 Commitment, entropy and collapse are per row (COPA: each choice's row has its own layout); scores are per item.
 They count places as candidates, though every place past the chosen length is one layout (all its tokens after the
-input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout"). A DP that draws
+input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout") and
+``layout_commitment`` counts commitment over the merged layouts, beside what no preference gives. A DP that draws
 the place given the length (``place_given_length``) gives those places no probability: its rows have l + 1
 candidates, and entropy and the readings count those.
 """
@@ -63,6 +64,10 @@ class ChoiceStatistics:
     single_scores: list[float] | None = None
     oracle_score: float | None = None
     changes_prediction: float | None = None
+    # Position with a chosen length: the commitment over distinct layouts (``layout_commitment``) and what a
+    # choice network with no preference gives there.
+    layout_commitment: float | None = None
+    layout_no_preference: float | None = None
     # Per item, for intervals: the predictions behind own, the best single candidate and the oracle.
     predictions: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -133,6 +138,22 @@ def layout_probabilities(position_probs: torch.Tensor, lengths: torch.Tensor) ->
     return torch.zeros_like(position_probs).scatter_add_(1, tokens_after, position_probs)
 
 
+def layout_commitment(position_probs: torch.Tensor, lengths: torch.Tensor,
+                      given_length: bool = False) -> tuple[float, float]:
+    """The median top probability over distinct layouts, and the same for a choice network with no preference:
+    uniform over the places, whose "all after" holds every place p >= l, or, for a DP that draws the place given
+    the length (``given_length``), uniform over the l + 1 layouts. Without the second figure the first misleads:
+    no preference over 17 places gives a row of length 2 an "all after" of 15/17."""
+    places = position_probs.shape[1]
+    if given_length:
+        possible = (torch.arange(places)[None, :] <= lengths[:, None].cpu()).float()
+        uniform = possible / possible.sum(-1, keepdim=True)
+    else:
+        uniform = layout_probabilities(torch.full(position_probs.shape, 1.0 / places), lengths.cpu())
+    committed = layout_probabilities(position_probs.float(), lengths).max(-1).values.quantile(0.5)
+    return float(committed), float(uniform.max(-1).values.quantile(0.5))
+
+
 @dataclass
 class SplitPredictions:
     class_probs: torch.Tensor  # (items, labels)
@@ -179,9 +200,14 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
         predictions = predict_split(model, split, batch_size, features,
                                     tuple(factors) if counterfactual else ())
     own = predictions.class_probs.argmax(-1).tolist()
-    return {factor: choice_statistics(factor, predictions.choice_probs[factor], model.task, split.labels,
-                                      split.groups, own, predictions.counterfactual.get(factor))
-            for factor in factors}
+    stats = {factor: choice_statistics(factor, predictions.choice_probs[factor], model.task, split.labels,
+                                       split.groups, own, predictions.counterfactual.get(factor))
+             for factor in factors}
+    if "position" in stats and "length" in predictions.choice_probs:
+        lengths = predictions.choice_probs["length"].argmax(-1) + 1  # each row's own length, as DP decides
+        stats["position"].layout_commitment, stats["position"].layout_no_preference = layout_commitment(
+            predictions.choice_probs["position"], lengths, model.prompt.config.place_given_length)
+    return stats
 
 
 # Thresholds of the plain readings: a top choice under twice the uniform share (at most halfway from it to 1, for

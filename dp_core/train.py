@@ -656,8 +656,10 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(1)
                 progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
             elif event.kind == "eval":
-                choices = [f"{factor} commitment {c['commitment']:.2f} collapse {c['collapse']:.2f}"
-                           for factor, c in (event.choices or {}).items()]
+                choices = [f"{factor} commitment {c['commitment']:.2f}"
+                           + ("" if c.get("layout_commitment") is None else
+                              f" (layouts {c['layout_commitment']:.2f}, no preference {c['layout_no_preference']:.2f})")
+                           + f" collapse {c['collapse']:.2f}" for factor, c in (event.choices or {}).items()]
                 if main_process:
                     progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
                         [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)

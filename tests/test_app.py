@@ -4,6 +4,7 @@ bad input gets a clear message and the app stays up."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -195,6 +196,10 @@ def test_explore_reports_intervals_distributions_and_disagreements(client):
     assert all(" – " in row["score, DP's own choices"] and " – " in row["per-item oracle (upper bound)"]
                for row in rows)
     assert "**position**" in verdict
+    assert re.fullmatch(r"\d\.\d\d \(no preference: \d\.\d\d\)", rows[0]["commitment over distinct layouts"])
+    assert rows[1]["commitment over distinct layouts"] == "–"  # only the place has places that are one layout
+    changes = rows[0]["items whose prediction the choice changes"]
+    assert ("Counted over distinct layouts" in verdict) == (changes >= 0.05)
     held_out = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "metrics.json").read_text())["holdout_choices"]
     picked = rows[0]["best single choice (picked on held-out training items)"]  # the shipped DP was selected there
     assert picked.endswith(f" at {held_out['position']['best_single']}")

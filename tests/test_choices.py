@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from dp_core.choices import choice_statistics, layout_probabilities, predict_split, split_choice_statistics
+from dp_core.choices import (choice_statistics, layout_commitment, layout_probabilities, predict_split,
+                             split_choice_statistics)
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import counterfactuals
@@ -120,6 +121,18 @@ def test_places_past_the_length_merge_into_one_layout():
     assert torch.allclose(merged[1], probs[1])
 
 
+def test_layout_commitment_merges_places_and_says_what_no_preference_gives():
+    # L = 4 (places 0..4), rows of length 2: layouts 0, 1 or 2 tokens after the input.
+    probs = torch.tensor([[0.4, 0.1, 0.2, 0.2, 0.1], [0.05, 0.05, 0.3, 0.3, 0.3], [0.1, 0.6, 0.1, 0.1, 0.1]])
+    committed, no_preference = layout_commitment(probs, torch.tensor([2, 2, 2]))
+    assert committed == pytest.approx(0.6)  # top layouts 0.5, 0.9 and 0.6 (the first row's all-after beats place 0)
+    assert no_preference == pytest.approx(0.6)  # uniform over 5 places: 3 of them put both tokens after
+    # drawn given the length, no preference is uniform over the 3 layouts
+    assert layout_commitment(probs, torch.tensor([2, 2, 2]), given_length=True)[1] == pytest.approx(1 / 3)
+    # at the full length every place is its own layout: the commitment over places, uniform 1/5
+    assert layout_commitment(probs, torch.tensor([4, 4, 4])) == pytest.approx((0.4, 0.2))
+
+
 @pytest.mark.parametrize("where", ["input", "deep"])
 def test_forcing_a_place_past_the_length_gives_the_same_output(where, tiny_backbone, data_dir):
     """What layout_probabilities assumes: with l active tokens, every place p >= l is one and the same layout."""
@@ -149,6 +162,14 @@ def test_split_statistics_agree_with_the_batches(tiny_backbone, data_dir):
     own = predictions.class_probs.argmax(-1).tolist()
     assert stats["position"].predictions["own"] == own
     assert 0.0 <= stats["length"].oracle_score <= 1.0 and stats["length"].oracle_score >= stats["length"].own_score
+    lengths = predictions.choice_probs["length"].argmax(-1) + 1  # each row's own length
+    assert (stats["position"].layout_commitment, stats["position"].layout_no_preference) == \
+        pytest.approx(layout_commitment(predictions.choice_probs["position"], lengths))
+    assert stats["position"].layout_commitment >= stats["position"].commitment
+    assert stats["length"].layout_commitment is None and "layout_commitment" in stats["position"].summary()
+    position_only = split_choice_statistics(dp(tiny_backbone, "copa", factors=("position",)), split,
+                                            counterfactual=False)
+    assert position_only["position"].layout_commitment is None  # one length: every place is its own layout
 
 
 def test_training_records_choices_at_every_evaluation(tiny_backbone, data_dir):

@@ -51,6 +51,10 @@ def verdict(stats: dict[str, ChoiceStatistics]) -> str:
         else:
             lines.append(f"**{factor}**: DP's median top choice has probability {s.commitment:.0%}; its own choices "
                          f"score {s.own_score:.3f} against {max(s.single_scores):.3f} for the best single one.")
+        if s.layout_commitment is not None and (s.changes_prediction or 0.0) >= HARDLY_MATTERS:
+            lines[-1] += (f" Counted over distinct layouts (every place past the length puts all its tokens after "
+                          f"the input), the median top layout has {s.layout_commitment:.0%}, against "
+                          f"{s.layout_no_preference:.0%} for a network with no preference.")
     return "\n\n".join(lines)
 
 
