@@ -43,6 +43,7 @@ for task in ${TASKS:-cb copa rte wic wsc boolq multirc}; do
 done
 "$PY" - <<'PYTHON'
 import json
+import shlex
 from pathlib import Path
 
 from dp_core.backbone import DEFAULT_BACKBONE
@@ -98,7 +99,9 @@ for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
                   f"{position['own_score'] - position['single_scores'][picked]:+.3f} (place {picked})"]
         if name.startswith("dp_") and position:
             committed.setdefault(name, []).append((task, position["commitment"], position["changes_prediction"]))
-        every = next(entry["step"] for entry in m["history"] if "score" in entry)
+        arguments = shlex.split(m["command"])  # the cadence asked for: a run may stop before its first evaluation
+        every = arguments[arguments.index("--eval-every") + 1] if "--eval-every" in arguments else \
+            next(entry["step"] for entry in m["history"] if "score" in entry)
         lines.append(f"| {task} | {name} | {m['train_size']} | {every} | {steps} | {m['best_step']} | "
                      f"{m['stopped']} | {m['holdout']['score']:.3f} | {m['best']['score']:.3f} | "
                      f"{m['majority_baseline']:.3f} | {' | '.join(dp)} |")
