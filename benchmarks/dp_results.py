@@ -154,6 +154,22 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+def seeds_held(records: list[dict], tasks: list[str]) -> str:
+    """The seeds the tables hold, per task where tasks differ: a grid extended to more seeds on some tasks keeps
+    their earlier runs, so the table can hold 5 seeds on one task and 3 on another."""
+    by_task: dict[str, list[int]] = {}
+    for task in tasks:
+        held = sorted({r["seed"] for r in records if r["task"] == task})
+        if held:
+            by_task[task] = held
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for task, held in by_task.items():
+        groups.setdefault(tuple(held), []).append(task)
+    if len(groups) <= 1:
+        return f"seeds {list(next(iter(groups), ()))}"
+    return "seeds " + "; ".join(f"{list(held)} on {', '.join(on)}" for held, on in groups.items())
+
+
 def report(records: list[dict], tasks: list[str], names: list[str], command: str, args) -> str:
     cells: dict[tuple[str, str], list[dict]] = {}
     for record in records:
@@ -162,7 +178,7 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
     selection = ("Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out, "
                  if args.fewglue else "Selected on held-out training items, ")
     lines = [f"Command: `{command}`", "",
-             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, seeds {args.seeds}. {selection}"
+             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, {seeds_held(records, tasks)}. {selection}"
              f"{dev} scored once; at most {args.max_epochs:g} epochs "
              f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
@@ -227,7 +243,8 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
 def comparisons(cells: dict, tasks: list[str], names: list[str], pairs: list[tuple[str, str]],
                 gap_names: list[str]) -> list[str]:
     """Each method against its counterpart, paired over seeds; the share of the prompt-tuning-to-fine-tuning gap."""
-    lines = ["", "Each method against its counterpart (paired over seeds, mean and 95 % t interval)"
+    lines = ["", "Each method against its counterpart (paired over the seeds both have, in brackets; mean and 95 % t "
+             "interval)"
              + (", and the share of the gap from prompt tuning to fine-tuning each method closes (mean scores)"
                 if gap_names else "") + ":", "",
              "| task | " + " | ".join(f"{a} − {b}" for a, b in pairs)
@@ -242,7 +259,7 @@ def comparisons(cells: dict, tasks: list[str], names: list[str], pairs: list[tup
         for a_name, b_name in pairs:
             a, b = by_seed(task, a_name), by_seed(task, b_name)
             seeds = sorted(set(a) & set(b))
-            differences.append(interval([a[s] - b[s] for s in seeds]) if seeds else "")
+            differences.append(f"{interval([a[s] - b[s] for s in seeds])} ({len(seeds)})" if seeds else "")
         means = {name: statistics.mean(by_seed(task, name).values()) for name in names if by_seed(task, name)}
         gap = [gap_closed(means, name) for name in gap_names]
         if means:

@@ -119,6 +119,22 @@ def test_the_gap_closed_is_said_in_words_where_fine_tuning_does_not_beat_prompt_
     assert dp_results.gap_closed({"prompt tuning": 0.6}, "P-tuning v2") == ""
 
 
+def test_a_grid_with_more_seeds_on_some_tasks_says_which_and_pairs_only_the_seeds_both_sides_have():
+    def runs(task, name, scores):
+        return [{"task": task, "variant": name, "seed": seed, "dev_score": score} for seed, score in enumerate(scores)]
+
+    records = runs("cb", "DP deep", [0.6, 0.7, 0.5, 0.6, 0.8]) + runs("cb", "P-tuning v2", [0.5, 0.6, 0.5, 0.5]) \
+        + runs("wsc", "DP deep", [0.6, 0.6, 0.6]) + runs("wsc", "P-tuning v2", [0.5, 0.5, 0.5])
+    assert dp_results.seeds_held(records, ["cb", "wsc"]) == "seeds [0, 1, 2, 3, 4] on cb; [0, 1, 2] on wsc"
+    assert dp_results.seeds_held(records, ["wsc"]) == "seeds [0, 1, 2]"
+    cells = {}
+    for record in records:
+        cells.setdefault((record["task"], record["variant"]), []).append(record)
+    lines = dp_results.comparisons(cells, ["cb", "wsc"], ["P-tuning v2", "DP deep"], [("DP deep", "P-tuning v2")], [])
+    assert lines[-2].startswith("| cb | +0.075 [") and lines[-2].endswith("] (4) |")  # seed 4 has no pair
+    assert lines[-1] == "| wsc | +0.100 [+0.100, +0.100] (3) |"
+
+
 def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
     repo = gpu_carry.write_hf_cache(tmp_path / "hub", "sentence-transformers/all-MiniLM-L6-v2")
     assert (repo / "refs" / "main").read_text() in {path.name for path in (repo / "snapshots").iterdir()}
