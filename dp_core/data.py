@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -29,6 +29,16 @@ class EncodedSplit:
     @property
     def num_rows(self) -> int:
         return len(self.input_ids)
+
+    def head(self, items: int) -> EncodedSplit:
+        """The first ``items`` items, on to the end of the last one's group (a MultiRC question stays whole, so its
+        exact match can be scored). ``truncated`` stays the whole split's count."""
+        end = min(items, len(self))
+        while 0 < end < len(self) and self.groups[end] == self.groups[end - 1]:
+            end += 1
+        rows = end * self.rows_per_item
+        return replace(self, input_ids=self.input_ids[:rows], token_type_ids=self.token_type_ids[:rows],
+                       labels=self.labels[:end], groups=self.groups[:end])
 
     def item_length(self, item: int) -> int:
         start = item * self.rows_per_item

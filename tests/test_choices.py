@@ -199,6 +199,30 @@ def test_counterfactual_scores_at_every_evaluation_on_request(tiny_backbone, dat
         TrainConfig(counterfactuals="always")
 
 
+def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_whole(tiny_backbone, data_dir):
+    dev = load_examples("multirc", "val", data_dir)[:14]
+    split = encode_examples(tiny_backbone.tokenizer, get_task("multirc"), dev, max_length=48)
+    head = split.head(5)
+    assert head.groups[-1] == split.groups[4] and split.groups[len(head)] != split.groups[4]  # the question's end
+    assert len(head) >= 5 and head.num_rows == len(head) * split.rows_per_item and head.labels == split.labels[:len(head)]
+    assert len(split.head(100)) == len(split)
+    config = TrainConfig(task="multirc", prompt=DynamicPromptConfig(num_tokens=3, factors=("position", "length")),
+                         data_dir=str(data_dir), k_shot=4, dev_limit=14, max_steps=2, batch_size=4, max_length=48,
+                         counterfactual_items=5)
+    result = run(config, backbone=tiny_backbone)
+    dev_split = result.model.encode_examples(dev)
+    expected = split_choice_statistics(result.model, dev_split.head(5))
+    for factor, summary in result.choices.items():
+        assert summary["counterfactual_items"] == len(dev_split.head(5)) < 14
+        assert sum(summary["counts"]) == 14  # the cheap statistics over every dev item
+        assert summary["single_scores"] == pytest.approx(expected[factor].single_scores)
+        assert summary["own_score"] == pytest.approx(expected[factor].own_score)
+    assert "counterfactual_items" not in run(TrainConfig(**{**config.__dict__, "counterfactual_items": 20}),
+                                             backbone=tiny_backbone).choices["position"]  # 20 >= 14: all of them
+    with pytest.raises(ValueError, match="counterfactual_items must be at least 1"):
+        TrainConfig(counterfactual_items=0)
+
+
 def test_entropy_counts_only_the_candidates_a_row_can_have():
     """A place drawn given the length l has l + 1 candidates: uniform over them is entropy 1, not log(l+1)/log(5)."""
     probs = torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2, 0.2]])
