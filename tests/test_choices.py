@@ -204,7 +204,8 @@ def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_wh
     split = encode_examples(tiny_backbone.tokenizer, get_task("multirc"), dev, max_length=48)
     head = split.head(5)
     assert head.groups[-1] == split.groups[4] and split.groups[len(head)] != split.groups[4]  # the question's end
-    assert len(head) >= 5 and head.num_rows == len(head) * split.rows_per_item and head.labels == split.labels[:len(head)]
+    assert len(head) >= 5 and head.num_rows == len(head) * split.rows_per_item
+    assert head.labels == split.labels[:len(head)]
     assert len(split.head(100)) == len(split)
     config = TrainConfig(task="multirc", prompt=DynamicPromptConfig(num_tokens=3, factors=("position", "length")),
                          data_dir=str(data_dir), k_shot=4, dev_limit=14, max_steps=2, batch_size=4, max_length=48,
