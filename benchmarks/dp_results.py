@@ -178,7 +178,8 @@ def report(records: list[dict], tasks: list[str], names: list[str], command: str
     selection = ("Trained on FewGLUE's 32 items per task (the same for every seed), selected on 8 of them held out, "
                  if args.fewglue else "Selected on held-out training items, ")
     lines = [f"Command: `{command}`", "",
-             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, {seeds_held(records, tasks)}. {selection}"
+             f"Backbone {args.backbone}, {args.num_tokens} prompt tokens, batch 16, {seeds_held(records, tasks)}. "
+             f"{selection}"
              f"{dev} scored once; at most {args.max_epochs:g} epochs "
              f"({', '.join(args.max_epochs_for) or 'every task'}), patience {args.patience} evaluations every "
              f"{args.eval_every} steps ({', '.join(args.eval_every_for) or 'every task'}), capped at {args.cap_s:g} s "
