@@ -157,14 +157,11 @@ def device_name(device: torch.device) -> str:
 def seeds_held(records: list[dict], tasks: list[str]) -> str:
     """The seeds the tables hold, per task where tasks differ: a grid extended to more seeds on some tasks keeps
     their earlier runs, so the table can hold 5 seeds on one task and 3 on another."""
-    by_task: dict[str, list[int]] = {}
+    groups: dict[tuple[int, ...], list[str]] = {}  # the seeds held -> the tasks that hold them
     for task in tasks:
-        held = sorted({r["seed"] for r in records if r["task"] == task})
+        held = tuple(sorted({r["seed"] for r in records if r["task"] == task}))
         if held:
-            by_task[task] = held
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for task, held in by_task.items():
-        groups.setdefault(tuple(held), []).append(task)
+            groups.setdefault(held, []).append(task)
     if len(groups) <= 1:
         return f"seeds {list(next(iter(groups), ()))}"
     return "seeds " + "; ".join(f"{list(held)} on {', '.join(on)}" for held, on in groups.items())
