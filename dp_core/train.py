@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 import shlex
@@ -49,6 +50,9 @@ from .tasks import (DataError, Example, Task, get_task, load_examples, load_fewg
 COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
 SELECT_ON = ("dev", "holdout")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+
+log = logging.getLogger("dp_core.train")  # by name: under `python -m` __name__ is "__main__"; the CLI shows INFO
 
 
 @dataclass
@@ -441,6 +445,13 @@ def train(
         if refit.kept:  # the selection split's figures are those of the refit choices
             best_metrics, best_choices, best_predictions = refit_evaluation
     counterfactual = bool(best_choices) and config.counterfactuals == "end"
+    if holdout:  # what the end of a run does while the progress bar stands still (with counterfactuals, long)
+        log.info("step %d kept; scoring it on dev (%d items)", best_step, len(dev_split))
+    if counterfactual:
+        limit = config.counterfactual_items
+        items = "every item" if limit is None else f"the first {limit} items"
+        log.info("forcing each candidate of %s, one at a time, on %s of dev%s", ", ".join(chosen_factors(model)),
+                 items, " and of the held-out split" if holdout else "")
     dev_metrics, dev_choices, dev_predictions, holdout_choices = best_metrics, best_choices, best_predictions, None
     with accelerator.autocast():
         if holdout:  # dev, once, for the kept checkpoint
@@ -662,6 +673,7 @@ def run_shared_stage(config: TrainConfig, tasks: list[str], steps: int, folder: 
 
 def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     args = build_parser().parse_args(argv)
     try:
@@ -676,23 +688,27 @@ def main(argv: list[str] | None = None) -> int:
         # is made once per process, and without cpu=True it finds no GPU and no processes beside it.)
         main_process = PartialState(cpu=resolve_device(config.device).type != "cuda").is_main_process
         progress = None
-        for event in train(config):
-            if progress is None:
-                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}", unit="step",
-                                disable=not main_process)
-            if event.kind == "step":
-                progress.update(1)
-                progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
-            elif event.kind == "eval":
-                choices = [f"{factor} commitment {c['commitment']:.2f}"
-                           + ("" if c.get("layout_commitment") is None else
-                              f" (layouts {c['layout_commitment']:.2f}, no preference {c['layout_no_preference']:.2f})")
-                           + f" collapse {c['collapse']:.2f}" for factor, c in (event.choices or {}).items()]
-                if main_process:
-                    progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
-                        [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
-            else:
-                result = event.result
+        speaker = logging.getLogger("dp_core")  # train()'s lines on what the end of a run is doing
+        speaker.setLevel(logging.INFO if main_process else logging.WARNING)
+        with logging_redirect_tqdm([speaker], tqdm_class=tqdm):
+            for event in train(config):
+                if progress is None:
+                    progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}",
+                                    unit="step", disable=not main_process)
+                if event.kind == "step":
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
+                elif event.kind == "eval":
+                    choices = [f"{factor} commitment {c['commitment']:.2f}"
+                               + ("" if c.get("layout_commitment") is None else
+                                  f" (layouts {c['layout_commitment']:.2f}, "
+                                  f"no preference {c['layout_no_preference']:.2f})")
+                               + f" collapse {c['collapse']:.2f}" for factor, c in (event.choices or {}).items()]
+                    if main_process:
+                        progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
+                            [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
+                else:
+                    result = event.result
         progress.close()
     except (DataError, BackboneError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -199,7 +200,7 @@ def test_counterfactual_scores_at_every_evaluation_on_request(tiny_backbone, dat
         TrainConfig(counterfactuals="always")
 
 
-def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_whole(tiny_backbone, data_dir):
+def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_whole(tiny_backbone, data_dir, caplog):
     dev = load_examples("multirc", "val", data_dir)[:14]
     split = encode_examples(tiny_backbone.tokenizer, get_task("multirc"), dev, max_length=48)
     head = split.head(5)
@@ -210,7 +211,9 @@ def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_wh
     config = TrainConfig(task="multirc", prompt=DynamicPromptConfig(num_tokens=3, factors=("position", "length")),
                          data_dir=str(data_dir), k_shot=4, dev_limit=14, max_steps=2, batch_size=4, max_length=48,
                          counterfactual_items=5)
+    caplog.set_level(logging.INFO, logger="dp_core")
     result = run(config, backbone=tiny_backbone)
+    assert "forcing each candidate of position, length, one at a time, on the first 5 items of dev" in caplog.text
     dev_split = result.model.encode_examples(dev)
     expected = split_choice_statistics(result.model, dev_split.head(5))
     for factor, summary in result.choices.items():

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -169,15 +170,19 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["selected_on"] == "holdout" and metrics["holdout_size"] == 32 and metrics["train_size"] == 218
     assert set(metrics["holdout"]) == set(metrics["best"]) and metrics["dev_size"] == 8
-    assert "step 2, holdout: accuracy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "step 2, holdout: accuracy" in err
+    assert re.search(r"step [12] kept; scoring it on dev \(8 items\)", err)  # while the bar stands still
 
 
-def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path):
+def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path, capsys):
     code = train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
                               str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
                               "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
                               "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])
     assert code == 0
+    assert ("forcing each candidate of position, length, one at a time, on every item of dev and of the held-out "
+            "split") in capsys.readouterr().err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     refit = metrics["refit"]
     assert refit["factors"] == ["position", "length"] and refit["fit_items"] == 218  # every training item (< 256)
@@ -200,13 +205,16 @@ def test_gradient_accumulation_takes_one_step_per_group_of_batches(data_dir, tin
 
 
 def test_cli_runs_with_bf16_autocast_on_cpu(data_dir, tiny_bert_path, tmp_path):
-    """In a process of its own: Accelerate keeps one precision per process."""
+    """In a process of its own: Accelerate keeps one precision per process (and run as ``-m``, the module is
+    ``__main__``: its lines on the end of the run must still show)."""
     finished = subprocess.run(
         [sys.executable, "-m", "dp_core.train", "--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path),
-         "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
-         "--num-tokens", "4", "--device", "cpu", "--mixed-precision", "bf16", "--output-dir", str(tmp_path / "out")],
+         "--data-dir", str(data_dir), "--select-on", "holdout", "--holdout-max", "40", "--dev-limit", "8",
+         "--max-steps", "2", "--batch-size", "4", "--num-tokens", "4", "--device", "cpu", "--mixed-precision", "bf16",
+         "--output-dir", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
+    assert re.search(r"step [12] kept; scoring it on dev \(8 items\)", finished.stderr)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["mixed_precision"] == "bf16" and 0.0 <= metrics["best"]["score"] <= 1.0
     assert all(math.isfinite(entry["loss"]) for entry in metrics["history"] if "loss" in entry)
