@@ -688,9 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         # is made once per process, and without cpu=True it finds no GPU and no processes beside it.)
         main_process = PartialState(cpu=resolve_device(config.device).type != "cuda").is_main_process
         progress = None
-        speaker = logging.getLogger("dp_core")  # train()'s lines on what the end of a run is doing
-        speaker.setLevel(logging.INFO if main_process else logging.WARNING)
-        with logging_redirect_tqdm([speaker], tqdm_class=tqdm):
+        log.setLevel(logging.INFO if main_process else logging.WARNING)  # train()'s lines on the end of a run
+        with logging_redirect_tqdm([log], tqdm_class=tqdm):
             for event in train(config):
                 if progress is None:
                     progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}",
