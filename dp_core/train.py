@@ -259,9 +259,14 @@ def refit_kept_choices(model: PromptClassifier, config: TrainConfig, train_examp
     split to stop and decide on; with the selection split's metrics and choice statistics if the refit was kept."""
     refit_config = RefitConfig()
     fit_examples = random.Random(config.seed).sample(train_examples, min(refit_config.max_items, len(train_examples)))
+    log.info("refitting the kept checkpoint's choices to its frozen prompt on %d training items (the held-out split "
+             "decides)", len(fit_examples))
     fit_split = model.encode_examples(fit_examples)
     result = refit_choices(model, fit_split, split_features(model, fit_split), select_split, select_features,
                            refit_config, config.eval_batch_size)
+    log.info("refit of %s %s after %d steps: held-out expected loss %.4f -> %.4f, held-out score %.4f -> %.4f",
+             ", ".join(result.factors), "kept" if result.kept else "not kept (the trained choices stay)",
+             result.steps, *result.holdout_loss, *result.holdout_score)
     if not result.kept:
         return result, None
     return result, evaluate_with_choices(model, select_split, config.eval_batch_size, select_features)

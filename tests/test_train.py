@@ -181,10 +181,16 @@ def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, t
                               "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
                               "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])
     assert code == 0
+    err = capsys.readouterr().err
     assert ("forcing each candidate of position, length, one at a time, on every item of dev and of the held-out "
-            "split") in capsys.readouterr().err
+            "split") in err
+    assert "refitting the kept checkpoint's choices to its frozen prompt on 218 training items" in err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     refit = metrics["refit"]
+    said = re.search(r"refit of position, length (kept|not kept) after (\d+) steps: held-out expected loss "
+                     r"[\d.]+ -> [\d.]+, held-out score ([\d.]+) -> ([\d.]+)", err)
+    assert said and (said[1] == "kept") == refit["kept"] and int(said[2]) == refit["steps"]
+    assert [float(said[3]), float(said[4])] == pytest.approx(refit["holdout_score"], abs=1e-4)
     assert refit["factors"] == ["position", "length"] and refit["fit_items"] == 218  # every training item (< 256)
     before, after = refit["holdout_score"]
     assert metrics["holdout"]["score"] == (after if refit["kept"] else before)
