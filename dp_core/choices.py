@@ -68,6 +68,8 @@ class ChoiceStatistics:
     # choice network with no preference gives there.
     layout_commitment: float | None = None
     layout_no_preference: float | None = None
+    # ... and the rows whose drawn layout (top place, top length) puts each number of tokens after the input.
+    layout_counts: list[int] | None = None
     # Per item, for intervals: the predictions behind own, the best single candidate and the oracle.
     predictions: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -205,8 +207,11 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
              for factor in factors}
     if "position" in stats and "length" in predictions.choice_probs:
         lengths = predictions.choice_probs["length"].argmax(-1) + 1  # each row's own length, as DP decides
+        position_probs = predictions.choice_probs["position"]
         stats["position"].layout_commitment, stats["position"].layout_no_preference = layout_commitment(
-            predictions.choice_probs["position"], lengths, model.prompt.config.place_given_length)
+            position_probs, lengths, model.prompt.config.place_given_length)
+        tokens_after = torch.minimum(position_probs.argmax(-1), lengths)
+        stats["position"].layout_counts = torch.bincount(tokens_after, minlength=position_probs.shape[1]).tolist()
     return stats
 
 

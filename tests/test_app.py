@@ -273,6 +273,19 @@ def test_the_train_tab_trains_dp_as_the_ready_trained_prompts_were_made():
         assert {key: offered[key] for key in shipped} == shipped
 
 
+def test_the_train_tabs_choice_chart_counts_layouts_when_dp_also_chooses_the_length():
+    from app.tabs.train import choice_spread
+
+    def shares(position):
+        return {row["tokens after the input"]: row["share of dev items"] for row in choice_spread(3, position)}
+
+    # every row drawn at place 4 with 2 active tokens: both tokens after the input, not 4
+    both_after = shares({"position": {"counts": [0, 0, 0, 0, 20], "layout_counts": [0, 0, 20, 0, 0]}})
+    assert both_after["2"] == 1.0 and both_after["4"] == 0.0
+    position_only = shares({"position": {"counts": [5, 0, 0, 0, 15], "layout_counts": None}})
+    assert position_only["0"] == 0.25 and position_only["4"] == 0.75
+
+
 def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
     from app.tabs.train import short_run_note
 

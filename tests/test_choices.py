@@ -168,9 +168,19 @@ def test_split_statistics_agree_with_the_batches(tiny_backbone, data_dir):
         pytest.approx(layout_commitment(predictions.choice_probs["position"], lengths))
     assert stats["position"].layout_commitment >= stats["position"].commitment
     assert stats["length"].layout_commitment is None and "layout_commitment" in stats["position"].summary()
+    drawn = [0] * 5  # each row's layout as drawn: min(top place, own length) tokens after the input
+    for place, length in zip(predictions.choice_probs["position"].argmax(-1).tolist(), lengths.tolist()):
+        drawn[min(place, length)] += 1
+    assert stats["position"].layout_counts == drawn and stats["position"].summary()["layout_counts"] == drawn
+    with torch.no_grad():  # every row at place 4 with 2 active tokens: one layout, both tokens after
+        model.prompt.heads["position"].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 50.0]))
+        model.prompt.heads["length"].bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0]))
+    both_after = split_choice_statistics(model, split, counterfactual=False)["position"]
+    assert both_after.counts == [0, 0, 0, 0, 20] and both_after.layout_counts == [0, 0, 20, 0, 0]
     position_only = split_choice_statistics(dp(tiny_backbone, "copa", factors=("position",)), split,
                                             counterfactual=False)
     assert position_only["position"].layout_commitment is None  # one length: every place is its own layout
+    assert position_only["position"].layout_counts is None  # its counts are its layouts
 
 
 def test_training_records_choices_at_every_evaluation(tiny_backbone, data_dir):

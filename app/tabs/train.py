@@ -69,8 +69,9 @@ def checked_seed(value) -> int:
 
 
 def choice_spread(step: int, choices: dict) -> list[dict]:
-    """Where DP put the prompt over the dev set at one evaluation: the share of items at each place."""
-    counts = choices["position"]["counts"]
+    """Where DP put the prompt over the dev set at one evaluation: the share of items with each number of tokens
+    after the input. With a chosen length, every place past it is one layout (all after): count layouts."""
+    counts = choices["position"].get("layout_counts") or choices["position"]["counts"]
     total = max(1, sum(counts))
     return [{"step": str(step), "tokens after the input": str(p), "share of dev items": n / total}
             for p, n in enumerate(counts)]
