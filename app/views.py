@@ -71,7 +71,7 @@ def difference_reading(difference: float, low: float, high: float, items: int) -
     else:
         said = (f"**These {items} items cannot tell DP from the fixed prompt**: DP − fixed {difference:+.3f} ({span}, "
                 "which contains 0).")
-    return said + " Over three training seeds and the whole dev set: docs/results.md."
+    return said + " Over several training seeds and the whole dev set: docs/results.md."
 
 
 def error_html(message: str) -> str:

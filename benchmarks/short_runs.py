@@ -5,11 +5,12 @@
     python -m benchmarks.short_runs --output assets/short_runs.json --refresh-converged
 
 ``--tune``: 60 s runs on CB, as the Train tab makes them (app.state.short_run), with each candidate learning rate
-and evaluation cadence (and, row 0, the tab's earlier warm-up), for P-tuning v2 and deep DP; the kept checkpoint
-and the score that ranks candidates are on held-out training items (never dev). Without it: every task, the Train tab's defaults, its two default methods;
-the file written holds, per task and method, the best dev evaluation of the short run (what the tab shows), the
-majority-class score, and the converged score of the results grid (benchmarks/results/dp_results.jsonl) where it
-has finished (3 seeds), so the tab can say what a short run can and cannot show. Timings are those of this machine.
+and evaluation cadence (and, row 0, the tab's earlier warm-up), for P-tuning v2 and deep DP; the kept checkpoint and
+the score that ranks candidates are on held-out training items (never dev). Without it: every task, the Train tab's
+defaults, its two default methods; the file written holds, per task and method, the best dev evaluation of the short
+run (what the tab shows), the majority-class score, and the converged score of the results grid
+(benchmarks/results/dp_results.jsonl) where it has finished (at least 3 seeds; the mean over all it holds), so the
+tab can say what a short run can and cannot show. Timings are those of this machine.
 ``--refresh-converged`` re-reads only the grid's scores into the file, as the grid goes on.
 """
 
