@@ -306,27 +306,42 @@ def gap_closed(means: dict[str, float], name: str, least: float = 0.02) -> str:
     return f"{(means[name] - means['prompt tuning']) / gap:.0%}"
 
 
+def layout_counts(choices: dict) -> list[int] | None:
+    """Rows given each number of tokens after the input. A DP that also chooses the length counts layouts (every
+    place past its length is one: all its tokens after); runs recorded before ``layout_counts`` existed
+    (2026-12-02) hold places only, which are not tokens after the input there: None."""
+    if "length" not in choices:
+        return choices["position"]["counts"]
+    return choices["position"].get("layout_counts")
+
+
 def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: int) -> list[str]:
     """Where DP put the prompt on dev, per DP variant, from the runs that recorded their choices: in a causal decoder
     only prompt tokens after the input can read it. What the place changes (counterfactuals: a dev pass per
     candidate) is shown only where the runs computed it."""
-    rows = []
+    rows, places_only = [], False
     for task in tasks:
         for name in names:
             runs = [r for r in cells.get((task, name), []) if (r.get("choices") or {}).get("position")]
             if not runs:
                 continue
             place = [r["choices"]["position"] for r in runs]
-            after = [sum(int(c) * n for c, n in zip(p["candidates"], p["counts"])) / max(1, sum(p["counts"]))
-                     for p in place]
+            layouts = [counts for r in runs if (counts := layout_counts(r["choices"]))]
+            places_only |= len(layouts) < len(runs)
+            after = [sum(tokens * n for tokens, n in enumerate(counts)) / max(1, sum(counts)) for counts in layouts]
+            common = [max(range(len(counts)), key=counts.__getitem__) for counts in layouts]
+            merged = [p for p in place if p.get("layout_commitment") is not None]
+            commitment = (f"{statistics.mean(p['layout_commitment'] for p in merged):.2f} (no preference "
+                          f"{statistics.mean(p['layout_no_preference'] for p in merged):.2f})"
+                          if len(merged) == len(place) else f"{statistics.mean(p['commitment'] for p in place):.2f}")
             changes = [p["changes_prediction"] for p in place if p.get("changes_prediction") is not None]
             margins = [p["own_score"] - p["single_scores"][r["holdout_choices"]["position"]["best_single"]]
                        for r, p in zip(runs, place) if p.get("single_scores")
                        and (r.get("holdout_choices") or {}).get("position", {}).get("best_single") is not None]
-            rows.append([task, name, f"{statistics.mean(after):.1f}",
-                         " / ".join(f"{p['candidates'][p['most_common']]} ({p['collapse']:.0%})" for p in place),
-                         f"{statistics.mean(p['commitment'] for p in place):.2f}",
-                         f"{statistics.mean(changes):.0%}" if changes else "",
+            rows.append([task, name, f"{statistics.mean(after):.1f}" if after else "–",
+                         " / ".join(f"{tokens} ({counts[tokens] / max(1, sum(counts)):.0%})"
+                                    for tokens, counts in zip(common, layouts)) or "–",
+                         commitment, f"{statistics.mean(changes):.0%}" if changes else "",
                          f"{statistics.mean(margins):+.3f}" if margins else "", str(len(runs))])
     if not rows:
         return []
@@ -335,9 +350,13 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
     if not counterfactual:  # no dev pass per candidate was made: drop the two empty columns
         columns, rows = columns[:5] + columns[7:], [row[:5] + row[7:] for row in rows]
     return ["", "Where DP put the prompt on dev (mean over the runs that recorded their choices): *after*, how many "
-            f"of its {num_tokens} tokens went after the input on average; *most common*, each run's most common place "
-            "(tokens after the input) and the share of items given it; *commitment*, the median probability of DP's "
-            f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f})"
+            f"of its {num_tokens} tokens went after the input on average (where DP also chooses the length, every "
+            "place past it is one layout, all its tokens after); *most common*, each run's most common number of "
+            "tokens after the input and the share of items given it; *commitment*, the median probability of DP's "
+            f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f}) or, where DP also chooses the "
+            "length, of its top layout beside what a choice network with no preference gives there"
+            + ("; runs recorded before 2026-12-02 kept places but not layouts, so they count in *commitment* and "
+               "*runs* only" if places_only else "")
             + ("; *changes*, the share of dev items whose prediction depends on the place; *own − single*, DP's own "
                "places against the single place that scored best on the held-out training items, both on dev:"
                if counterfactual else "; what the place changes is not computed here (a dev pass per candidate):"),
