@@ -363,10 +363,13 @@ def train(
     pad = backbone.tokenizer.pad_token_id
     train_split, dev_split = model.encode_examples(train_examples), model.encode_examples(dev_examples)
     train_features = RowFeatures(model, train_split.num_rows) if model.needs_features else None
-    dev_features = split_features(model, dev_split)
     holdout = config.select_on == "holdout"
     tracking = holdout and config.track_dev
     select_split = model.encode_examples(select_examples) if holdout else dev_split
+    if model.needs_features:  # a backbone pass over every row before the first step (minutes on a large model)
+        log.info("computing once the instance features DP's choices read: %d dev rows%s", dev_split.num_rows,
+                 f" and {select_split.num_rows} held-out rows" if holdout else "")
+    dev_features = split_features(model, dev_split)
     select_features = split_features(model, select_split) if holdout else dev_features
 
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)

@@ -173,6 +173,7 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
     err = capsys.readouterr().err
     assert "step 2, holdout: accuracy" in err
     assert re.search(r"step [12] kept; scoring it on dev \(8 items\)", err)  # while the bar stands still
+    assert "instance features" not in err  # a fixed prompt reads none
 
 
 def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path, capsys):
@@ -185,6 +186,7 @@ def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, t
     assert ("forcing each candidate of position, length, one at a time, on every item of dev and of the held-out "
             "split") in err
     assert "refitting the kept checkpoint's choices to its frozen prompt on 218 training items" in err
+    assert "computing once the instance features DP's choices read: 8 dev rows and 32 held-out rows" in err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     refit = metrics["refit"]
     said = re.search(r"refit of position, length (kept|not kept) after (\d+) steps: held-out expected loss "
