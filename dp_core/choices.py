@@ -20,7 +20,8 @@ and from counterfactuals (every candidate forced on every item, ``dp_core.explai
 Commitment, entropy and collapse are per row (COPA: each choice's row has its own layout); scores are per item.
 They count places as candidates, though every place past the chosen length is one layout (all its tokens after the
 input): ``layout_probabilities`` merges them (docs/dp_learning.md, "Places that are one layout") and
-``layout_commitment`` counts commitment over the merged layouts, beside what no preference gives. A DP that draws
+``layout_commitment`` counts commitment over the merged layouts, beside what no preference gives, and ``layout_counts``
+the rows at each layout as drawn (min(top place, own length) tokens after the input). A DP that draws
 the place given the length (``place_given_length``) gives those places no probability: its rows have l + 1
 candidates, and entropy and the readings count those.
 """
