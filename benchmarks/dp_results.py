@@ -308,8 +308,8 @@ def gap_closed(means: dict[str, float], name: str, least: float = 0.02) -> str:
 
 def layout_counts(choices: dict) -> list[int] | None:
     """Rows given each number of tokens after the input. A DP that also chooses the length counts layouts (every
-    place past its length is one: all its tokens after); runs recorded before ``layout_counts`` existed
-    (2026-12-02) hold places only, which are not tokens after the input there: None."""
+    place past its length is one: all its tokens after); runs recorded before ``layout_counts`` existed hold places
+    only, which are not tokens after the input there: None."""
     if "length" not in choices:
         return choices["position"]["counts"]
     return choices["position"].get("layout_counts")
@@ -355,7 +355,7 @@ def place_choices(cells: dict, tasks: list[str], names: list[str], num_tokens: i
             "tokens after the input and the share of items given it; *commitment*, the median probability of DP's "
             f"top place (uniform: 1/{num_tokens + 1} = {1 / (num_tokens + 1):.2f}) or, where DP also chooses the "
             "length, of its top layout beside what a choice network with no preference gives there"
-            + ("; runs recorded before 2026-12-02 kept places but not layouts, so they count in *commitment* and "
+            + ("; runs recorded before layouts were counted kept places only, so they count in *commitment* and "
                "*runs* only" if places_only else "")
             + ("; *changes*, the share of dev items whose prediction depends on the place; *own − single*, DP's own "
                "places against the single place that scored best on the held-out training items, both on dev:"

@@ -111,7 +111,6 @@ def test_the_place_table_counts_tokens_after_the_input_and_scores_own_places_aga
                                     num_tokens=3) == []
 
 
-
 def test_the_place_table_counts_layouts_where_dp_also_chooses_the_length():
     def run(places, layouts=None):
         position = {"candidates": ["0", "1", "2", "3"], "counts": places, "commitment": 0.5, "collapse": 1.0,
@@ -123,10 +122,11 @@ def test_the_place_table_counts_layouts_where_dp_also_chooses_the_length():
     cells = {("cb", "DP deep"): [run([0, 0, 2, 2], layouts=[0, 0, 4, 0]), run([4, 0, 0, 0], layouts=[4, 0, 0, 0])]}
     lines = dp_results.place_choices(cells, ["cb"], ["DP deep"], num_tokens=3)
     assert lines[-1] == "| cb | DP deep | 1.0 | 2 (100%) / 0 (100%) | 0.90 (no preference 0.50) | 2 |"
-    assert "kept places but not layouts" not in lines[1]
+    assert "kept places only" not in lines[1]
     older = dp_results.place_choices({("cb", "DP deep"): [run([0, 0, 2, 2])]}, ["cb"], ["DP deep"], num_tokens=3)
     assert older[-1] == "| cb | DP deep | – | – | 0.90 (no preference 0.50) | 1 |"  # places are not layouts here
-    assert "kept places but not layouts" in older[1]
+    assert "kept places only" in older[1]
+
 
 def test_the_gap_closed_is_said_in_words_where_fine_tuning_does_not_beat_prompt_tuning():
     means = {"prompt tuning": 0.60, "fine-tuning": 0.70, "P-tuning v2": 0.65}
