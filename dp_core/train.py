@@ -554,6 +554,18 @@ def parse_layers(text: str | None) -> tuple[int, int] | None:
     return int(first), int(last)
 
 
+def describe_choice(factor: str, stats: dict) -> str:
+    """One factor's choices on the evaluation line. A place with a chosen length is also told over layouts: every
+    place past the row's length puts all its tokens after the input, so 17 places can be fewer distinct layouts."""
+    text = f"{factor} commitment {stats['commitment']:.2f} collapse {stats['collapse']:.2f}"
+    if stats.get("layout_commitment") is None:
+        return text
+    layouts = stats.get("layout_counts")
+    collapse = "" if not layouts else f", collapse {max(layouts) / max(1, sum(layouts)):.2f}"
+    return (text + f" (over layouts: commitment {stats['layout_commitment']:.2f}, no preference "
+            f"{stats['layout_no_preference']:.2f}{collapse})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dp_core.train", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
@@ -706,14 +718,11 @@ def main(argv: list[str] | None = None) -> int:
                     progress.update(1)
                     progress.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.1f}")
                 elif event.kind == "eval":
-                    choices = [f"{factor} commitment {c['commitment']:.2f}"
-                               + ("" if c.get("layout_commitment") is None else
-                                  f" (layouts {c['layout_commitment']:.2f}, "
-                                  f"no preference {c['layout_no_preference']:.2f})")
-                               + f" collapse {c['collapse']:.2f}" for factor, c in (event.choices or {}).items()]
                     if main_process:
                         progress.write(f"step {event.step}, {config.select_on}: " + ", ".join(
-                            [f"{k} {v:.4f}" for k, v in event.metrics.items()] + choices), file=sys.stderr)
+                            [f"{k} {v:.4f}" for k, v in event.metrics.items()]
+                            + [describe_choice(factor, c) for factor, c in (event.choices or {}).items()]),
+                            file=sys.stderr)
                 else:
                     result = event.result
         progress.close()

@@ -14,7 +14,7 @@ from dp_core.methods import METHODS, method_config
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import TASKS
-from dp_core.train import TrainConfig, load_task_data, run, train
+from dp_core.train import TrainConfig, describe_choice, load_task_data, run, train
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -226,6 +226,15 @@ def test_cli_runs_with_bf16_autocast_on_cpu(data_dir, tiny_bert_path, tmp_path):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["mixed_precision"] == "bf16" and 0.0 <= metrics["best"]["score"] <= 1.0
     assert all(math.isfinite(entry["loss"]) for entry in metrics["history"] if "loss" in entry)
+
+
+def test_the_eval_line_tells_a_place_with_a_length_over_layouts():
+    """Rows of length 2 at places 2, 5 and 9 all put both tokens after the input: one layout, not three places."""
+    place = {"commitment": 0.3, "collapse": 0.4, "counts": [1, 0, 4, 0, 0, 3, 0, 0, 0, 2]}
+    assert describe_choice("pool", place) == "pool commitment 0.30 collapse 0.40"
+    with_length = {**place, "layout_commitment": 0.8, "layout_no_preference": 0.59, "layout_counts": [1, 0, 9]}
+    assert describe_choice("position", with_length) == (
+        "position commitment 0.30 collapse 0.40 (over layouts: commitment 0.80, no preference 0.59, collapse 0.90)")
 
 
 def test_tracking_dev_beside_holdout_selection_shows_what_dev_selection_would_report(data_dir, tiny_backbone):
