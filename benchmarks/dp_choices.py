@@ -173,6 +173,16 @@ def label_table(records: list[dict], labels: list[str]) -> str:
             lines.append(f"| {label} | {r.get('settings', '')} | {r['task']} | {r['variant']} | {r['seed']} | "
                          f"{f['commitment']:.2f} | {f['collapse']:.2f} | {f['changes_prediction']:.2f} | "
                          f"{f['own']:.3f} | {f['best_single']:.3f} | {f['oracle']:.3f} |")
+    lines += ["", "Over the seeds of each label and task (means; own − best single with its 95 % t interval):", "",
+              "| label | task | seeds | commitment | collapse | own − best single |", "|---" * 6 + "|"]
+    for label in labels:
+        runs = [r for r in records if r["label"] == label]
+        for task in dict.fromkeys(r["task"] for r in runs):
+            position = [r["factors"]["position"] for r in runs if r["task"] == task]
+            lines.append(f"| {label} | {task} | {len(position)} | "
+                         f"{statistics.mean(f['commitment'] for f in position):.2f} | "
+                         f"{statistics.mean(f['collapse'] for f in position):.2f} | "
+                         f"{interval([f['own'] - f['best_single'] for f in position])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -303,3 +303,20 @@ def test_the_choice_grid_says_what_a_network_with_no_preference_would_commit():
                               dev_limit=8)
     text = report([given, fixed], "given", ["cb"], "command", args)
     assert "| cb | DP input, position + length | 1 | 0.600 |" in text and "| 0.80 (0.33) |" in text
+
+
+def test_comparing_labels_pairs_own_choices_with_the_best_single_place_over_seeds():
+    from benchmarks.dp_choices import label_table
+
+    def record(label, seed, own, best_single, commitment):
+        position = {"commitment": commitment, "collapse": 0.5, "changes_prediction": 0.2, "own": own,
+                    "best_single": best_single, "oracle": 0.9}
+        return {"task": "copa", "variant": "DP input, position", "seed": seed, "label": label, "settings": "",
+                "factors": {"position": position}}
+
+    records = [record("a", 0, 0.60, 0.50, 0.2), record("a", 1, 0.55, 0.55, 0.4), record("a", 2, 0.50, 0.55, 0.6),
+               record("b", 0, 0.70, 0.40, 0.9)]
+    text = label_table(records, ["a", "b"])
+    assert text.count("| a |  | copa | DP input, position |") == 3
+    assert "| a | copa | 3 | 0.40 | 0.50 | +0.017 [-0.173, +0.206] |" in text  # differences +0.10, 0, -0.05
+    assert "| b | copa | 1 | 0.90 | 0.50 | +0.300 |" in text
