@@ -164,7 +164,8 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
 
 
 def label_table(records: list[dict], labels: list[str]) -> str:
-    """One line per DP run of the given labels (settings side by side), position factor: nothing is trained."""
+    """One line per DP run of the given labels (settings side by side), then one per label and task over its
+    seeds; position factor, nothing is trained."""
     lines = ["| label | DP settings (changed from the defaults of the time) | task | variant | seed | commitment | "
              "collapse | changes pred. | own | best single (held-out pick) | oracle |", "|---" * 11 + "|"]
     for label in labels:
