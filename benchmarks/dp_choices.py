@@ -95,6 +95,13 @@ def key(record: dict) -> tuple:
     return record["label"], record["task"], record["variant"], record["seed"]
 
 
+def over_seeds(position: list[dict]) -> list[str]:
+    """A DP variant's place choices over its seeds, as the tables print them: mean commitment, mean collapse, and own
+    places against the best single one (mean with its 95 % t interval)."""
+    return [f"{statistics.mean(f['commitment'] for f in position):.2f}",
+            f"{statistics.mean(f['collapse'] for f in position):.2f}",
+            interval([f["own"] - f["best_single"] for f in position])]
+
 
 def report(records: list[dict], label: str, tasks: list[str], command: str, args) -> str:
     fixed = {(r["task"], r["variant"], r["seed"]): r["dev_score"] for r in records if r["label"] == "fixed"}
@@ -136,12 +143,10 @@ def report(records: list[dict], label: str, tasks: list[str], command: str, args
                      if (task, FIXED_OF[where], r["seed"]) in fixed]
             cells[4] = interval([d - f for d, f in pairs]) if pairs else ""
             position = [r["factors"]["position"] for r in group]
-            cells[5] = (f"{statistics.mean(f['commitment'] for f in position):.2f} "
-                        f"({statistics.mean(untrained_commitment(r) for r in group):.2f})")
-            cells[6] = f"{statistics.mean(f['collapse'] for f in position):.2f}"
+            cells[5], cells[6], cells[8] = over_seeds(position)
+            cells[5] += f" ({statistics.mean(untrained_commitment(r) for r in group):.2f})"
             changes = statistics.mean(f["changes_prediction"] for f in position)
             cells[7] = f"{changes:.2f}"
-            cells[8] = interval([f["own"] - f["best_single"] for f in position])
             lengths = [r["factors"]["length"] for r in group if "length" in r["factors"]]
             if lengths:
                 cells[9] = f"{statistics.mean(f['commitment'] for f in lengths):.2f}"
@@ -180,10 +185,7 @@ def label_table(records: list[dict], labels: list[str]) -> str:
         runs = [r for r in records if r["label"] == label]
         for task in dict.fromkeys(r["task"] for r in runs):
             position = [r["factors"]["position"] for r in runs if r["task"] == task]
-            lines.append(f"| {label} | {task} | {len(position)} | "
-                         f"{statistics.mean(f['commitment'] for f in position):.2f} | "
-                         f"{statistics.mean(f['collapse'] for f in position):.2f} | "
-                         f"{interval([f['own'] - f['best_single'] for f in position])} |")
+            lines.append(f"| {label} | {task} | {len(position)} | " + " | ".join(over_seeds(position)) + " |")
     return "\n".join(lines) + "\n"
 
 
