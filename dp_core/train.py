@@ -92,6 +92,9 @@ class TrainConfig:
     # end, for the kept checkpoint; "dev": the best dev evaluation (flatters the score, as the references do).
     select_on: str = "dev"
     holdout_max: int | None = None
+    # The held-out split is drawn with this seed (None: ``seed``), so runs of several seeds can be scored on the
+    # same items and the best of them kept by its held-out score, never by dev.
+    holdout_seed: int | None = None
     # Selected on holdout, also score dev at every evaluation (never used to select): what dev selection would
     # have reported from the same run, to show how much looking at dev flatters a score.
     track_dev: bool = False
@@ -354,7 +357,8 @@ def train(
     train_examples, dev_examples = data or load_task_data(config)  # bad data fails before the slow part
     select_examples = dev_examples
     if config.select_on == "holdout":
-        train_examples, select_examples = split_holdout(train_examples, config.seed, config.holdout_max)
+        train_examples, select_examples = split_holdout(
+            train_examples, config.seed if config.holdout_seed is None else config.holdout_seed, config.holdout_max)
     accelerator = make_accelerator(config, backbone)
     backbone = backbone or load_backbone(config.backbone, accelerator.device)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
@@ -640,6 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the checkpoint that scores best on dev (flattering) or on held-out training items (10 %%, at "
              "least 32; few-shot: 8), dev then scored once")
     add("--holdout-max", type=int, default=None, help="at most this many held-out items (their evaluations cost time)")
+    add("--holdout-seed", type=int, default=None,
+        help="draw the held-out split with this seed instead of --seed (runs of several seeds on the same items)")
     add("--patience", type=int, default=None, help="stop after this many evaluations without a better score")
     add("--track-dev", action="store_true",
         help="with --select-on holdout: score dev at every evaluation too (never to select), so metrics.json shows "
@@ -673,7 +679,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
         device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
         counterfactual_items=args.counterfactual_items, select_on=args.select_on, holdout_max=args.holdout_max,
-        patience=args.patience, track_dev=args.track_dev,
+        holdout_seed=args.holdout_seed, patience=args.patience, track_dev=args.track_dev,
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
 

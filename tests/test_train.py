@@ -135,6 +135,22 @@ def test_holdout_selection_never_trains_on_held_out_items_and_scores_dev_once(da
     assert events[-1].metrics == result.dev_metrics
 
 
+def test_holdout_seed_keeps_the_same_items_out_whatever_the_run_seed(data_dir, tiny_backbone, monkeypatch):
+    encode, held_out = PromptClassifier.encode_examples, []
+
+    def spy_encode(model, examples):
+        held_out.append({e.group for e in examples})
+        return encode(model, examples)
+
+    monkeypatch.setattr(PromptClassifier, "encode_examples", spy_encode)
+    for seed, holdout_seed in [(0, None), (1, None), (1, 0)]:
+        config = small_config(data_dir, k_shot=None, dev_limit=8, select_on="holdout", holdout_max=40, max_steps=1,
+                              seed=seed, holdout_seed=holdout_seed)
+        list(train(config, backbone=tiny_backbone))
+    run_seed_0, run_seed_1, run_seed_1_held_with_0 = held_out[2::3]  # encoded in the order train, dev, held-out
+    assert len(run_seed_0) == 32 and run_seed_1 != run_seed_0 and run_seed_1_held_with_0 == run_seed_0
+
+
 def test_few_shot_sets_hold_out_eight_items_and_capping_holds(data_dir):
     from dp_core.tasks import load_examples, load_fewglue, split_holdout
 
