@@ -99,6 +99,11 @@ class TrainConfig:
     # have reported from the same run, to show how much looking at dev flatters a score.
     track_dev: bool = False
     patience: int | None = None  # stop after this many evaluations without a better selection score
+    # Share of the planned steps before which evaluations are recorded but no checkpoint is kept and patience does
+    # not count (as Keras' ``start_from_epoch``). On 32-40 held-out items the first evaluations often win by one
+    # item, and a DP kept there has a choice network that has hardly trained (docs/dp_learning.md). A run that
+    # ends before then (time budget, cancelled) keeps its last evaluation if nothing was kept before.
+    select_from: float = 0.0
     mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that has it, else fp16 there; none on CPU
     gradient_accumulation_steps: int = 1  # batches whose gradients add up to one optimizer step
 
@@ -109,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
         if self.counterfactual_items is not None and self.counterfactual_items < 1:
             raise ValueError(f"counterfactual_items must be at least 1, got {self.counterfactual_items}")
+        if not 0.0 <= self.select_from < 1.0:
+            raise ValueError(f"select_from is a share of the run, from 0 up to (not including) 1, got {self.select_from}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience counts evaluations and must be at least 1, got {self.patience}")
         if self.mixed_precision not in PRECISIONS:
@@ -379,6 +386,9 @@ def train(
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     eval_every = config.eval_every or steps_per_epoch
+    select_from_step = math.ceil(config.select_from * total_steps)
+    if select_from_step:
+        log.info("no checkpoint is kept before step %d of %d", select_from_step, total_steps)
     optimizer = build_optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     if hasattr(model.prompt, "schedule_run"):  # DP: temperature, warm-up and entropy bonus follow this run
@@ -399,8 +409,10 @@ def train(
                 counterfactual=config.counterfactuals == "every_eval")
             watched = evaluate(model, dev_split, config.eval_batch_size, dev_features) if tracking else None
         metrics, choices, watched = agreed(accelerator, (metrics, choices, watched))
-        evals_since_best += 1
-        if best_metrics is None or metrics["score"] > best_metrics["score"]:
+        last = step >= total_steps or stopped != "finished"
+        eligible = step >= select_from_step or (last and best_metrics is None)
+        evals_since_best += eligible
+        if eligible and (best_metrics is None or metrics["score"] > best_metrics["score"]):
             best_metrics, best_state, best_step, best_choices = metrics, model.trainable_state(), step, choices
             best_predictions = predictions
             evals_since_best = 0
@@ -647,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--holdout-seed", type=int, default=None,
         help="draw the held-out split with this seed instead of --seed (runs of several seeds on the same items)")
     add("--patience", type=int, default=None, help="stop after this many evaluations without a better score")
+    add("--select-from", type=float, default=0.0, metavar="SHARE",
+        help="keep no checkpoint from the first SHARE of the planned steps (e.g. 0.25), and start counting patience "
+             "there: early evaluations on few held-out items win by chance")
     add("--track-dev", action="store_true",
         help="with --select-on holdout: score dev at every evaluation too (never to select), so metrics.json shows "
              "what dev selection would have reported")
@@ -679,7 +694,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         warmup_ratio=args.warmup_ratio, eval_every=args.eval_every, max_length=args.max_length, seed=args.seed,
         device=args.device, init_prompt=args.init_prompt, counterfactuals=args.counterfactuals,
         counterfactual_items=args.counterfactual_items, select_on=args.select_on, holdout_max=args.holdout_max,
-        holdout_seed=args.holdout_seed, patience=args.patience, track_dev=args.track_dev,
+        holdout_seed=args.holdout_seed, select_from=args.select_from, patience=args.patience, track_dev=args.track_dev,
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
 

@@ -170,11 +170,22 @@ def test_patience_stops_after_evaluations_without_improvement(data_dir, tiny_bac
     assert result.best_step == 1 and max(e["step"] for e in result.history) == 3
 
 
+def test_select_from_keeps_nothing_early_and_patience_waits_for_it(data_dir, tiny_backbone):
+    flat = dict(max_steps=8, eval_every=1, patience=2, lr=0.0, lr_head=0.0)  # every evaluation scores the same
+    result = run(small_config(data_dir, select_from=0.5, **flat), backbone=tiny_backbone)
+    assert result.best_step == 4 and result.stopped_because == "patience"  # kept at 4 of 8, then 2 more evaluations
+    assert [e["step"] for e in result.history if "score" in e] == [1, 2, 3, 4, 5, 6]
+    cut_short = run(small_config(data_dir, select_from=0.5, time_budget_s=0.0, **flat), backbone=tiny_backbone)
+    assert cut_short.stopped_because == "time budget" and cut_short.best_step == 1  # ended early: its last evaluation
+
+
 def test_bad_selection_settings_are_refused():
     with pytest.raises(ValueError, match="select_on"):
         TrainConfig(select_on="test")
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+    with pytest.raises(ValueError, match="select_from"):
+        TrainConfig(select_from=1.0)
 
 
 def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsys):
