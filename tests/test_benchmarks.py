@@ -320,3 +320,17 @@ def test_comparing_labels_pairs_own_choices_with_the_best_single_place_over_seed
     assert text.count("| a |  | copa | DP input, position |") == 3
     assert "| a | copa | 3 | 0.40 | 0.50 | +0.017 [-0.173, +0.206] |" in text  # differences +0.10, 0, -0.05
     assert "| b | copa | 1 | 0.90 | 0.50 | +0.300 |" in text
+
+
+def test_replaying_select_from_on_a_full_run_keeps_what_a_select_from_run_keeps(data_dir, tiny_backbone):
+    from benchmarks.select_from import kept_evaluation
+    from dp_core.prompts import PTuningV2Config
+    from dp_core.train import TrainConfig, run
+
+    base = dict(task="cb", prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir), k_shot=None, dev_limit=8,
+                max_steps=12, batch_size=4, eval_every=1, select_on="holdout", holdout_max=40, lr=0.05)
+    evaluations = [e for e in run(TrainConfig(**base), backbone=tiny_backbone).history if "score" in e]
+    assert len({e["score"] for e in evaluations}) > 1  # the scores move, so which one is kept is a real question
+    for share in (0.0, 0.25, 0.5):
+        selected = run(TrainConfig(**base, select_from=share, patience=2), backbone=tiny_backbone)
+        assert kept_evaluation(evaluations, 12, share, patience=2)["step"] == selected.best_step
