@@ -115,7 +115,8 @@ class TrainConfig:
         if self.counterfactual_items is not None and self.counterfactual_items < 1:
             raise ValueError(f"counterfactual_items must be at least 1, got {self.counterfactual_items}")
         if not 0.0 <= self.select_from < 1.0:
-            raise ValueError(f"select_from is a share of the run, from 0 up to (not including) 1, got {self.select_from}")
+            raise ValueError(f"select_from is a share of the run, from 0 up to (not including) 1, "
+                             f"got {self.select_from}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience counts evaluations and must be at least 1, got {self.patience}")
         if self.mixed_precision not in PRECISIONS:
