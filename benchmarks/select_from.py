@@ -10,7 +10,8 @@ rerun trains only what is missing. A run's steps do not depend on when it would 
 rule can be replayed on its evaluations: for each share, the checkpoint that patience 5 on the held-out score keeps
 when evaluations before that share of the planned steps are not kept and do not count, as a ``--select-from`` run
 would. Printed per task, method and share, the mean over seeds of the kept step, held-out score, dev score and the
-place's commitment on the held-out items, and the dev score against share 0 (paired over seeds, 95 % t interval).
+place's commitment on the held-out items, and the dev score against share 0 (paired over seeds, 95 % t interval);
+then each DP against its fixed counterpart on dev under each share.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EVERY = {"cb": 14, "copa": 23, "rte": 70, "wic": 100, "wsc": 32, "boolq": 6}
 DP = ["--method", "dp", "--factors", "position,length,pool", "--feature-norm", "unit", "--choice-lr", "0.1"]
 METHODS = {"ptv2": ["--method", "ptv2"], "prompt_tuning": ["--method", "prompt_tuning"],
            "dp_input": [*DP, "--where", "input"], "dp_deep": [*DP, "--where", "deep"]}
+PAIRS = [("dp_input", "prompt_tuning"), ("dp_deep", "ptv2")]  # each DP and its fixed counterpart, as Compare pairs them
 PATIENCE = 5
 
 
@@ -88,6 +90,19 @@ def table(runs: dict[tuple[str, str, int], dict], shares: list[float]) -> str:
     return "\n".join(lines)
 
 
+def pair_table(runs: dict[tuple[str, str, int], dict], shares: list[float]) -> str:
+    """DP against its fixed counterpart on dev under each share: whether the rule tilts the comparison."""
+    lines = ["| task | pair | select from | seeds | DP − fixed (dev) |", "|---|---|---|---|---|"]
+    for task in sorted({task for task, _, _ in runs}, key=TASKS.index):
+        for dp, fixed in PAIRS:
+            seeds = sorted(seed for t, m, seed in runs if (t, m) == (task, dp) and (task, fixed, seed) in runs)
+            for share in shares if seeds else []:
+                differences = [replay(runs[task, dp, seed], share)["dev"] - replay(runs[task, fixed, seed], share)["dev"]
+                               for seed in seeds]
+                lines.append(f"| {task} | {dp} − {fixed} | {share:g} | {len(seeds)} | {interval(differences)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
@@ -101,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                                                  args.folder / task / method / f"s{seed}")
             for task in args.tasks for method in args.methods for seed in args.seeds}
     print(table(runs, args.shares))
+    print()
+    print(pair_table(runs, args.shares))
 
 
 if __name__ == "__main__":
