@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import statistics
 from pathlib import Path
 
 from benchmarks.common import interval
+from dp_core.train import build_parser, config_from_args, planned_steps
 from dp_core.train import main as train_main
 
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq"]
@@ -47,10 +49,10 @@ def train_full_run(task: str, method: str, seed: int, data_dir: str, folder: Pat
     return json.loads((folder / "metrics.json").read_text())
 
 
-def kept_evaluation(evaluations: list[dict], planned_steps: int, share: float, patience: int = PATIENCE) -> dict:
+def kept_evaluation(evaluations: list[dict], total_steps: int, share: float, patience: int = PATIENCE) -> dict:
     """The evaluation a run with ``--select-from share --patience patience`` keeps (train.py's rule, replayed on a
     run's evaluations; its last evaluation ended it)."""
-    start, best, since = math.ceil(share * planned_steps), None, 0
+    start, best, since = math.ceil(share * total_steps), None, 0
     for evaluation in evaluations:
         last = evaluation is evaluations[-1]
         if evaluation["step"] < start and not (last and best is None):
@@ -65,8 +67,8 @@ def kept_evaluation(evaluations: list[dict], planned_steps: int, share: float, p
 
 def replay(metrics: dict, share: float) -> dict:
     evaluations = [entry for entry in metrics["history"] if "score" in entry]
-    planned_steps = math.ceil(EPOCHS[metrics["task"]] * math.ceil(metrics["train_size"] / 16))  # batch size 16
-    kept = kept_evaluation(evaluations, planned_steps, share)
+    config = config_from_args(build_parser().parse_args(shlex.split(metrics["command"])[3:]))  # the run's own
+    kept = kept_evaluation(evaluations, planned_steps(config, metrics["train_size"]), share)
     place = kept.get("choices", {}).get("position")
     return {"step": kept["step"], "holdout": kept["score"], "dev": kept["dev"]["score"],
             "commitment": place["commitment"] if place else None}

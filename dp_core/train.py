@@ -353,6 +353,11 @@ def backward_and_step(accelerator: Accelerator, loss: torch.Tensor, optimizer, g
     optimizer.zero_grad(set_to_none=True)
 
 
+def planned_steps(config: TrainConfig, train_items: int) -> int:
+    """Optimizer steps a run plans (what its schedules and ``select_from`` count against), however it then stops."""
+    return config.max_steps or max(1, math.ceil(config.epochs * math.ceil(train_items / config.batch_size)))
+
+
 def train(
     config: TrainConfig,
     backbone: Backbone | None = None,
@@ -385,7 +390,7 @@ def train(
     select_features = split_features(model, select_split) if holdout else dev_features
 
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
-    total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    total_steps = planned_steps(config, len(train_split))
     eval_every = config.eval_every or steps_per_epoch
     select_from_step = math.ceil(config.select_from * total_steps)
     if select_from_step:

@@ -341,7 +341,8 @@ def test_the_select_from_tables_replay_each_share_and_pair_each_dp_with_its_fixe
 
     def full_run(scores, devs):  # CB: 218 training items, 15 epochs of 14 steps = 210 planned steps
         history = [{"step": 14 * (i + 1), "score": s, "dev": {"score": d}} for i, (s, d) in enumerate(zip(scores, devs))]
-        return {"task": "cb", "train_size": 218, "history": history}
+        return {"task": "cb", "train_size": 218, "history": history,
+                "command": "python -m dp_core.train --task cb --epochs 15 --eval-every 14"}
 
     flat = [0.5] * 15
     runs = {("cb", "dp_input", 0): full_run([0.9] + flat[1:], [0.4] + [0.7] * 14),  # wins early, by chance
