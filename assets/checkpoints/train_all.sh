@@ -118,11 +118,6 @@ for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
         lines.append(f"| {task} | {name} | {m['train_size']} | {every} | {steps} | {m['best_step']} | "
                      f"{m['stopped']} | {m['holdout']['score']:.3f} | {m['best']['score']:.3f} | "
                      f"{m['majority_baseline']:.3f} | {' | '.join(dp)} |")
-    pending = [f"{task}/{name}" for task, name, m, _ in runs[backbone] if backbone == DEFAULT_BACKBONE
-               and task != "multirc" and "command" in m and "--select-from" not in m["command"]]
-    if pending:
-        lines += ["", "Made before runs kept no checkpoint from their first quarter (`--select-from`), not yet "
-                      f"re-made: {', '.join(sorted(pending))}."]
     for name, tasks in committed.items():
         sure = [task for task, commitment, _ in tasks if commitment >= 0.5]
         idle = [task for task, commitment, changes in tasks if commitment < 0.5 and changes < HARDLY_MATTERS]
