@@ -7,8 +7,8 @@
 #   bash benchmarks/gpu_session.sh checkpoints TASK...    # assets/checkpoints/train_all.sh for these tasks; the
 #                                                         # folders come back as $OUT/checkpoints.tgz
 #   bash benchmarks/gpu_session.sh receive                # SmolLM2 for --backbone smollm2-135m: carry
-#                                                         # .gpu-decoder/part-1, then part-2 (and
-#                                                         # .gpu/superglue.tar.xz) in the next call
+#                                                         # .gpu-decoder/part-1, then part-2 and so on,
+#                                                         # one a call (.gpu/superglue.tar.xz with any)
 # What a call carried is kept in the machine's /tmp, which lasts while it stays warm (30 s between calls): the data,
 # the backbone cache and SmolLM2's parts need not travel again then. Logs and results go to $OUT (the device tool
 # brings that folder back; elsewhere it defaults to runs/gpu). A run cut off by the call's limit is redone next time.
@@ -21,7 +21,7 @@ mkdir -p "${OUT:=runs/gpu}" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
 OUT=$(cd "$OUT" && pwd)
 [ -f .gpu/superglue.tar.xz ] && tar xJf .gpu/superglue.tar.xz -C /tmp/dp_data
 [ -d "$DATA" ] || { mkdir -p ../shared && ln -sfn /tmp/dp_data/superglue "$DATA"; }
-[ -d .gpu/hf ] && cp -r .gpu/hf/. "$HF_HOME/"
+[ -f .gpu/hf.tar.xz ] && tar xJf .gpu/hf.tar.xz -C "$HF_HOME"
 [ -d /tmp/dp_site ] && export PYTHONPATH=/tmp/dp_site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 "$PYTHON" -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers',

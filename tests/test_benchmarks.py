@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tarfile
 
 import pytest
 import torch
@@ -153,9 +154,14 @@ def test_a_grid_with_more_seeds_on_some_tasks_says_which_and_pairs_only_the_seed
 
 
 def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
-    repo = gpu_carry.write_hf_cache(tmp_path / "hub", "sentence-transformers/all-MiniLM-L6-v2")
+    archive = tmp_path / "hf.tar.xz"
+    gpu_carry.pack_hf_cache(archive, "sentence-transformers/all-MiniLM-L6-v2")
+    assert archive.stat().st_size < 43e6  # 45.4 MB of fp16 weights unpacked: what lets it travel in one call
+    with tarfile.open(archive) as packed:  # what gpu_session.sh does: tar xJf hf.tar.xz -C $HF_HOME
+        packed.extractall(tmp_path / "home", filter="data")
+    repo = tmp_path / "home" / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
     assert (repo / "refs" / "main").read_text() in {path.name for path in (repo / "snapshots").iterdir()}
-    carried = AutoModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", cache_dir=tmp_path / "hub",
+    carried = AutoModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", cache_dir=tmp_path / "home" / "hub",
                                         local_files_only=True, dtype=torch.float32)
     inputs = default_backbone.tokenizer(["The cat sat on the mat.", "It rained."], padding=True, return_tensors="pt")
     with torch.no_grad():
