@@ -86,6 +86,12 @@ def pack_parts(wheels: list[Path], output: Path, part_mib: float) -> list[Path]:
     return parts
 
 
+def tracked_tree_size() -> int:
+    """Bytes of the files git tracks: they travel with every call."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+    return sum(Path(name.decode()).stat().st_size for name in tracked if name and Path(name.decode()).is_file())
+
+
 def folder_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
@@ -104,8 +110,7 @@ def main() -> None:
     pack_hf_cache(output / "hf.tar.xz")
     with tarfile.open(output / "superglue.tar.xz", "w:xz") as archive:
         archive.add(args.data_dir, arcname="superglue")
-    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
-    tree = sum(Path(name.decode()).stat().st_size for name in tracked if name and Path(name.decode()).is_file())
+    tree = tracked_tree_size()
     data = (output / "superglue.tar.xz").stat().st_size
     part_mib = args.part_mib or 64 - (tree + data) / 2**20 - 1
     parts = split_decoder_wheels(Path(".gpu-decoder"), part_mib) if args.decoder else []
