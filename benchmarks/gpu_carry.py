@@ -50,7 +50,7 @@ def write_hf_cache(hub_dir: Path, repo_id: str = DEFAULT_BACKBONE) -> Path:
 
 
 def pack_hf_cache(archive: Path, repo_id: str = DEFAULT_BACKBONE) -> None:
-    """``write_hf_cache`` as one xz file, ``hub/`` inside (``tar xJf archive -C $HF_HOME`` puts it back): fp16
+    """``write_hf_cache`` as one xz file, ``hub/`` inside (``gpu_session.sh`` unpacks it into ``$HF_HOME``): fp16
     weights lose a tenth, which is what lets the backbone travel beside the tracked tree in one 64 MiB call."""
     with tempfile.TemporaryDirectory() as folder:
         write_hf_cache(Path(folder) / "hub", repo_id)

@@ -19,9 +19,12 @@ PYTHON=${PYTHON:-python3}
 DATA=../shared/superglue  # where it is beside a checkout, so that recorded commands read the same as here
 mkdir -p "${OUT:=runs/gpu}" /tmp/dp_data "$HF_HOME" /tmp/dp_parts
 OUT=$(cd "$OUT" && pwd)
-[ -f .gpu/superglue.tar.xz ] && tar xJf .gpu/superglue.tar.xz -C /tmp/dp_data
+unpack() {  # Python's tarfile rather than tar -J: a slim image may have no xz program
+  "$PYTHON" -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" "$1" "$2"
+}
+[ -f .gpu/superglue.tar.xz ] && unpack .gpu/superglue.tar.xz /tmp/dp_data
 [ -d "$DATA" ] || { mkdir -p ../shared && ln -sfn /tmp/dp_data/superglue "$DATA"; }
-[ -f .gpu/hf.tar.xz ] && tar xJf .gpu/hf.tar.xz -C "$HF_HOME"
+[ -f .gpu/hf.tar.xz ] && unpack .gpu/hf.tar.xz "$HF_HOME"
 [ -d /tmp/dp_site ] && export PYTHONPATH=/tmp/dp_site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 "$PYTHON" -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers',

@@ -158,7 +158,7 @@ def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_back
     gpu_carry.pack_hf_cache(archive, "sentence-transformers/all-MiniLM-L6-v2")
     data_mib = 2  # the SuperGLUE folder compressed: 1.7 MiB
     assert gpu_carry.tracked_tree_size() + archive.stat().st_size < (64 - data_mib) * 2**20  # one call's limit
-    with tarfile.open(archive) as packed:  # what gpu_session.sh does: tar xJf hf.tar.xz -C $HF_HOME
+    with tarfile.open(archive) as packed:  # what gpu_session.sh does with it on the GPU machine
         packed.extractall(tmp_path / "home", filter="data")
     repo = tmp_path / "home" / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
     assert (repo / "refs" / "main").read_text() in {path.name for path in (repo / "snapshots").iterdir()}
