@@ -153,7 +153,7 @@ def test_a_grid_with_more_seeds_on_some_tasks_says_which_and_pairs_only_the_seed
     assert lines[-1] == "| wsc | +0.100 [+0.100, +0.100] (3) |"
 
 
-def test_the_gpu_carry_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
+def test_the_gpu_carry_fits_one_call_and_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
     archive = tmp_path / "hf.tar.xz"
     gpu_carry.pack_hf_cache(archive, "sentence-transformers/all-MiniLM-L6-v2")
     data_mib = 2  # the SuperGLUE folder compressed: 1.7 MiB
