@@ -30,6 +30,8 @@ from pathlib import Path
 
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 
+CALL_BYTES = 64 * 2**20  # what one call to the lent GPU machine carries, the tracked tree included
+
 
 def write_hf_cache(hub_dir: Path, repo_id: str = DEFAULT_BACKBONE) -> Path:
     """A backbone in fp16 where ``huggingface_hub`` looks for ``repo_id`` offline: snapshots/<revision>/ and
@@ -89,7 +91,8 @@ def pack_parts(wheels: list[Path], output: Path, part_mib: float) -> list[Path]:
 def tracked_tree_size() -> int:
     """Bytes of the files git tracks: they travel with every call."""
     tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
-    return sum(Path(name.decode()).stat().st_size for name in tracked if name and Path(name.decode()).is_file())
+    paths = [Path(name.decode()) for name in tracked if name]
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def folder_size(path: Path) -> int:
@@ -112,15 +115,17 @@ def main() -> None:
         archive.add(args.data_dir, arcname="superglue")
     tree = tracked_tree_size()
     data = (output / "superglue.tar.xz").stat().st_size
-    part_mib = args.part_mib or 64 - (tree + data) / 2**20 - 1
+    part_mib = args.part_mib or (CALL_BYTES - tree - data) / 2**20 - 1
     parts = split_decoder_wheels(Path(".gpu-decoder"), part_mib) if args.decoder else []
     carries = [(str(output), folder_size(output))]  # the data travels once, beside any part
     carries += [(f"{part} and {output}/superglue.tar.xz", folder_size(part) + data) for part in parts]
+    too_big = False
     for what, size in carries:
         total = tree + size
+        too_big |= total > CALL_BYTES
         print(f"carry {what}: {size / 2**20:.1f} MiB; with the tracked tree {total / 2**20:.1f} MiB "
-              f"(a call takes 64 MiB){' -- too big' if total > 64 * 2**20 else ''}")
-    if any(tree + size > 64 * 2**20 for _, size in carries):
+              f"(a call takes {CALL_BYTES // 2**20} MiB){' -- too big' if total > CALL_BYTES else ''}")
+    if too_big:
         sys.exit(1)
 
 
