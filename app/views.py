@@ -56,6 +56,21 @@ def candidate_frames(decision: InstanceDecision) -> list[pd.DataFrame]:
                          columns=["candidate", "probability"]) for name in CANDIDATE_PLOTS]
 
 
+def choice_counts(frame: pd.DataFrame, split_by: str, choice: str, candidates: range) -> pd.DataFrame:
+    """Items per candidate and group, for a stacked bar plot: every candidate listed in order (an empty bar where
+    DP never chose it) and named, so the plot draws one wide bar per candidate; groups in their category order,
+    which the legend keeps."""
+    counts = frame.groupby([split_by, choice], observed=True).size().reset_index(name="items")
+    unused = sorted(set(candidates) - set(counts[choice]))
+    if unused and len(counts):  # a zero row in the first group: no visible bar, but the candidate keeps its slot
+        groups = counts[split_by]
+        counts = pd.concat([counts, pd.DataFrame({
+            split_by: pd.Categorical([groups.iloc[0]] * len(unused), categories=groups.cat.categories),
+            choice: unused, "items": 0})])
+    counts = counts.sort_values([split_by, choice], kind="stable")  # groups in category order, candidates numeric
+    return counts.astype({split_by: str, choice: str}).reset_index(drop=True)
+
+
 def place_note(backbone) -> str:
     """What a prompt's place means on the backbone a model stands on (Compare and Explore say it)."""
     return f"*Where the prompt can go on this backbone:* {backbone.place_meaning}"

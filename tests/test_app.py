@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import pandas as pd
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -83,7 +84,8 @@ def test_training_streams_curves_then_compare_uses_the_new_run(client):
     assert len(updates) >= 3  # live updates, not one answer at the end
     status, losses, devs, choices, summary = updates[-1]
     assert status.startswith("Done.")
-    assert {row[0] for row in losses["data"]} == {FIXED, DP} and devs["data"]
+    assert {row[0] for row in losses["data"]} == {FIXED, DP} and devs["value"]["data"]
+    assert devs["colors_in_legend"] == [FIXED, DP]  # named: a legend first seen with only empty points has none
     assert [row[0] for row in summary["data"]] == [FIXED, DP]
     spread = [dict(zip(choices["value"]["columns"], row)) for row in choices["value"]["data"]]
     steps = {row["step"] for row in spread}  # DP's places over the dev set, at each of its evaluations
@@ -203,8 +205,14 @@ def test_explore_reports_intervals_distributions_and_disagreements(client):
     held_out = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "metrics.json").read_text())["holdout_choices"]
     picked = rows[0]["best single choice (picked on held-out training items)"]  # the shipped DP was selected there
     assert picked.endswith(f" at {held_out['position']['best_single']}")
-    columns = [[dict(zip(plot["columns"], row)) for row in plot["data"]] for plot in plots]
+    columns = [[dict(zip(plot["value"]["columns"], row)) for row in plot["value"]["data"]] for plot in plots]
     assert len(plots) == 4 and all(sum(row["items"] for row in rows) == 56 for rows in columns)  # each item once
+    slots = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "dp_config.json").read_text())["method"]["num_tokens"]
+    # a bar for every candidate, in order: places 0..L, lengths 1..L
+    for plot, rows, first in zip(plots, columns, (0, 1, 0, 1)):
+        candidates = [str(c) for c in range(first, slots + 1)]
+        assert plot["sort"] == candidates
+        assert {row.get("tokens after the input", row.get("active length")) for row in rows} == set(candidates)
     labels = list(dict.fromkeys(row["gold label"] for row in columns[0]))  # first-seen order: the legend's
     assert labels == [name for name in ("entailment", "contradiction", "neutral") if name in labels]
     bins = list(dict.fromkeys(row["input length"] for row in columns[2]))
@@ -224,6 +232,20 @@ def test_layout_drawing_escapes_text_and_marks_every_slot():
     positions, lengths, pool = views.candidate_frames(decision)
     assert list(positions.candidate) == ["0", "1", "2", "3"] and list(lengths.candidate) == ["1", "2", "3"]
     assert list(pool.candidate) == ["prompt 1", "prompt 2"] and list(pool.probability) == [0.25, 0.75]
+
+
+def test_choice_counts_give_every_candidate_a_slot_and_keep_the_groups_order():
+    frame = pd.DataFrame({"tokens after the input": [3, 1, 3, 0],
+                          "gold label": pd.Categorical(["neutral", "entailment", "entailment", "neutral"],
+                                                       categories=["entailment", "contradiction", "neutral"])})
+    counts = views.choice_counts(frame, "gold label", "tokens after the input", range(5))
+    assert counts.to_dict("records") == [
+        {"gold label": "entailment", "tokens after the input": "1", "items": 1},
+        {"gold label": "entailment", "tokens after the input": "2", "items": 0},  # never chosen: an empty slot
+        {"gold label": "entailment", "tokens after the input": "3", "items": 1},
+        {"gold label": "entailment", "tokens after the input": "4", "items": 0},
+        {"gold label": "neutral", "tokens after the input": "0", "items": 1},
+        {"gold label": "neutral", "tokens after the input": "3", "items": 1}]
 
 
 def test_budgets_stay_within_the_spaces_bounds():

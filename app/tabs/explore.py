@@ -121,11 +121,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                               "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 10_000],
                                                      labels=["1-32 tokens", "33-64 tokens", "65-96 tokens",
                                                              "97+ tokens"])})
-        # Grouped by category first, so each legend lists labels and length bins in their own order.
-        counts = [frame.groupby([split_by, choice], observed=True).size().reset_index(name="items")
-                  .astype({split_by: str})
-                  for split_by in ("gold label", "input length")
-                  for choice in ("tokens after the input", "active length")]
+        slots = decisions[0].num_slots
+        candidates = {"tokens after the input": range(slots + 1), "active length": range(1, slots + 1)}
+        counts = [gr.BarPlot(views.choice_counts(frame, split_by, choice, candidates[choice]),
+                             sort=[str(candidate) for candidate in candidates[choice]])
+                  for split_by in ("gold label", "input length") for choice in candidates]
         fixed_predictions = results["fixed"][1]
         rows = [{"dev #": i, "gold": gold_names[i], "fixed": task_spec.label_names[fixed_predictions[i]],
                  "DP": task_spec.label_names[dp_predictions[i]],

@@ -115,8 +115,9 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
         # A fixed colour per method: the plot keeps the colours of its first update otherwise.
         colours = dict(zip(METHOD_CHOICES, ("#6b7280", "#a855f7", "#2563eb", "#ea580c", "#16a34a")))
         loss_plot = gr.LinePlot(x="step", y="loss", color="method", color_map=colours, title="Training loss")
-        dev_plot = gr.ScatterPlot(x="step", y="dev score", color="method", color_map=colours,
-                                  title="Dev score (each evaluation)")
+        # The whole score range, steps from 0 as beside it: a zoomed axis would draw a few dev items' noise as a gap.
+        dev_plot = gr.ScatterPlot(x="step", y="dev score", color="method", color_map=colours, x_lim=[0, None],
+                                  y_lim=[0, 1], title="Dev score (each evaluation)")
     choice_plot = gr.BarPlot(x="step", y="share of dev items", color="tokens after the input",
                              color_map=views.candidate_colours(17), y_lim=[0, 1],
                              title="Where DP puts the prompt on the dev set, at each evaluation (blue: before the "
@@ -151,14 +152,16 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
                       "all of them.")
             gr.Warning(k_note.strip())
         # Every chosen method appears from the first update on (an empty point at step 0): the plots fix
-        # their legend from the methods they first see.
+        # their legend from the methods they first see. The dev plot names them too: its points leave a legend
+        # seen only with empty points without entries.
         losses = [{"method": label, "step": 0, "loss": float("nan")} for label in chosen]
         devs = [{"method": label, "step": 0, "dev score": float("nan")} for label in chosen]
         spread, best, last_yield = [], [], 0.0
 
         def frames():
             return (pd.DataFrame(losses, columns=["method", "step", "loss"]),
-                    pd.DataFrame(devs, columns=["method", "step", "dev score"]),
+                    gr.ScatterPlot(pd.DataFrame(devs, columns=["method", "step", "dev score"]),
+                                   colors_in_legend=list(chosen)),
                     gr.BarPlot(pd.DataFrame(spread, columns=CHOICE_COLUMNS),
                                sort=list(dict.fromkeys(row["step"] for row in spread))), pd.DataFrame(best))
 
