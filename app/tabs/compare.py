@@ -110,8 +110,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
         what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
                                     title=f"What if the prompt's {'place' if f == 'position' else 'length'} "
                                           "were different: class probabilities",
-                                    x_title=f"{'tokens after the input' if f == 'position' else 'active length'}; "
-                                            "DP: its choice, fixed: the fixed layout")
+                                    x_title="tokens after the input" if f == "position" else "active length",
+                                    caption="“· DP” marks DP's own choice, “· fixed” the fixed prompt's layout")
                          for f in WHAT_IF]
     field_boxes = list(inputs.values())
 
