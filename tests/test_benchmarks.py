@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModel
 
-from benchmarks import dp_results, gpu_carry
+from benchmarks import dp_results, gpu_carry, select_from
 from dp_core.metrics import compute_metrics
 from dp_core.tasks import load_examples
 
@@ -360,3 +362,27 @@ def test_the_select_from_tables_replay_each_share_and_pair_each_dp_with_its_fixe
     pairs = pair_table(runs, [0.0, 0.25]).splitlines()
     assert pairs[2:] == ["| cb | dp_input − prompt_tuning | 0 | 1 | -0.200 |",
                          "| cb | dp_input − prompt_tuning | 0.25 | 1 | +0.100 |"]
+
+
+def test_every_command_that_budgets_the_encoder_grid_names_the_ready_trained_prompts_budgets():
+    """One set of per-task budgets: train_all.sh's, repeated by select_from and the grid's commands in the docs."""
+    script = Path("assets/checkpoints/train_all.sh").read_text()
+
+    def declared(name: str) -> dict[str, int]:
+        values = re.search(rf"declare -A {name}=\((.*)\)", script).group(1)
+        return {task: int(value) for task, value in re.findall(r"\[(\w+)\]=(\d+)", values)}
+
+    grid = set(select_from.TASKS)
+    budgets = {"--max-epochs-for": declared("EPOCHS"), "--eval-every-for": declared("EVERY")}
+    assert select_from.EPOCHS == {task: budgets["--max-epochs-for"][task] for task in grid}
+    assert select_from.EVERY == {task: budgets["--eval-every-for"][task] for task in grid}
+    commands = 0
+    for doc in ("README.md", "docs/results.md"):
+        text = Path(doc).read_text().replace("\\\n", " ")
+        for flag, budget in budgets.items():
+            for options in re.findall(rf"{flag}((?:\s+\w+=\d+)+)", text):
+                named = {task: int(value) for task, value in re.findall(r"(\w+)=(\d+)", options)}
+                if set(named) == grid:  # the encoder grid's (calibration and decoder commands name other tasks)
+                    commands += 1
+                    assert named == {task: budget[task] for task in grid}, (doc, flag, named)
+    assert commands >= 8  # README's several-GPU grid; results.md's two commands and its tables' Command line
