@@ -152,8 +152,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
                       "all of them.")
             gr.Warning(k_note.strip())
         # Every chosen method appears from the first update on (an empty point at step 0): the plots fix
-        # their legend from the methods they first see. The dev plot names them too: its points leave a legend
-        # seen only with empty points without entries.
+        # their legend from the methods they first see. The dev plot also names them: a scatter legend first
+        # drawn from empty points has no entries.
         losses = [{"method": label, "step": 0, "loss": float("nan")} for label in chosen]
         devs = [{"method": label, "step": 0, "dev score": float("nan")} for label in chosen]
         spread, best, last_yield = [], [], 0.0
