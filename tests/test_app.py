@@ -392,3 +392,21 @@ def test_whether_dp_beat_the_fixed_prompt_is_said_no_more_strongly_than_its_inte
     assert "below" in views.difference_reading(-0.05, -0.09, -0.01, 100)
     tie = views.difference_reading(0.02, -0.03, 0.07, 56)
     assert tie.startswith("**These 56 items cannot tell DP from the fixed prompt**") and "contains 0" in tie
+
+
+def test_streaming_events_keep_what_they_stream_in_view(client):
+    """Gradio covers an event's outputs with its progress bar until the event ends: Train's live curves and
+    Explore's first scores would be hidden while they stream, so Train shows it on its status line and Explore where
+    the counterfactuals land."""
+    events = {event.get("api_name"): event for event in client.config["dependencies"]}
+    components = {component["id"]: component for component in client.config["components"]}
+    train, explore = events["train"], events["explore"]
+
+    def kinds(ids):
+        return [components[i]["type"] for i in ids or []]
+
+    assert kinds(train["show_progress_on"]) == ["markdown"]  # the status line, not the curves
+    assert set(train["show_progress_on"]) < set(train["outputs"])
+    # Explore: on the choice verdict and table only; the scores (its first output), plots and disagreements stay
+    assert kinds(explore["show_progress_on"]) == ["markdown", "dataframe"]
+    assert explore["outputs"][0] not in explore["show_progress_on"]

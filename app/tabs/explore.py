@@ -151,7 +151,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                views.choice_table(stats, intervals, picks), *counts, disagreeing)
 
     run_explore.click(run_exploration, [task, dp_kind, left_side, backbone, session],
-                      [scores, beat, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore")
+                      [scores, beat, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore",
+                      show_progress_on=[choice_verdict, choice_stats])  # the scores stay in view while these come
 
     def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
         """The clicked item in Compare, with the same two models as here."""

@@ -208,8 +208,9 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
             state.cancel.set()
         return "Stopping after the current step…"
 
+    # The progress bar on the status line only: on every output it would cover the curves it is streaming.
     start.click(run_training, [task, backbone, methods, budget, k_shot, seed, head, session],
                 [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train", concurrency_limit=1,
-                concurrency_id="train")
+                concurrency_id="train", show_progress_on=status)
     stop.click(stop_training, session, status, api_name="stop", queue=False)
     return backbone
