@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -212,7 +213,11 @@ def test_explore_reports_intervals_distributions_and_disagreements(client):
     for plot, rows, first in zip(plots, columns, (0, 1, 0, 1)):
         candidates = [str(c) for c in range(first, slots + 1)]
         assert plot["sort"] == candidates
-        assert {row.get("tokens after the input", row.get("active length")) for row in rows} == set(candidates)
+        stacks = Counter()
+        for row in rows:
+            stacks[row.get("tokens after the input", row.get("active length"))] += row["items"]
+        assert set(stacks) == set(candidates)
+        assert plot["y_lim"][0] == 0 and plot["y_lim"][1] > max(stacks.values())  # room above the tallest bar
     labels = list(dict.fromkeys(row["gold label"] for row in columns[0]))  # first-seen order: the legend's
     assert labels == [name for name in ("entailment", "contradiction", "neutral") if name in labels]
     bins = list(dict.fromkeys(row["input length"] for row in columns[2]))

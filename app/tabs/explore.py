@@ -123,8 +123,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                                                              "97+ tokens"])})
         slots = decisions[0].num_slots
         candidates = {"tokens after the input": range(slots + 1), "active length": range(1, slots + 1)}
+        tallest = {choice: int(frame[choice].value_counts().max()) for choice in candidates}
+        # y to a little above the tallest bar, which otherwise ends at the frame's edge and looks cut off
         counts = [gr.BarPlot(views.choice_counts(frame, split_by, choice, candidates[choice]),
-                             sort=[str(candidate) for candidate in candidates[choice]])
+                             sort=[str(candidate) for candidate in candidates[choice]],
+                             y_lim=[0, tallest[choice] + max(1, tallest[choice] // 10)])
                   for split_by in ("gold label", "input length") for choice in candidates]
         fixed_predictions = results["fixed"][1]
         rows = [{"dev #": i, "gold": gold_names[i], "fixed": task_spec.label_names[fixed_predictions[i]],
