@@ -89,6 +89,18 @@ def difference_reading(difference: float, low: float, high: float, items: int) -
     return said + " Over several training seeds and the whole dev set: docs/results.md."
 
 
+def baseline_reading(scores: dict[str, float], answer: str, baseline: float) -> str:
+    """Which methods do no better on these items than giving one answer to all of them (nothing when both do)."""
+    below = [name for name, score in scores.items() if score <= baseline]
+    if not below:
+        return ""
+    if len(below) > 1:
+        return (f"**Neither method scores above always answering “{answer}”** ({baseline:.3f}) on these items: "
+                "their predictions here show nothing learned.")
+    return (f"**{below[0]} scores no better than always answering “{answer}”** ({baseline:.3f}) on these items: "
+            "its predictions here show nothing learned.")
+
+
 def error_html(message: str) -> str:
     return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"
 

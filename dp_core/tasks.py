@@ -312,15 +312,20 @@ def split_holdout(examples: list[Example], seed: int, maximum: int | None = None
     return [e for e in examples if e.group not in chosen], [e for e in examples if e.group in chosen]
 
 
+def constant_score(task: Task, label: int, examples: list[Example]) -> float:
+    """The task's ``score`` of answering ``label`` for every item."""
+    return compute_metrics(task.metrics, [label] * len(examples), [example.label for example in examples],
+                           [example.group for example in examples], task.num_labels)["score"]
+
+
+def best_constant_guess(task: Task, examples: list[Example]) -> int:
+    """The one answer that scores best on ``examples`` (the most common label on ties). With accuracy that is the
+    most common label; MultiRC's F1a is 0 for "false" everywhere, so there it is "true" for every answer."""
+    labels = [example.label for example in examples]
+    return max(sorted(set(labels)), key=lambda label: (constant_score(task, label, examples), labels.count(label)))
+
+
 def majority_baseline(task: Task, train: list[Example], dev: list[Example]) -> float:
     """The dev ``score`` (the task's own metric) of the best constant guess, its label picked on the training set,
-    so it compares with the score of a trained model (CB: accuracy and macro-F1). With accuracy that is the most
-    common label; MultiRC's F1a is 0 for "false" everywhere, so there the guess is "true" for every answer."""
-
-    def constant_score(label: int, examples: list[Example]) -> float:
-        return compute_metrics(task.metrics, [label] * len(examples), [example.label for example in examples],
-                               [example.group for example in examples], task.num_labels)["score"]
-
-    labels = [example.label for example in train]
-    guess = max(sorted(set(labels)), key=lambda label: (constant_score(label, train), labels.count(label)))
-    return constant_score(guess, dev)
+    so it compares with the score of a trained model (CB: accuracy and macro-F1)."""
+    return constant_score(task, best_constant_guess(task, train), dev)

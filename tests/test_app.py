@@ -20,7 +20,8 @@ from app.state import (  # noqa: E402
     method_budget, method_title)
 from dp_core.explain import InstanceDecision  # noqa: E402
 from dp_core.methods import method_config_from_dict  # noqa: E402
-from dp_core.tasks import TASKS  # noqa: E402
+from dp_core.metrics import compute_metrics  # noqa: E402
+from dp_core.tasks import TASKS, load_examples  # noqa: E402
 
 DP = "DP input: position + length + pool"
 
@@ -185,14 +186,21 @@ def test_compare_takes_named_parameters(client):
     assert rest[0]["label"] in TASKS["rte"].label_names
 
 
-def test_explore_reports_intervals_distributions_and_disagreements(client):
+def test_explore_reports_intervals_distributions_and_disagreements(client, data_dir):
     first, *_, last = list(client.submit("cb", "deep", "P-tuning v2", api_name="/explore"))
     # The scores come at once; the counterfactuals (every candidate on every item, the slow part) follow.
     assert "trying every candidate place" in first[2] and first[0] == last[0] and not first[3]["data"]
     table, beat, verdict, choices, *plots, disagreements = last
-    assert len(table["data"]) == 3 and all("–" in row[2] for row in table["data"])
-    (_, fixed_score, *_), (_, dp_score, *_), (gain, difference, *_) = table["data"]
+    assert len(table["data"]) == 4 and all("–" in row[2] for row in table["data"])
+    (_, fixed_score, *_), (_, dp_score, *_), (gain, difference, *_), (constant, baseline, *_) = table["data"]
     assert gain == "DP − fixed (paired, same items)" and abs(difference - (dp_score - fixed_score)) < 2e-3
+    dev, task = load_examples("cb", "val", data_dir)[:300], TASKS["cb"]  # the bar: the best one answer for all
+    scores = {name: compute_metrics(task.metrics, [label] * len(dev), [e.label for e in dev], [e.group for e in dev],
+                                    task.num_labels)["score"] for label, name in enumerate(task.label_names)}
+    answer = max(scores, key=scores.get)
+    assert constant == f"always “{answer}” (the best single answer on these items)"
+    assert abs(baseline - scores[answer]) < 1e-3
+    assert (f"always answering “{answer}”" in beat) == (min(fixed_score, dp_score) <= baseline)
     assert ("cannot tell DP from the fixed prompt" in beat) or ("the fixed prompt** on these 56 items" in beat)
     rows = [dict(zip(choices["headers"], row)) for row in choices["data"]]
     assert [row["factor"] for row in rows] == ["position", "length", "pool"]  # the ready DP chooses all three
@@ -397,6 +405,13 @@ def test_whether_dp_beat_the_fixed_prompt_is_said_no_more_strongly_than_its_inte
     assert "below" in views.difference_reading(-0.05, -0.09, -0.01, 100)
     tie = views.difference_reading(0.02, -0.03, 0.07, 56)
     assert tie.startswith("**These 56 items cannot tell DP from the fixed prompt**") and "contains 0" in tie
+
+
+def test_a_method_no_better_than_one_answer_for_every_item_is_said_to_show_nothing_learned():
+    assert views.baseline_reading({"fixed": 0.6, "DP": 0.55}, "entailment", 0.5) == ""
+    one = views.baseline_reading({"fixed": 0.6, "DP": 0.5}, "entailment", 0.5)  # a tie is no better
+    assert one.startswith("**DP scores no better than always answering “entailment”** (0.500)")
+    assert views.baseline_reading({"fixed": 0.4, "DP": 0.45}, "true", 0.5).startswith("**Neither method")
 
 
 def test_streaming_events_keep_what_they_stream_in_view(client):

@@ -10,7 +10,7 @@ from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
 from dp_core.explain import explain_examples
 from dp_core.metrics import compute_metrics, paired_difference_interval, score_interval
-from dp_core.tasks import DataError, get_task
+from dp_core.tasks import DataError, best_constant_guess, constant_score, get_task
 
 from .. import views
 from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
@@ -111,6 +111,12 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
         gain = results["dp"][2] - results["fixed"][2]
         table.append({"method": "DP − fixed (paired, same items)", "score": round(gain, 3),
                       "95 % interval": f"{gain_low:+.3f} – {gain_high:+.3f}", "items": len(examples)})
+        guess = best_constant_guess(task_spec, examples)  # the bar a trained prompt must clear on these items
+        answer, baseline = task_spec.label_names[guess], constant_score(task_spec, guess, examples)
+        low, high = score_interval(task_spec.metrics, [guess] * len(examples), labels, groups, task_spec.num_labels)
+        table.append({"method": f"always “{answer}” (the best single answer on these items)",
+                      "score": round(baseline, 3), "95 % interval": f"{low:.3f} – {high:.3f}",
+                      "items": len(examples)})
         head = examples[:counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))]
         decisions, dp_predictions, _ = results["dp"]
         gold_names = [task_spec.label_names[y] for y in labels]
@@ -134,7 +140,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                  "DP": task_spec.label_names[dp_predictions[i]],
                  "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
                 for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-        scored = (pd.DataFrame(table), views.difference_reading(gain, gain_low, gain_high, len(examples)))
+        reading = " ".join([views.difference_reading(gain, gain_low, gain_high, len(examples)),
+                            views.baseline_reading({table[0]["method"]: results["fixed"][2],
+                                                    table[1]["method"]: results["dp"][2]}, answer, baseline)])
+        scored = (pd.DataFrame(table), reading.strip())
         disagreeing = pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"])
         counted = f"On the first {len(head)} dev items"
         if len(head) < min(COUNTERFACTUAL_LIMIT, len(examples)):
