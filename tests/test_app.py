@@ -416,11 +416,11 @@ def test_a_method_no_better_than_one_answer_for_every_item_is_said_to_show_nothi
 
 def test_streaming_events_keep_what_they_stream_in_view(client):
     """Gradio covers an event's outputs with its progress bar until the event ends: Train's live curves and
-    Explore's first scores would be hidden while they stream, so Train shows it on its status line and Explore where
-    the counterfactuals land."""
+    Explore's first scores would be hidden while they stream, so Train shows it on its status line and Explore and
+    Compare where their slow second part lands."""
     events = {event.get("api_name"): event for event in client.config["dependencies"]}
     components = {component["id"]: component for component in client.config["components"]}
-    train, explore = events["train"], events["explore"]
+    train, explore, compare = events["train"], events["explore"], events["compare"]
 
     def kinds(ids):
         return [components[i]["type"] for i in ids or []]
@@ -430,3 +430,6 @@ def test_streaming_events_keep_what_they_stream_in_view(client):
     # Explore: on the choice verdict and table only; the scores (its first output), plots and disagreements stay
     assert kinds(explore["show_progress_on"]) == ["markdown", "dataframe"]
     assert explore["outputs"][0] not in explore["show_progress_on"]
+    # Compare: on DP's reading and the what-if plots, not on the two predictions
+    assert kinds(compare["show_progress_on"]) == ["markdown", "nativeplot", "nativeplot"]
+    assert not {i for i in compare["outputs"] if components[i]["type"] == "label"} & set(compare["show_progress_on"])

@@ -224,7 +224,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
                        *what_if_plots]
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
-    compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare")
+    # Progress only where the what-if part lands (DP's reading gains what moving the prompt changes): the
+    # predictions, drawn first, stay in view meanwhile.
+    compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare",
+                  show_progress_on=[dp_reading, *what_if_plots])
     return CompareTab(dev_index, (dp_kind, left_side, backbone),
                       (pick_example, [task, dev_index, session], pick_outputs),
                       (run_compare, compare_inputs, compare_outputs))
