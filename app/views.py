@@ -20,6 +20,8 @@ def layout_html(decision: InstanceDecision, caption: str = "") -> str:
     """The input's tokens in order with the prompt slots where the method put them."""
     chips = []
     for text, kind in decision.layout:
+        if not text.strip():  # a token of whitespace only (SmolLM2 splits " 4" into " " and "4"): shown, not blank
+            text = "↵" if "\n" in text else "␣"
         if kind == INPUT:
             style = f"background:{COLOURS[INPUT]};color:#111827"
         elif kind == INACTIVE:

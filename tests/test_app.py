@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -242,6 +243,8 @@ def test_layout_drawing_escapes_text_and_marks_every_slot():
     drawing = views.layout_html(decision, "choice <1>")
     assert "&lt;b&gt;" in drawing and "<b>" not in drawing and "choice &lt;1&gt;" in drawing
     assert drawing.count('data-kind="prompt-before"') == 1 and drawing.count('data-kind="inactive"') == 1
+    spaced = views.layout_html(replace(decision, layout=[(" ", "input"), ("4", "input"), ("\n", "input")]))
+    assert re.findall(r">([^<]*)</span>", spaced)[:3] == ["␣", "4", "↵"]  # whitespace tokens stay visible
     positions, lengths, pool = views.candidate_frames(decision)
     assert list(positions.candidate) == ["0", "1", "2", "3"] and list(lengths.candidate) == ["1", "2", "3"]
     assert list(pool.candidate) == ["prompt 1", "prompt 2"] and list(pool.probability) == [0.25, 0.75]
