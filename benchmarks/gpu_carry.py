@@ -119,13 +119,11 @@ def main() -> None:
     parts = split_decoder_wheels(Path(".gpu-decoder"), part_mib) if args.decoder else []
     carries = [(str(output), folder_size(output))]  # the data travels once, beside any part
     carries += [(f"{part} and {output}/superglue.tar.xz", folder_size(part) + data) for part in parts]
-    too_big = False
-    for what, size in carries:
-        total = tree + size
-        too_big |= total > CALL_BYTES
-        print(f"carry {what}: {size / 2**20:.1f} MiB; with the tracked tree {total / 2**20:.1f} MiB "
-              f"(a call takes {CALL_BYTES // 2**20} MiB){' -- too big' if total > CALL_BYTES else ''}")
-    if too_big:
+    too_big = [tree + size > CALL_BYTES for _, size in carries]
+    for (what, size), over in zip(carries, too_big):
+        print(f"carry {what}: {size / 2**20:.1f} MiB; with the tracked tree {(tree + size) / 2**20:.1f} MiB "
+              f"(a call takes {CALL_BYTES // 2**20} MiB){' -- too big' if over else ''}")
+    if any(too_big):
         sys.exit(1)
 
 

@@ -332,7 +332,6 @@ def test_comparing_labels_pairs_own_choices_with_the_best_single_place_over_seed
 
 
 def test_replaying_select_from_on_a_full_run_keeps_what_a_select_from_run_keeps(data_dir, tiny_backbone):
-    from benchmarks.select_from import kept_evaluation
     from dp_core.prompts import PTuningV2Config
     from dp_core.train import TrainConfig, run
 
@@ -342,11 +341,10 @@ def test_replaying_select_from_on_a_full_run_keeps_what_a_select_from_run_keeps(
     assert len({e["score"] for e in evaluations}) > 1  # the scores move, so which one is kept is a real question
     for share in (0.0, 0.25, 0.5):
         selected = run(TrainConfig(**base, select_from=share, patience=2), backbone=tiny_backbone)
-        assert kept_evaluation(evaluations, 12, share, patience=2)["step"] == selected.best_step
+        assert select_from.kept_evaluation(evaluations, 12, share, patience=2)["step"] == selected.best_step
 
 
 def test_the_select_from_tables_replay_each_share_and_pair_each_dp_with_its_fixed_counterpart():
-    from benchmarks.select_from import pair_table, table
 
     def full_run(scores, devs):  # CB: 218 training items, 15 epochs of 14 steps = 210 planned steps
         history = [{"step": 14 * (i + 1), "score": s, "dev": {"score": d}} for i, (s, d) in enumerate(zip(scores, devs))]
@@ -356,10 +354,10 @@ def test_the_select_from_tables_replay_each_share_and_pair_each_dp_with_its_fixe
     flat = [0.5] * 15
     runs = {("cb", "dp_input", 0): full_run([0.9] + flat[1:], [0.4] + [0.7] * 14),  # wins early, by chance
             ("cb", "prompt_tuning", 0): full_run(flat, [0.6] * 15)}
-    rows = table(runs, [0.0, 0.25]).splitlines()
+    rows = select_from.table(runs, [0.0, 0.25]).splitlines()
     assert "| cb | dp_input | 0 | 1 | 14 | 0.900 | 0.400 |" in rows[2]
     assert "| cb | dp_input | 0.25 | 1 | 56 | 0.500 | 0.700 | +0.300 |" in rows[3]  # step 53 on: 56 is the first
-    pairs = pair_table(runs, [0.0, 0.25]).splitlines()
+    pairs = select_from.pair_table(runs, [0.0, 0.25]).splitlines()
     assert pairs[2:] == ["| cb | dp_input − prompt_tuning | 0 | 1 | -0.200 |",
                          "| cb | dp_input − prompt_tuning | 0.25 | 1 | +0.100 |"]
 
