@@ -162,6 +162,8 @@ class SplitPredictions:
     class_probs: torch.Tensor  # (items, labels)
     choice_probs: dict[str, torch.Tensor]  # factor -> (rows, candidates); DP only
     counterfactual: dict[str, torch.Tensor]  # factor -> (items, candidates, labels), the factors asked for
+    tokens_after: torch.Tensor | None = None  # (rows,) active prompt tokens after the input, as laid out
+    active_length: torch.Tensor | None = None  # (rows,) active prompt tokens
 
 
 @torch.no_grad()
@@ -177,6 +179,8 @@ def predict_split(model: PromptClassifier, split: EncodedSplit, batch_size: int 
     choice_probs = {factor: torch.zeros(split.num_rows, size) for factor, size in sizes.items()}
     forced = {factor: torch.zeros(len(split), sizes[factor], model.task.num_labels)
               for factor in counterfactual_factors}
+    tokens_after = torch.zeros(split.num_rows, dtype=torch.long)
+    active_length = torch.zeros(split.num_rows, dtype=torch.long)
     for batch in iterate_batches(split, batch_size, pad, shuffle=False):
         batch = batch.to(model.backbone.device)
         batch_features = None if features is None else features[batch.rows]
@@ -187,10 +191,13 @@ def predict_split(model: PromptClassifier, split: EncodedSplit, batch_size: int 
         class_probs[items] = encoded.logits.float().softmax(-1).cpu()
         for factor in choice_probs:
             choice_probs[factor][rows] = encoded.plan.decisions[f"{factor}_probs"].float().cpu()
+        active = encoded.plan.active.cpu()
+        after = torch.arange(active.shape[1])[None, :] < encoded.plan.split_position.cpu()[:, None]
+        tokens_after[rows], active_length[rows] = (active & after).sum(-1), active.sum(-1)
         for factor in forced:
             forced[factor][items] = counterfactuals(model, batch, factor, batch_features)
     model.train(was_training)
-    return SplitPredictions(class_probs, choice_probs, forced)
+    return SplitPredictions(class_probs, choice_probs, forced, tokens_after, active_length)
 
 
 def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, features: torch.Tensor | None = None,
@@ -198,19 +205,29 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
                             predictions: SplitPredictions | None = None) -> dict[str, ChoiceStatistics]:
     """Every factor's statistics over a split (with counterfactual scores when ``counterfactual``). Pass
     ``predictions`` when they were made already (they must hold counterfactuals if ``counterfactual``)."""
-    factors = chosen_factors(model)
     if predictions is None:
-        predictions = predict_split(model, split, batch_size, features,
-                                    tuple(factors) if counterfactual else ())
+        factors = tuple(chosen_factors(model)) if counterfactual else ()
+        predictions = predict_split(model, split, batch_size, features, factors)
+    place_given_length = bool(predictions.choice_probs) and model.prompt.config.place_given_length  # DP only
+    return predictions_choice_statistics(predictions, model.task, split.labels, split.groups, place_given_length)
+
+
+def predictions_choice_statistics(predictions: SplitPredictions, task: Task, labels: list[int], groups: list[str],
+                                  place_given_length: bool = False) -> dict[str, ChoiceStatistics]:
+    """Every chosen factor's statistics from predictions already made. A factor's counterfactual may cover only the
+    first items: its scores are then over those items; commitment, entropy and collapse always over every row."""
     own = predictions.class_probs.argmax(-1).tolist()
-    stats = {factor: choice_statistics(factor, predictions.choice_probs[factor], model.task, split.labels,
-                                       split.groups, own, predictions.counterfactual.get(factor))
-             for factor in factors}
+    stats = {}
+    for factor, choice_probs in predictions.choice_probs.items():
+        forced = predictions.counterfactual.get(factor)
+        scored = len(own) if forced is None else len(forced)
+        stats[factor] = choice_statistics(factor, choice_probs, task, labels[:scored], groups[:scored], own[:scored],
+                                          forced)
     if "position" in stats and "length" in predictions.choice_probs:
         lengths = predictions.choice_probs["length"].argmax(-1) + 1  # each row's own length, as DP decides
         position_probs = predictions.choice_probs["position"]
         stats["position"].layout_commitment, stats["position"].layout_no_preference = layout_commitment(
-            position_probs, lengths, model.prompt.config.place_given_length)
+            position_probs, lengths, place_given_length)
         tokens_after = torch.minimum(position_probs.argmax(-1), lengths)
         stats["position"].layout_counts = torch.bincount(tokens_after, minlength=position_probs.shape[1]).tolist()
     return stats
@@ -223,6 +240,11 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
 NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
 WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
         "pool": ("pool prompt", "whichever pool prompt is used")}
+
+
+def no_preference_bar(candidates: int) -> float:
+    """The top-choice probability below which DP has no preference among ``candidates``."""
+    return min(NO_PREFERENCE / candidates, (1 + 1 / candidates) / 2)
 
 
 def same_layout_reading(position_probs: list[float], active_length: int) -> str:
@@ -255,7 +277,7 @@ def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict 
     given_length = factor == "position" and active_length is not None and not any(choice_probs[active_length + 1:])
     if given_length:  # a place drawn given the length: only its l + 1 layouts are candidates
         size = active_length + 1
-    if top < min(NO_PREFERENCE / size, (1 + 1 / size) / 2):
+    if top < no_preference_bar(size):
         parts = [f"DP has no preference for the {what} here (top choice {top:.0%} of {size}; uniform "
                  f"{1 / size:.0%}): the drawing shows an arbitrary pick."]
     elif top >= COMMITTED:
