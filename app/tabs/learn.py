@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from dp_core.backbone import FAMILIES, POSITIONS
+from dp_core.draws import draw_choices
 
+from .. import readings
 from ..state import ASSETS
+
+DRAWS = 1000  # hard draws per picture: their shares sit within about 3 points of the chances
 
 
 def build() -> None:
@@ -14,12 +19,70 @@ def build() -> None:
     figure = ASSETS / "how_dp_works.png"
     if figure.exists():
         gr.Image(str(figure), show_label=False, interactive=False)
+    build_playground()
     gr.Markdown(PLACES_TEXT)
     families = ASSETS / "places_by_family.png"
     if families.exists():
         gr.Image(str(families), show_label=False, interactive=False)
     gr.Markdown("\n".join(family_line(family) for family in FAMILIES))
     gr.Markdown(CHOICES_TEXT)
+
+
+PLACES = 4  # candidates in the playground: few enough to read each bar
+START_SCORES = (1.5, 0.5, 0.0, -1.0)
+
+
+def draws_frames(*scores_and_temperature_and_seed) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """The playground's three plots and its reading, for the sliders' scores, the temperature and the seed."""
+    *scores, temperature, seed = scores_and_temperature_and_seed
+    draws = draw_choices([float(score) for score in scores], float(temperature), DRAWS, int(seed or 0))
+
+    def frame(values: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"place": [str(place) for place in range(len(values))], "share": values})
+
+    return (frame(draws.probabilities), frame(draws.hard_shares), frame(draws.soft_sample),
+            readings.draws_reading(draws, float(temperature), DRAWS))
+
+
+def build_playground() -> None:
+    """Play with the choice: scores for four places, a temperature, and what Gumbel-Softmax draws from them."""
+    gr.Markdown("## Play with the choice\nDP scores each place, adds random (Gumbel) noise and takes the top one. "
+                "Move the scores and the temperature; watch what is drawn.")
+    with gr.Row():
+        scores = [gr.Slider(-4, 4, value=value, step=0.1, label=f"score of place {place}")
+                  for place, value in enumerate(START_SCORES)]
+    with gr.Row():
+        temperature = gr.Slider(0.1, 5.0, value=1.0, step=0.1, label="temperature τ")
+        redraw = gr.Button("Draw again")
+    seed = gr.State(0)
+    *first, first_reading = draws_frames(*START_SCORES, 1.0, 0)
+    with gr.Row():
+        plots = [gr.BarPlot(frame, x="place", y="share", y_lim=[0, 1], title=title, x_title="tokens after the input")
+                 for frame, title in zip(first, ("Chance of each place (softmax)",
+                                                 f"{DRAWS:,} hard draws: share of each place",
+                                                 "One soft draw at τ (what the gradient sees)"))]
+    reading = gr.Markdown(first_reading)
+    with gr.Accordion("How a drawn choice learns", open=False):
+        gr.Markdown(ESTIMATORS_TEXT)
+
+    # Listeners: a few hundred floats per change, no model: answered at once, outside the queue.
+    inputs = [*scores, temperature, seed]
+    for control in (*scores, temperature):
+        control.change(draws_frames, inputs, [*plots, reading], queue=False, api_visibility="private")
+    redraw.click(next_seed, seed, seed, queue=False, api_visibility="private").then(
+        draws_frames, inputs, [*plots, reading], queue=False, api_name="draw_choices")
+
+
+def next_seed(seed: int) -> int:
+    return int(seed or 0) + 1
+
+
+ESTIMATORS_TEXT = """
+- **Straight-through**: the forward pass uses the hard pick; the backward pass uses the gradient of the soft draw.
+  A low τ makes the soft draw close to the pick, but its gradient noisier.
+- **Score function**: the choice's log-probability is pushed up or down by the loss that pick got. It needs no soft
+  draw, but many draws to average out its noise.
+"""
 
 
 def family_line(family) -> str:
