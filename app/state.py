@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from pathlib import Path
 
 from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
-from dp_core.choices import ChoiceStatistics
+from dp_core.analysis import (DEV_ITEMS, DevAnalysis, add_counterfactuals, analyse, examples_fingerprint,
+                              load_analysis)
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config_from_dict
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
 from dp_core.train import TrainConfig
+
+from .hall import RunRecord
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # The default backbone's ready-trained prompts: checkpoints/<task>/<method>; another backbone's:
@@ -33,10 +38,14 @@ BACKBONES = (DEFAULT_BACKBONE, SMOLLM2, "sentence-transformers/all-MiniLM-L12-v2
 BACKBONE_CHOICES = [(DESCRIPTIONS.get(name, f"{name} (from the Hub)"), name) for name in BACKBONES]
 HEADS = {"linear head": "linear", "verbalizer (the LM's own label words)": "verbalizer"}
 MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a public Space cannot be exhausted
-DEV_LIMIT = 300  # dev items used while training and in Explore (BoolQ's 3,270 long passages take minutes on CPU)
-COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate Explore tries on the default backbone (about 50 s here)
+# The training the queue may hold (app/hall.py): a run that joins a longer queue gets a smaller budget, so that a
+# class of visitors with different settings waits minutes, not an hour.
+QUEUE_S = int(os.environ.get("DP_QUEUE_S", "600"))
+DEV_LIMIT = DEV_ITEMS  # dev items scored while training and in Explore: the items the shipped analyses hold
+COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate Explore tries for a session's run (shipped: all of them)
 MAX_CHARS = 2000  # per typed field; longer text is cut with a note (the model reads at most 128 tokens anyway)
 MAX_SEED = 2**32 - 1  # what the random generators accept
+T = TypeVar("T")
 
 # The Train tab's learning rates and evaluation cadence. benchmarks.short_runs --tune measured 60 s runs on CB with
 # each candidate (docs/benchmarks.md): held-out scores did not separate them; these are the results grid's rate and
@@ -168,13 +177,16 @@ class Session:
 
     # (task, backbone) -> method title -> model
     runs: dict[tuple[str, str], dict[str, PromptClassifier]] = field(default_factory=dict)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    watching: RunRecord | None = None  # the training run this session last asked for (app/hall.py)
     picked: tuple[str, int, dict] | None = None  # (task, dev index, its fields) last picked in Compare
-    choice_stats: dict[int, dict[str, ChoiceStatistics]] = field(default_factory=dict)  # id(model) -> on dev
+    analyses: dict[int, DevAnalysis] = field(default_factory=dict)  # id(model) -> its runs on dev
 
     def close(self) -> None:
         self.runs.clear()
-        self.choice_stats.clear()
+        self.analyses.clear()
+
+    def owns(self, model: PromptClassifier) -> bool:
+        return any(model is own for runs in self.runs.values() for own in runs.values())
 
 
 Side = tuple[str, PromptClassifier]  # (where it comes from, in words; the model)
@@ -189,15 +201,16 @@ def counterfactual_limit(backbone: Backbone, default: Backbone) -> int:
 
 class Shared:
     """What every session reads: backbones (loaded once), ready-trained prompts (the default backbone's at start,
-    another's when first asked for), dev sets, and the choice statistics of the ready-trained prompts (computed
-    once, on first use)."""
+    another's when first asked for), dev sets, and the ready-trained prompts' analyses on dev (shipped beside them)."""
 
     def __init__(self, data_dir: str | None):
         self.data_dir = data_dir
         self.lock = threading.Lock()
         self.backbones: dict[str, Backbone] = {}
         self.dev: dict[str, list[Example]] = {}
-        self.choice_stats: dict[int, dict[str, ChoiceStatistics]] = {}
+        self.analyses: dict[int, DevAnalysis] = {}  # id(model) -> a ready-trained prompt's analysis on dev
+        self.folders: dict[int, Path] = {}  # id(model) -> the folder a ready-trained prompt was loaded from
+        self.results: dict[tuple, object] = {}  # what is computed from ready-trained prompts alone, once for all
         self.ready_folders: dict[tuple[str, str], dict[str, Path]] = {}  # (task, backbone) -> method title -> folder
         for config in sorted(CHECKPOINTS.rglob("dp_config.json")):
             record = json.loads(config.read_text())
@@ -223,7 +236,46 @@ class Shared:
                       for title, folder in self.ready_folders[key].items()}
             with self.lock:
                 self.loaded.setdefault(key, models)
+                self.folders.update({id(model): self.ready_folders[key][title] for title, model in models.items()})
         return self.loaded.get(key, {})
+
+    def analysis(self, state: Session | None, model: PromptClassifier, examples: list[Example],
+                 counterfactual_items: int | None = 0) -> DevAnalysis:
+        """A model's analysis of ``examples``, with DP's candidates tried on the first ``counterfactual_items`` (None:
+        all). A ready-trained prompt's is read from beside it when its weights and items match (no backbone pass);
+        anything missing is made here once and kept, for everyone (ready-trained) or for the session (its runs)."""
+        known = self.known_analysis(state, model, examples)
+        if known is None:
+            known = analyse(model, examples, counterfactual_items=0)
+        wanted = len(examples) if counterfactual_items is None else min(counterfactual_items, len(examples))
+        if known.choice_probs and known.counterfactual_items < wanted:
+            known = add_counterfactuals(known, model, examples, wanted)
+        self.analysis_cache(state, model)[id(model)] = known
+        return known
+
+    def known_analysis(self, state: Session | None, model: PromptClassifier,
+                       examples: list[Example]) -> DevAnalysis | None:
+        """The analysis of ``examples`` at hand (made before, or shipped beside a ready-trained prompt); never made
+        here."""
+        cache = self.analysis_cache(state, model)
+        known = cache.get(id(model))
+        if known is None and id(model) in self.folders:
+            known = cache[id(model)] = load_analysis(self.folders[id(model)], model, examples)
+        return known if known is not None and known.examples == examples_fingerprint(examples) else None
+
+    def once(self, state: Session | None, models: tuple[PromptClassifier, ...], name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, kept for every visitor when ``models`` are all ready-trained (a class asking for the same
+        task's Explore waits for it once); computed afresh for a session's own runs."""
+        if state is not None and any(state.owns(model) for model in models):
+            return compute()
+        key = (name, *(id(model) for model in models))
+        if key not in self.results:
+            self.results[key] = compute()
+        return self.results[key]
+
+    def analysis_cache(self, state: Session | None, model: PromptClassifier) -> dict[int, DevAnalysis]:
+        """Where a model's analysis is kept: with the session for its own runs, else for everyone."""
+        return state.analyses if state is not None and state.owns(model) else self.analyses
 
     def ready_backbones(self) -> list[str]:
         """The backbones that have ready-trained prompts, the default first."""

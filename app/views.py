@@ -103,6 +103,17 @@ def baseline_reading(scores: dict[str, float], answer: str, baseline: float) -> 
             "its predictions here show nothing learned.")
 
 
+def scores_table(comparison, sources: tuple[str, str], answer: str) -> pd.DataFrame:
+    """Both methods' dev scores, DP − fixed paired over the same items, and the one-answer bar, each with its 95 %
+    interval (``comparison``: a ``dp_core.comparison.DevComparison``)."""
+    rows = [(sources[0], comparison.fixed, ""), (sources[1], comparison.dp, ""),
+            ("DP − fixed (paired, same items)", comparison.difference, "+"),
+            (f"always “{answer}” (the best single answer on these items)", comparison.constant, "")]
+    return pd.DataFrame([{"method": name, "score": round(score.value, 3),
+                          "95 % interval": f"{score.low:{sign}.3f} – {score.high:{sign}.3f}", "items": comparison.items}
+                         for name, score, sign in rows])
+
+
 def error_html(message: str) -> str:
     return f"<div style='color:#b91c1c'>{html.escape(message)}</div>"
 

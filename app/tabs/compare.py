@@ -3,6 +3,7 @@ was, and what the prediction would be with the prompt anywhere else."""
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -12,15 +13,19 @@ import pandas as pd
 from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.choices import change_reading, chosen_factors, confidence_reading
 from dp_core.data import collate
+from dp_core.comparison import notable_items
 from dp_core.explain import counterfactuals, explain_examples, plain_reading
 from dp_core.tasks import DataError, example_from_fields, get_task
 
 from .. import views
-from ..state import (BACKBONE_CHOICES, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, Session, Shared, learned_nothing,
-                     recorded, task_fields)
+from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, Session, Shared,
+                     counterfactual_limit, learned_nothing, recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
+# The dev items Compare offers beside a random one (dp_core.comparison.NotableItems), by button.
+NOTABLE = {"Where the place changes the answer": "place_matters", "Where DP is sure and right": "sure_and_right",
+           "Where DP has no preference": "no_preference"}
 
 
 @dataclass
@@ -52,11 +57,12 @@ def confidence(model, decision) -> list[str]:
             for factor in WHAT_IF if probs[factor] is not None]
 
 
-def what_if(model, example, decision, label_names) -> tuple[list[pd.DataFrame], list[str]]:
+def what_if(model, example, decision, label_names, stored: dict | None = None) -> tuple[list[pd.DataFrame], list[str]]:
     """For DP's position and length: the class probabilities with that factor at every candidate (every row of
     the item forced alike), DP's own choice (``decision``: the item's first row, from ``explain_examples``) and
-    the fixed layout marked, and what moving it changes, in words."""
-    batch = item_batch(model, example)
+    the fixed layout marked, and what moving it changes, in words. ``stored``: factor -> the item's class
+    probabilities at every candidate, read from an analysis (then the backbone does not run)."""
+    batch = None if stored else item_batch(model, example)
     chosen = {"position": decision.split_position, "length": decision.active_length - 1}
     fixed = {"position": 0, "length": decision.num_slots - 1}
     frames, readings = [], []
@@ -64,10 +70,37 @@ def what_if(model, example, decision, label_names) -> tuple[list[pd.DataFrame], 
         if factor not in chosen_factors(model):
             frames.append(pd.DataFrame(columns=["candidate", "class", "probability"]))
             continue
-        forced = counterfactuals(model, batch, factor)[0].tolist()
+        forced = (stored[factor] if stored else counterfactuals(model, batch, factor)[0]).tolist()
         frames.append(views.counterfactual_frame(factor, forced, chosen[factor], fixed[factor], label_names))
         readings.append(change_reading(factor, forced, chosen[factor], label_names))
     return frames, readings
+
+
+def stored_what_if(shared: Shared, state: Session, model, task_name: str, index: int) -> dict | None:
+    """A dev item's class probabilities at every candidate, from an analysis at hand (shipped, or made by Explore)."""
+    known = shared.known_analysis(state, model, shared.dev_examples(task_name)[:DEV_LIMIT])
+    if known is None or index >= known.counterfactual_items:
+        return None
+    return {factor: forced[index] for factor, forced in known.counterfactual.items()}
+
+
+def notable_index(shared: Shared, which: str, task_name: str, dp_where: str, backbone_name: str,
+                  state: Session | None) -> int:
+    """The dev item of a kind worth seeing (``NOTABLE``), found in the analysis of the DP shown on the right."""
+    _, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                          backbone=backbone_name or DEFAULT_BACKBONE)
+    if dp is None:
+        raise gr.Error(f"No DP {dp_where} prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
+    try:
+        examples = shared.dev_examples(task_name)[:DEV_LIMIT]
+    except DataError as error:
+        raise gr.Error(str(error)) from None
+    analysis = shared.analysis(state, dp[1], examples, counterfactual_limit(dp[1].backbone,
+                                                                            shared.backbone(DEFAULT_BACKBONE)))
+    index = getattr(notable_items(analysis, examples), NOTABLE[which])
+    if index is None:
+        raise gr.Error(f"No such example among {task_name}'s first {len(examples)} dev items for this DP.")
+    return index
 
 
 def backbone_picker(shared: Shared) -> gr.Dropdown:
@@ -82,6 +115,8 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
         dev_index = gr.Number(0, precision=0, minimum=0, label="Dev example #")
         pick = gr.Button("Pick this dev example")
         pick_random = gr.Button("Random dev example")
+    with gr.Row():
+        notable = {which: gr.Button(which, size="sm") for which in NOTABLE}
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP on the right",
                            info="input: prompt tokens read like words; deep: keys/values in every layer")
@@ -213,10 +248,12 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
         frames = views.candidate_frames(dp_rows[0]) if dp_rows else [pd.DataFrame()] * 3
         plots = [gr.BarPlot(frame, sort=list(frame.get("candidate", []))) for frame in frames]  # in order
         empty = [pd.DataFrame(columns=["candidate", "class", "probability"])] * 2
-        yield ["<br>".join(notes), *outputs, *plots, *empty]  # the predictions at once; the what-if follows
+        stored = dp and gold is not None and stored_what_if(shared, state, dp[1], task_name, state.picked[1])
+        if not stored:
+            yield ["<br>".join(notes), *outputs, *plots, *empty]  # the predictions at once; the what-if follows
         if dp_rows is None:
             return
-        frames, changes = what_if(dp[1], example, dp_rows[0], label_names)
+        frames, changes = what_if(dp[1], example, dp_rows[0], label_names, stored)
         outputs[-1] = "\n\n".join([outputs[-1], *changes])
         what_ifs = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame["candidate"]))) for frame in frames]
         yield ["<br>".join(notes), *outputs, *plots, *what_ifs]
@@ -226,6 +263,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
     # Progress only where the what-if part lands (DP's reading gains what moving the prompt changes): the
     # predictions, drawn first, stay in view meanwhile.
+    for which, button in notable.items():  # the item, then it is picked and compared, as a click on each would do
+        button.click(functools.partial(notable_index, shared, which), [task, dp_kind, backbone, session], dev_index,
+                     api_name=f"notable_{NOTABLE[which]}").success(
+            pick_example, [task, dev_index, session], pick_outputs, api_visibility="private").success(
+            run_compare, compare_inputs, compare_outputs, api_visibility="private")
     compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare",
                   show_progress_on=[dp_reading, *what_if_plots])
     return CompareTab(dev_index, (dp_kind, left_side, backbone),

@@ -1,16 +1,21 @@
 """Explore: both methods on the dev set with intervals, how decided DP's choices are and what they are worth,
-their distribution by label and length, and the examples where the methods disagree."""
+their distribution by label and length, and the examples where the methods disagree.
+
+Everything is read from the methods' analyses (``dp_core.analysis``): shipped beside a ready-trained prompt, made once
+for a run of this session (the scores first, then every candidate tried on each item).
+"""
 
 from __future__ import annotations
+
+import functools
 
 import gradio as gr
 import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE
-from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics, split_choice_statistics
-from dp_core.explain import explain_examples
-from dp_core.metrics import compute_metrics, paired_difference_interval, score_interval
-from dp_core.tasks import DataError, best_constant_guess, constant_score, get_task
+from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics
+from dp_core.comparison import ChoiceWorth, DevComparison, choice_worth, compare_on_dev
+from dp_core.tasks import DataError, Example, Task, get_task
 
 from .. import views
 from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
@@ -20,17 +25,8 @@ VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold labe
                 "that noise inflates on a small dev set (an item whose prediction flips by chance counts as right). "
                 "The best single choice is picked on these same dev items, so it is optimistic too; a checkpoint "
                 "selected on held-out training items also shows the single choice that scored best there.")
-
-
-def choice_statistics_of(shared: Shared, state: Session | None, model, examples) -> dict[str, ChoiceStatistics]:
-    """DP's choice statistics on ``examples`` (the first dev items), computed once per model (ready-trained: for
-    everyone)."""
-    own = state is not None and any(model is m for runs in state.runs.values() for m in runs.values())
-    cache = state.choice_stats if own else shared.choice_stats
-    if id(model) not in cache:
-        split = model.encode_examples(examples)
-        cache[id(model)] = split_choice_statistics(model, split)
-    return cache[id(model)]
+CHOICES = {"tokens after the input": "tokens_after", "active length": "active_length"}  # plotted: column -> field
+SPLITS = ("gold label", "input length")
 
 
 def verdict(stats: dict[str, ChoiceStatistics]) -> str:
@@ -58,9 +54,94 @@ def verdict(stats: dict[str, ChoiceStatistics]) -> str:
     return "\n\n".join(lines)
 
 
+def choice_frame(task: Task, examples: list[Example], analysis) -> pd.DataFrame:
+    """Each item's layout as DP chose it (its first row), with its gold label and input length."""
+    rows_per_item = len(analysis.tokens_after) // analysis.num_items
+    firsts = slice(0, None, rows_per_item)
+    return pd.DataFrame({
+        **{column: getattr(analysis, name)[firsts].tolist() for column, name in CHOICES.items()},
+        "gold label": pd.Categorical([task.label_names[e.label] for e in examples], categories=task.label_names),
+        "input length": pd.cut(analysis.input_lengths[firsts].tolist(), bins=[0, 32, 64, 96, 10_000],
+                               labels=["1-32 tokens", "33-64 tokens", "65-96 tokens", "97+ tokens"])})
+
+
+def choice_plots(frame: pd.DataFrame, slots: int) -> list[gr.BarPlot]:
+    """Where DP put the prompt and how long it made it, by gold label and by input length: a bar per candidate."""
+    candidates = {"tokens after the input": range(slots + 1), "active length": range(1, slots + 1)}
+    tallest = {choice: int(frame[choice].value_counts().max()) for choice in candidates}
+    # y to a little above the tallest bar, which otherwise ends at the frame's edge and looks cut off
+    return [gr.BarPlot(views.choice_counts(frame, split_by, choice, candidates[choice]),
+                       sort=[str(candidate) for candidate in candidates[choice]],
+                       y_lim=[0, tallest[choice] + max(1, tallest[choice] // 10)])
+            for split_by in SPLITS for choice in candidates]
+
+
+def disagreement_table(task: Task, examples: list[Example], comparison: DevComparison, fixed, dp) -> pd.DataFrame:
+    rows = [{"dev #": i, "gold": task.label_names[examples[i].label],
+             "fixed": task.label_names[fixed.predictions[i]], "DP": task.label_names[dp.predictions[i]],
+             "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]} for i in comparison.disagreements]
+    return pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"])
+
+
+def scores_reading(task: Task, comparison: DevComparison, sources: tuple[str, str]) -> tuple[pd.DataFrame, str]:
+    table = views.scores_table(comparison, sources, task.label_names[comparison.constant_label])
+    reading = " ".join([
+        views.difference_reading(comparison.difference.value, comparison.difference.low, comparison.difference.high,
+                                 comparison.items),
+        views.baseline_reading({sources[0]: comparison.fixed.value, sources[1]: comparison.dp.value},
+                               task.label_names[comparison.constant_label], comparison.constant.value)])
+    return table, reading.strip()
+
+
+def worth_reading(worth: ChoiceWorth, dp_model) -> tuple[str, pd.DataFrame]:
+    """The verdict on DP's choices and their table, the single choice picked on held-out items where recorded."""
+    held_out = recorded(dp_model).get("holdout_choices", {})  # checkpoints selected on held-out items
+    picks = {factor: record["best_single"] for factor, record in held_out.items()
+             if record.get("best_single") is not None}
+    counted = f"On the first {worth.items} dev items:"
+    return ("\n\n".join([counted, verdict(worth.statistics), views.place_note(dp_model.backbone)]),
+            views.choice_table(worth.statistics, worth.intervals, picks))
+
+
+def run_exploration(shared: Shared, task_name: str, dp_where: str, left: str,
+                    backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
+    """Both methods on the first dev items: the scores, plots and disagreements, then what DP's choices are worth
+    (at once where the analyses are shipped; else the second part follows, every candidate tried on each item)."""
+    fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                              LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
+    if fixed is None or dp is None:
+        raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task on {backbone_name}: "
+                       "train them first.")
+    try:
+        examples = shared.dev_examples(task_name)[:DEV_LIMIT]
+    except DataError as error:
+        raise gr.Error(str(error)) from None
+    task = get_task(task_name)
+    fixed_analysis, dp_analysis = (shared.analysis(state, side[1], examples) for side in (fixed, dp))
+    comparison = shared.once(state, (fixed[1], dp[1]), "comparison",
+                             lambda: compare_on_dev(task, examples, fixed_analysis, dp_analysis))
+    scored = scores_reading(task, comparison, (fixed[0], dp[0]))
+    plots = choice_plots(choice_frame(task, examples, dp_analysis), dp[1].method.num_tokens)
+    disagreeing = disagreement_table(task, examples, comparison, fixed_analysis, dp_analysis)
+    limit = counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))
+    if dp_analysis.counterfactual_items < min(limit, len(examples)):  # the slow part is still to come: show the rest
+        counted = f"*On the first {min(limit, len(examples))} dev items: trying every candidate place on each…*"
+        yield (*scored, counted, None, *plots, disagreeing)
+    dp_analysis = shared.analysis(state, dp[1], examples, counterfactual_items=limit)
+    worth = shared.once(state, (dp[1],), f"worth {dp_analysis.counterfactual_items}",
+                        lambda: choice_worth(task, examples, dp_analysis, dp[1].prompt.config.place_given_length))
+    yield (*scored, *worth_reading(worth, dp[1]), *plots, disagreeing)
+
+
+def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
+    """The clicked item in Compare, with the same two models as here."""
+    row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+    return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"]), dp_where, left, backbone_name
+
+
 def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> gr.Dropdown:
     """The tab; returns its backbone picker."""
-    gr.Markdown(f"Both methods on the task's dev set (the first {DEV_LIMIT} items).")
+    gr.Markdown(f"Both methods on the task's dev set (at most its first {DEV_LIMIT} items; the table says how many).")
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
@@ -68,109 +149,24 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
     scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
     beat = gr.Markdown()
-    gr.Markdown(f"**DP's choices** on the first dev items ({COUNTERFACTUAL_LIMIT} on the default backbone, fewer on "
-                f"bigger ones), every candidate tried on each (scores with 95 % bootstrap intervals). {VERDICT_NOTE}")
+    gr.Markdown(f"**DP's choices**, every candidate tried on each item (a ready-trained prompt: every item above; a "
+                f"run of this session: the first {COUNTERFACTUAL_LIMIT}, fewer on bigger backbones), scores with 95 % "
+                f"bootstrap intervals. {VERDICT_NOTE}")
     choice_verdict = gr.Markdown()
     choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False)
-    choice_plots = []
-    for split_by in ("gold label", "input length"):
+    plots = []
+    for split_by in SPLITS:
         with gr.Row():
-            choice_plots.append(gr.BarPlot(x="tokens after the input", y="items", color=split_by,
-                                           title=f"Where DP put the prompt, by {split_by}"))
-            choice_plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
-                                           title=f"How long DP made it, by {split_by}"))
+            plots.append(gr.BarPlot(x="tokens after the input", y="items", color=split_by,
+                                    title=f"Where DP put the prompt, by {split_by}"))
+            plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
+                                    title=f"How long DP made it, by {split_by}"))
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
                                  interactive=False)
 
-    def run_exploration(task_name, dp_where, left, backbone_name=DEFAULT_BACKBONE, state=None,
-                        progress=gr.Progress()):
-        fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                                  LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
-        if fixed is None or dp is None:
-            raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task on {backbone_name}: "
-                           "train them first.")
-        try:
-            examples = shared.dev_examples(task_name)[:DEV_LIMIT]
-        except DataError as error:
-            raise gr.Error(str(error)) from None
-        task_spec = get_task(task_name)
-        labels, groups = [e.label for e in examples], [e.group for e in examples]
-        results, table = {}, []
-        for step, (name, (source, model)) in enumerate((("fixed", fixed), ("dp", dp))):
-            progress(step / 3, desc=f"{source} on the dev set")
-            explanation = explain_examples(model, examples)
-            firsts = [explanation.item(i)[0] for i in range(len(examples))]
-            predictions = [max(range(len(d.class_probs)), key=d.class_probs.__getitem__) for d in firsts]
-            metrics = compute_metrics(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
-            results[name] = (firsts, predictions, metrics["score"])
-            low, high = score_interval(task_spec.metrics, predictions, labels, groups, task_spec.num_labels)
-            table.append({"method": source, "score": round(metrics["score"], 3),
-                          "95 % interval": f"{low:.3f} – {high:.3f}", "items": len(examples)})
-        gain_low, gain_high = paired_difference_interval(task_spec.metrics, [results["dp"][1]], [results["fixed"][1]],
-                                                         labels, groups, task_spec.num_labels)
-        gain = results["dp"][2] - results["fixed"][2]
-        table.append({"method": "DP − fixed (paired, same items)", "score": round(gain, 3),
-                      "95 % interval": f"{gain_low:+.3f} – {gain_high:+.3f}", "items": len(examples)})
-        guess = best_constant_guess(task_spec, examples)  # the bar a trained prompt must clear on these items
-        answer, baseline = task_spec.label_names[guess], constant_score(task_spec, guess, examples)
-        low, high = score_interval(task_spec.metrics, [guess] * len(examples), labels, groups, task_spec.num_labels)
-        table.append({"method": f"always “{answer}” (the best single answer on these items)",
-                      "score": round(baseline, 3), "95 % interval": f"{low:.3f} – {high:.3f}",
-                      "items": len(examples)})
-        head = examples[:counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))]
-        decisions, dp_predictions, _ = results["dp"]
-        gold_names = [task_spec.label_names[y] for y in labels]
-        lengths = [sum(kind == "input" for _, kind in d.layout) for d in decisions]
-        frame = pd.DataFrame({"tokens after the input": [d.tokens_after for d in decisions],
-                              "active length": [d.active_length for d in decisions],
-                              "gold label": pd.Categorical(gold_names, categories=task_spec.label_names),
-                              "input length": pd.cut(lengths, bins=[0, 32, 64, 96, 10_000],
-                                                     labels=["1-32 tokens", "33-64 tokens", "65-96 tokens",
-                                                             "97+ tokens"])})
-        slots = decisions[0].num_slots
-        candidates = {"tokens after the input": range(slots + 1), "active length": range(1, slots + 1)}
-        tallest = {choice: int(frame[choice].value_counts().max()) for choice in candidates}
-        # y to a little above the tallest bar, which otherwise ends at the frame's edge and looks cut off
-        counts = [gr.BarPlot(views.choice_counts(frame, split_by, choice, candidates[choice]),
-                             sort=[str(candidate) for candidate in candidates[choice]],
-                             y_lim=[0, tallest[choice] + max(1, tallest[choice] // 10)])
-                  for split_by in ("gold label", "input length") for choice in candidates]
-        fixed_predictions = results["fixed"][1]
-        rows = [{"dev #": i, "gold": gold_names[i], "fixed": task_spec.label_names[fixed_predictions[i]],
-                 "DP": task_spec.label_names[dp_predictions[i]],
-                 "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]}
-                for i in range(len(examples)) if fixed_predictions[i] != dp_predictions[i]]
-        reading = " ".join([views.difference_reading(gain, gain_low, gain_high, len(examples)),
-                            views.baseline_reading({table[0]["method"]: results["fixed"][2],
-                                                    table[1]["method"]: results["dp"][2]}, answer, baseline)])
-        scored = (pd.DataFrame(table), reading.strip())
-        disagreeing = pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"])
-        counted = f"On the first {len(head)} dev items"
-        if len(head) < min(COUNTERFACTUAL_LIMIT, len(examples)):
-            counted += f" (not {COUNTERFACTUAL_LIMIT}: each costs more on this backbone)"
-        # The scores, distributions and disagreements at once; the counterfactuals (every candidate on every item,
-        # the slow part) follow.
-        yield (*scored, f"*{counted}: trying every candidate place on each…*", None, *counts, disagreeing)
-        progress(2 / 3, desc=f"DP with the prompt at every candidate place, on {len(head)} items")
-        stats = choice_statistics_of(shared, state, dp[1], head)
-        intervals = {(factor, name): score_interval(task_spec.metrics, predictions, [e.label for e in head],
-                                                    [e.group for e in head], task_spec.num_labels)
-                     for factor, s in stats.items() for name, predictions in s.predictions.items()}
-        held_out = recorded(dp[1]).get("holdout_choices", {})  # checkpoints selected on held-out items
-        picks = {factor: record["best_single"] for factor, record in held_out.items()
-                 if record.get("best_single") is not None}
-        yield (*scored, "\n\n".join([counted + ":", verdict(stats), views.place_note(dp[1].backbone)]),
-               views.choice_table(stats, intervals, picks), *counts, disagreeing)
-
-    run_explore.click(run_exploration, [task, dp_kind, left_side, backbone, session],
-                      [scores, beat, choice_verdict, choice_stats, *choice_plots, disagreements], api_name="explore",
+    run_explore.click(functools.partial(run_exploration, shared), [task, dp_kind, left_side, backbone, session],
+                      [scores, beat, choice_verdict, choice_stats, *plots, disagreements], api_name="explore",
                       show_progress_on=[choice_verdict, choice_stats])  # the scores stay in view while these come
-
-    def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
-        """The clicked item in Compare, with the same two models as here."""
-        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"]), dp_where, left, backbone_name
-
     pick, pick_inputs, pick_outputs = compare.pick
     run_compare, compare_inputs, compare_outputs = compare.compare
     disagreements.select(open_in_compare, [disagreements, dp_kind, left_side, backbone],

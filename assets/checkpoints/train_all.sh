@@ -37,8 +37,10 @@ for task in ${TASKS:-cb copa rte wic wsc boolq multirc}; do
   # on SmolLM2 at max length 256 that is hours on CPU, so another backbone's MultiRC scores them on the first 100
   # answers of each (whole questions; the table says so)
   [ "$task" = multirc ] && [ -n "$BACKBONE" ] && extra="$extra --counterfactual-items 100"
+  folders=()
   for name in ${METHODS:-ptv2 prompt_tuning dp_input dp_deep}; do
     folder="assets/checkpoints/${BACKBONE:+$BACKBONE/}$task/$name"
+    folders+=("$folder")
     # shellcheck disable=SC2206  # the options are several words on purpose
     arguments=(--task "$task" ${OPTIONS[$name]} $COMMON $extra ${BACKBONE:+--backbone "$BACKBONE"} --data-dir "$DATA"
                --output-dir "$folder")
@@ -50,6 +52,11 @@ for task in ${TASKS:-cb copa rte wic wsc boolq multirc}; do
     echo "${BACKBONE:+$BACKBONE }$task $name: training ($(date +%H:%M))"
     "$PY" -m dp_core.train "${arguments[@]}" >/dev/null
   done
+  # What Explore and Compare's what-if plots show per dev item (its first 300), computed once and kept beside each
+  # checkpoint; a folder whose analysis is of its weights and items already is kept. SmolLM2's MultiRC: DP's
+  # candidates tried on the first 100 answers, as its training did.
+  "$PY" -m dp_core.analysis "${folders[@]}" --data-dir "$DATA" \
+    $([ "$task" = multirc ] && [ -n "$BACKBONE" ] && echo "--counterfactual-items 100")
 done
 "$PY" - <<'PYTHON'
 import json
@@ -83,17 +90,22 @@ lines = [
     "both scored on dev; *(first N)*: those two on the first N dev and held-out items only.",
 ]
 runs = {}  # backbone -> [(task, folder name, metrics, folder bytes)]
+analyses = {}  # backbone -> [bytes of each folder's analysis.safetensors]
 for path in sorted(root.rglob("metrics.json")):
     m = json.loads(path.read_text())
     backbone = m.get("backbone", DEFAULT_BACKBONE)
     folder_bytes = sum(file.stat().st_size for file in path.parent.iterdir())
+    analysis = path.parent / "analysis.safetensors"
+    analyses.setdefault(backbone, []).append(analysis.stat().st_size if analysis.exists() else 0)
     runs.setdefault(backbone, []).append((m["task"], path.parent.name, m, folder_bytes))
 earlier = []
 for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
     sizes = [folder_bytes for *_, folder_bytes in runs[backbone]]
     lines += ["", f"## {backbone}", "",
               f"{len(sizes)} folders, {sum(sizes) / 1e6:.1f} MB in all (the largest "
-              f"{max(sizes) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone.", "",
+              f"{max(sizes) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone, and each one's "
+              f"analysis of its first 300 dev items (`analysis.safetensors`, {sum(analyses[backbone]) / 1e3:.0f} kB "
+              f"in all, the largest {max(analyses[backbone]) / 1e3:.0f} kB), which Explore reads.", "",
               "| task | method | train items | eval every | steps | best at | stopped | held-out score | dev score | "
               "majority | commitment | changes | own − single |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     committed = {}

@@ -1,0 +1,131 @@
+"""Training runs that every visitor can watch at once: one run trains at a time, the others queue, and a visitor who
+asks for a run with the same settings as one already live or queued joins it instead of queueing a copy.
+
+A class pressing Train together with the same settings shares one run and sees its curves at once; a visitor with
+other settings sees the queue ahead and the run in progress meanwhile. The queue stays short: a run that joins a
+long queue gets a smaller budget (``TrainingHall.budget_for``).
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The settings that decide a run: two requests alike share one run."""
+
+    task: str
+    backbone: str
+    methods: tuple[str, ...]
+    budget_s: float  # per method
+    k_shot: int | None
+    seed: int
+    head: str
+
+
+@dataclass
+class RunRecord:
+    """A run's curves and outcome as it goes, for every visitor who watches it."""
+
+    request: RunRequest  # as asked for (the key visitors join on)
+    budget_s: float  # per method, as it runs: smaller than asked when the queue was long
+    losses: list[dict] = field(default_factory=list)
+    devs: list[dict] = field(default_factory=list)
+    spread: list[dict] = field(default_factory=list)  # where DP puts the prompt at each evaluation
+    best: list[dict] = field(default_factory=list)  # one row per finished method
+    status: str = ""
+    note: str = ""  # said once to every watcher (few-shot k above the train set)
+    models: dict = field(default_factory=dict)  # method title -> trained model, when each method ends
+    elapsed: dict[str, float] = field(default_factory=dict)  # method title -> seconds trained so far
+    started: bool = False
+    finished: bool = False
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    watchers: set[int] = field(default_factory=set)  # the sessions watching it
+    updates: int = 0  # bumped at every change, so a watcher redraws only when there is something new
+
+    def changed(self) -> None:
+        self.updates += 1
+
+
+Execute = Callable[[RunRecord], Iterator[None]]  # trains a record's methods, yielding after each change
+
+
+class TrainingHall:
+    """One run at a time on this machine, in a worker thread; visitors join, queue and leave."""
+
+    def __init__(self, execute: Execute, queue_s: float):
+        self.execute = execute
+        self.queue_s = queue_s  # the training time the queue may hold before new runs get smaller budgets
+        self.lock = threading.Lock()
+        self.queue: list[RunRecord] = []  # the run in progress first, then the waiting ones
+        self.worker: threading.Thread | None = None
+
+    def join(self, request: RunRequest, watcher: int) -> RunRecord:
+        """The live or queued run with these settings, or a new one at the end of the queue."""
+        with self.lock:
+            record = next((run for run in self.queue if run.request == request and not run.cancel.is_set()), None)
+            if record is None:
+                record = RunRecord(request, self.budget_for(request))
+                self.queue.append(record)
+            record.watchers.add(watcher)
+            if self.worker is None or not self.worker.is_alive():
+                self.worker = threading.Thread(target=self.work, name="training-hall", daemon=True)
+                self.worker.start()
+            return record
+
+    def leave(self, record: RunRecord, watcher: int) -> int:
+        """``watcher`` stops watching; a run nobody watches is stopped after its current step (or dropped from the
+        queue). Returns how many still watch it."""
+        with self.lock:
+            record.watchers.discard(watcher)
+            if not record.watchers:
+                record.cancel.set()
+                if not record.started and record in self.queue:
+                    self.queue.remove(record)
+                    record.finished = True
+                    record.changed()
+            return len(record.watchers)
+
+    def ahead(self, record: RunRecord) -> list[RunRecord]:
+        """The runs that train before this one: the one in progress first."""
+        with self.lock:
+            return self.queue[:self.queue.index(record)] if record in self.queue else []
+
+    def seconds_left(self, runs: list[RunRecord]) -> float:
+        """About how long those runs still train (their budgets; the one in progress counts what it has left)."""
+        total = 0.0
+        for run in runs:
+            total += max(0.0, run.budget_s * len(run.request.methods) - sum(run.elapsed.values()))
+        return total
+
+    def budget_for(self, request: RunRequest) -> float:
+        """Seconds per method for a new run: as asked, unless the queue already holds ``queue_s`` of training, in
+        which case it gets what is left of that (at least 5 s per method). Called with the lock held."""
+        waiting = self.seconds_left([run for run in self.queue if not run.cancel.is_set()])
+        room = (self.queue_s - waiting) / max(1, len(request.methods))
+        return max(5.0, min(request.budget_s, room))
+
+    def work(self) -> None:
+        """The worker: trains the queue's runs one after another until it is empty."""
+        while True:
+            with self.lock:
+                if not self.queue:
+                    return
+                record = self.queue[0]
+                record.started = True
+            try:
+                for _ in self.execute(record):
+                    pass
+            except Exception as error:  # noqa: BLE001 (a run's failure is said to its watchers, not raised here)
+                traceback.print_exc()
+                record.error = str(error).split("\n")[0] or type(error).__name__
+            with self.lock:
+                record.finished = True
+                record.changed()
+                if record in self.queue:
+                    self.queue.remove(record)
