@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         args.data_dir = None
     if args.data_dir is None:
         os.environ.pop(DATA_DIR_ENV, None)  # an unusable folder must not stand in the Hub's way
-    build_demo(args.data_dir).queue(default_concurrency_limit=1, max_size=32).launch(
+    build_demo(args.data_dir).queue(default_concurrency_limit=1, max_size=256).launch(
         server_name=args.host, server_port=args.port, share=args.share
     )
 

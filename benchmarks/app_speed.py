@@ -1,6 +1,8 @@
-"""The app's acceptance figures: cold start, Compare latency, and a 60 s CB run of both methods.
+"""The app's acceptance figures: cold start, Compare latency, Explore's time, and a 60 s CB run of both methods.
 
     python -m benchmarks.app_speed --data-dir ../shared/superglue
+    python -m benchmarks.app_speed --data-dir ../shared/superglue --only explore
+    python -m benchmarks.app_speed --data-dir ../shared/superglue --only class --visitors 30
 
 Cold start: from a fresh Python process to the page answering HTTP (imports, backbone, ready-trained prompts).
 Compare: the round trip over HTTP through Gradio's queue (POST the inputs, read the answer's event stream: the
@@ -8,7 +10,11 @@ browser's path), to the first streamed update (both methods' predictions and lay
 plots), per dev example; beside it the same HTTP round trip
 of a no-op event, Gradio's own floor. gradio_client is used only to pick the examples: it adds ~65 ms of its
 own per call on this machine, which no visitor pays.
+Explore, in-process on CB and WiC: on a ready-trained prompt (its shipped analyses read) and on the same prompts as a
+session's runs (analysed there: the scores first, then every candidate on the first 100 items).
 Training: fixed P-tuning v2 and DP (input, position + length + pool) on CB, 60 s each, against the majority class.
+A class at once: ``--visitors`` sessions press Compare (each its own dev example), Explore and Train (the default
+methods on CB, a third of them with another seed) at the same moment; each one's wait before its first update.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import httpx
 from gradio_client import Client
 
 from app import views
-from app.state import FIXED, Shared
+from app.state import DEFAULT_BACKBONE, FIXED, Session, Shared
 from app.tabs.compare import what_if
+from app.tabs.explore import run_exploration
+from dp_core.model import PromptClassifier
 from dp_core.explain import explain_examples, plain_reading
 
 
@@ -65,9 +73,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7870)
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--budget", type=float, default=60, help="seconds per method of the CB run; 0 skips it")
+    parser.add_argument("--only", choices=["explore", "class"], help="time Explore alone, or a class at once")
+    parser.add_argument("--visitors", type=int, default=30, help="sessions of the class")
+    parser.add_argument("--class-budget", type=float, default=20, help="seconds per method of the class's runs")
     args = parser.parse_args()
+    if args.only == "explore":
+        explore_times(args.data_dir)
+        return
     seconds, server = cold_start(args.data_dir, args.port)
     print(f"cold start to a usable page: {seconds:.1f} s")
+    if args.only == "class":
+        try:
+            class_at_once(f"http://127.0.0.1:{args.port}/", args.visitors, args.class_budget)
+        finally:
+            server.terminate()
+        return
     try:
         client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}") as http:
@@ -99,10 +119,65 @@ def main() -> None:
         for row in summary["data"]:
             record = dict(zip(summary["headers"], row))
             print(f"CB {args.budget:g} s: {record['method']}: best dev score {record['best dev score']:.3f} "
-                  f"(majority class {record['majority class score']:.3f}), {record['examples/s']} ex/s")
+                  f"(one-answer baseline {record['one-answer baseline']:.3f}), {record['examples/s']} ex/s")
     finally:
         server.terminate()
     handler_split(args.data_dir, args.examples)
+
+
+def class_at_once(url: str, visitors: int, budget_s: float) -> None:
+    """Every visitor presses Compare, Explore and Train at one moment; prints the waits before the first updates."""
+    clients = [Client(url, verbose=False) for _ in range(visitors)]
+    picked = [client.predict("cb", index, api_name="/pick") for index, client in enumerate(clients)]
+    methods = [FIXED, "DP deep: position + length + pool"]
+    started, jobs = time.perf_counter(), []
+    for index, (client, (_, *boxes, question)) in enumerate(zip(clients, picked)):
+        seed = 0 if index % 3 else 1 + index % 2  # two in three ask for the defaults; the others for two other seeds
+        jobs += [("Compare", client.submit("cb", *boxes, question, "deep", "P-tuning v2", api_name="/compare")),
+                 ("Explore", client.submit("cb", "deep", "P-tuning v2", api_name="/explore")),
+                 ("Train", client.submit("cb", DEFAULT_BACKBONE, methods, budget_s, 0, seed, api_name="/train"))]
+    first: dict[int, float] = {}
+    while len(first) < len(jobs):
+        for number, (_, job) in enumerate(jobs):
+            if number not in first and (job.outputs() or job.done()):
+                first[number] = time.perf_counter() - started
+        time.sleep(0.02)
+    for event in ("Compare", "Explore", "Train"):
+        waits = sorted(first[n] for n, (name, _) in enumerate(jobs) if name == event)
+        print(f"{visitors} visitors at once, {event}: first update after a median {statistics.median(waits):.1f} s, "
+              f"the last after {waits[-1]:.1f} s")
+    trains = [job for name, job in jobs if name == "Train"]
+    finals = [job.result() for job in trains]
+    runs = len({str(final[4]) for final in finals})
+    print(f"Train ({len(methods)} methods, {budget_s:g} s each): {runs} runs for {visitors} visitors, every visitor's "
+          f"done after {time.perf_counter() - started:.0f} s")
+
+
+def as_session_runs(shared: Shared, task: str, where: str) -> Session:
+    """The ready-trained pair that Explore sets side by side, loaded again as if trained in a session: nothing of
+    theirs is read from beside the checkpoints, so Explore analyses them as it would a new run."""
+    runs = {}
+    for title, model in shared.ready(task).items():
+        if model in [side[1] for side in shared.models(None, task, where) if side]:
+            runs[title] = PromptClassifier.from_pretrained(shared.folders[id(model)], backbone=model.backbone).eval()
+    return Session(runs={(task, DEFAULT_BACKBONE): runs})
+
+
+def explore_times(data_dir: str) -> None:
+    """Seconds to Explore's first update and to its last, on shipped prompts and on a session's runs."""
+    shared = Shared(data_dir)
+    for task in ("cb", "wic"):
+        for where in ("deep", "input"):
+            times = {}
+            for source, session in (("shipped", None), ("session", as_session_runs(shared, task, where))):
+                started, first = time.perf_counter(), None
+                for update in run_exploration(shared, task, where, "its fixed counterpart (like for like)",
+                                              DEFAULT_BACKBONE, session):
+                    first = first or time.perf_counter() - started
+                times[source] = (first, time.perf_counter() - started, update[2].split(":")[0])
+            (_, shipped, _), (first, done, counted) = times["shipped"], times["session"]
+            print(f"explore {task} DP {where}: a ready-trained prompt {shipped:.1f} s; as a session's run: scores "
+                  f"after {first:.1f} s, DP's choices after {done:.1f} s ({counted.lower()})", flush=True)
 
 
 def handler_split(data_dir: str, count: int) -> None:

@@ -1,0 +1,93 @@
+"""The training hall: one run trains at a time, visitors with the same settings share it, the others queue."""
+
+import threading
+import time
+
+import pytest
+
+from app.hall import RunRequest, TrainingHall
+
+
+def request(task="cb", budget_s=10.0, methods=("P-tuning v2 (fixed)",)):
+    return RunRequest(task, "backbone", methods, budget_s, None, 0, "linear")
+
+
+class Recorder:
+    """An ``execute`` that trains nothing: it counts which runs it was given and takes ``steps`` steps of 0.05 s,
+    each a second of the run's budget, until its gate opens."""
+
+    def __init__(self, steps=3):
+        self.steps, self.ran, self.gate = steps, [], threading.Event()
+
+    def __call__(self, record):
+        self.ran.append(record.request)
+        self.gate.wait(5)
+        for step in range(self.steps):
+            if record.cancel.is_set():
+                break
+            record.elapsed[record.request.methods[0]] = step + 1.0
+            record.changed()
+            time.sleep(0.05)
+            yield
+        record.status = "Done."
+
+
+def wait_for(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition()
+
+
+def test_visitors_with_the_same_settings_share_one_run_and_others_queue_behind_it():
+    execute = Recorder()
+    hall = TrainingHall(execute, queue_s=600)
+    first, second = hall.join(request(), watcher=1), hall.join(request(), watcher=2)
+    other = hall.join(request(task="rte"), watcher=3)
+    assert first is second and first.watchers == {1, 2} and other is not first
+    wait_for(lambda: first.started)
+    assert hall.ahead(other) == [first] and hall.ahead(first) == []
+    assert hall.seconds_left(hall.ahead(other)) == pytest.approx(10.0)  # its budget, nothing trained yet
+    execute.gate.set()
+    wait_for(lambda: other.finished)
+    assert first.finished and execute.ran == [request(), request(task="rte")]  # each trained once, in order
+
+
+def test_a_run_nobody_watches_stops_and_a_queued_one_is_dropped():
+    execute = Recorder(steps=1000)
+    hall = TrainingHall(execute, queue_s=600)
+    running, queued = hall.join(request(), watcher=1), hall.join(request(task="rte"), watcher=2)
+    assert hall.leave(queued, 2) == 0 and queued.finished and queued not in hall.queue
+    wait_for(lambda: running.started)
+    hall.join(request(), watcher=3)
+    execute.gate.set()
+    assert hall.leave(running, 1) == 1 and not running.cancel.is_set()  # another still watches
+    assert hall.leave(running, 3) == 0 and running.cancel.is_set()
+    wait_for(lambda: running.finished)
+    assert execute.ran == [request()]
+    assert hall.join(request(), watcher=4) is not running  # a cancelled run is not joined: a new one is queued
+
+
+def test_a_run_that_joins_a_long_queue_gets_a_smaller_budget():
+    execute = Recorder()
+    hall = TrainingHall(execute, queue_s=100)
+    two_methods = ("a", "b")
+    full = hall.join(request(budget_s=30, methods=two_methods), watcher=1)  # 60 s of training
+    assert full.budget_s == 30
+    shrunk = hall.join(request(task="rte", budget_s=30, methods=two_methods), watcher=2)
+    assert shrunk.budget_s == pytest.approx(20)  # the 40 s left of the queue's 100, over two methods
+    floor = hall.join(request(task="wic", budget_s=30, methods=two_methods), watcher=3)
+    assert floor.budget_s == 5  # never under 5 s a method
+    execute.gate.set()
+    wait_for(lambda: floor.finished)
+
+
+def test_a_failing_run_tells_its_watchers_in_one_line():
+    def execute(record):
+        raise ValueError("the verbalizer needs a model with an LM head\nand more detail")
+        yield
+
+    hall = TrainingHall(execute, queue_s=600)
+    record = hall.join(request(), watcher=1)
+    wait_for(lambda: record.finished)
+    assert record.error == "the verbalizer needs a model with an LM head"
