@@ -1,11 +1,76 @@
 """What the page says about a result, in plain words: one short reading per function, each at most 40 words.
 
-Plain functions of the numbers they read (no Gradio), so tests can check the facts each one states.
+Plain functions of the numbers they read (no Gradio), so tests can check the facts each one states. One idea per
+sentence, in a student's words: "how sure", "the same place for almost every item".
 """
 
 from __future__ import annotations
 
+from dp_core.choices import COLLAPSED, COMMITTED, HARDLY_MATTERS, no_preference_bar
 from dp_core.draws import Draws
+from dp_core.explain import InstanceDecision
+
+# What the text before and after the prompt's split is called in each task.
+TEXT_NAMES = {"boolq": ("question", "passage"), "cb": ("premise", "hypothesis"), "copa": ("premise", "choice"),
+              "rte": ("premise", "hypothesis"), "wic": ("first sentence", "second sentence"),
+              "wsc": ("text", "question"), "multirc": ("paragraph", "answer")}
+WHAT = {"position": "place", "length": "length", "pool": "pool prompt"}
+
+
+def tokens(count: int) -> str:
+    return f"{count} prompt token" + ("" if count == 1 else "s")
+
+
+def where_reading(decision: InstanceDecision, task_name: str) -> str:
+    """Where a method put its prompt for one example."""
+    first, last = TEXT_NAMES.get(task_name, ("input", "input"))
+    chooses = decision.position_probs is not None or decision.length_probs is not None
+    if decision.deep:
+        if not chooses:
+            return f"The same {decision.num_slots} prompt vectors in every layer, for every input."
+        return (f"DP's prompt is in every layer ({decision.active_length} of {decision.num_slots} vectors on). Its "
+                f"place only moves where the input's positions start: at {decision.tokens_before}.")
+    if not chooses:
+        return f"The same {tokens(decision.num_slots)} before the {first}, for every input."
+    switched_off = decision.num_slots - decision.active_length
+    off = f" It switched {switched_off} of {decision.num_slots} off." if decision.length_probs is not None else ""
+    return (f"DP put {tokens(decision.tokens_after)} after the {last} and {decision.tokens_before} before the "
+            f"{first}.{off}")
+
+
+def sure_reading(factor: str, probability: float, no_preference: float) -> str:
+    """How sure DP is of one choice: its probability against what no preference would give it."""
+    what, against = WHAT[factor], f"with no preference: {no_preference:.0%}"
+    if probability < no_preference_bar(no_preference):
+        return f"DP has no preference for this {what}: {probability:.0%} ({against}). Its pick is close to a coin toss."
+    if probability >= COMMITTED:
+        return f"DP is sure of this {what}: {probability:.0%} ({against})."
+    return f"DP leans to this {what}: {probability:.0%} ({against})."
+
+
+def habit_reading(factor: str, task_stats: dict | None, chosen: int) -> str:
+    """What DP does with this choice over the whole dev set, when that says something: the same choice for almost
+    every item, or a choice that hardly changes any answer."""
+    if not task_stats:
+        return ""
+    what, said = WHAT[factor], []
+    if task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
+        said.append(f"DP gives this same {what} to {task_stats['collapse']:.0%} of the dev items.")
+    changes = task_stats.get("changes_prediction")
+    if changes is not None and changes < HARDLY_MATTERS:
+        said.append(f"On this task the {what} changes only {changes:.0%} of the dev answers: it decides little.")
+    return " ".join(said)
+
+
+def what_if_reading(factor: str, predicted: list[int], chosen: int, label_names: tuple[str, ...]) -> str:
+    """What moving the prompt (or changing its length) would change for this example."""
+    what = WHAT[factor]
+    if len(set(predicted)) == 1:
+        return f"The answer is “{label_names[predicted[0]]}” at every {what}: here the {what} changes nothing."
+    changed = sum(answer != predicted[chosen] for answer in predicted)
+    others = ", ".join(f"“{label_names[answer]}”" for answer in sorted(set(predicted) - {predicted[chosen]}))
+    return (f"At {changed} of {len(predicted)} {what}s the answer changes, to {others}. DP's {what} gives "
+            f"“{label_names[predicted[chosen]]}”.")
 
 
 def draws_reading(draws: Draws, temperature: float, samples: int) -> str:

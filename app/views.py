@@ -16,27 +16,92 @@ COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ff
 LEGEND = {BEFORE: "prompt before the input", AFTER: "prompt after the input", INACTIVE: "switched off (length)"}
 
 
-def layout_html(decision: InstanceDecision, caption: str = "") -> str:
-    """The input's tokens in order with the prompt slots where the method put them."""
+CHIP = "padding:1px 4px;margin:1px;border-radius:4px;display:inline-block;font-family:monospace"
+
+
+def deep_layout_html(decision: InstanceDecision, caption: str, layers: int) -> str:
+    """Deep prompts as they are: vectors in every layer, none in the sentence; the input's tokens in order, and where
+    their positions start (the only thing a deep prompt's place moves)."""
+    words = [text for text, kind in decision.layout if kind == INPUT]
+    chips = "".join(f'<span class="dp-token" data-kind="{INPUT}" style="background:{COLOURS[INPUT]};color:#111827;'
+                    f'{CHIP}">{html.escape(shown(text))}</span>' for text in words)
+    block = (f'<span class="dp-token" data-kind="prompt-deep" style="background:{COLOURS[BEFORE]};color:#fff;'
+             f'font-weight:600;{CHIP}">{decision.active_length} prompt vectors × {layers} layers</span>')
+    start = (f"<div style='font-size:85%;color:#374151'>The input's positions start at <b>{decision.tokens_before}</b>"
+             f" (0 with no prompt before it).</div>")
+    title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
+    return (f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{block} {chips}</div>{start}</div>")
+
+
+def shown(text: str) -> str:
+    """A token of whitespace only (SmolLM2 splits " 4" into " " and "4") as a visible sign, not a blank chip."""
+    return text if text.strip() else ("↵" if "\n" in text else "␣")
+
+
+def layout_html(decision: InstanceDecision, caption: str = "", layers: int | None = None) -> str:
+    """The input's tokens in order with the prompt slots where the method put them (deep prompts: ``layers``, the
+    backbone's layer count, draws them as they are, ``deep_layout_html``)."""
+    if decision.deep and layers:
+        return deep_layout_html(decision, caption, layers)
+    note = ("<div style='font-size:85%;color:#6b7280'>Deep prompts: the slots stand for keys/values in every "
+            "layer; their side only decides where the input's positions start.</div>" if decision.deep else "")
+    return strip_html(decision.layout, caption) + note
+
+
+def strip_html(layout: list[tuple[str, str]], caption: str = "") -> str:
+    """Tokens as chips, each coloured by its kind (input, prompt before or after it, switched off), with a legend."""
     chips = []
-    for text, kind in decision.layout:
-        if not text.strip():  # a token of whitespace only (SmolLM2 splits " 4" into " " and "4"): shown, not blank
-            text = "↵" if "\n" in text else "␣"
+    for text, kind in layout:
+        text = shown(text)
         if kind == INPUT:
             style = f"background:{COLOURS[INPUT]};color:#111827"
         elif kind == INACTIVE:
             style = f"background:{COLOURS[INACTIVE]};color:#9ca3af;border:1px dashed #9ca3af"
         else:
             style = f"background:{COLOURS[kind]};color:#fff;font-weight:600"
-        chips.append(f'<span class="dp-token" data-kind="{kind}" style="{style};padding:1px 4px;margin:1px;'
-                     f'border-radius:4px;display:inline-block;font-family:monospace">{html.escape(text)}</span>')
+        chips.append(f'<span class="dp-token" data-kind="{kind}" style="{style};{CHIP}">{html.escape(text)}</span>')
     legend = " ".join(f'<span style="color:{COLOURS[kind] if kind != INACTIVE else "#6b7280"}">■ {label}</span>'
-                      for kind, label in LEGEND.items())
+                      for kind, label in LEGEND.items() if any(k == kind for _, k in layout))
     title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
-    note = ("<div style='font-size:85%;color:#6b7280'>Deep prompts: the slots stand for keys/values in every "
-            "layer; their side only decides where the input's positions start.</div>" if decision.deep else "")
     return f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{''.join(chips)}</div>" \
-           f"<div style='font-size:85%'>{legend}</div>{note}</div>"
+           f"<div style='font-size:85%'>{legend}</div></div>"
+
+
+def sure_meter(title: str, probability: float, no_preference: float) -> str:
+    """How sure DP is of a choice, as one bar: filled to its probability, a mark where no preference would be."""
+    return (f"<div class='dp-meter' data-probability='{probability:.4f}' style='margin:6px 0'>"
+            f"<div style='font-size:90%'>{html.escape(title)}: <b>{probability:.0%}</b></div>"
+            f"<div style='position:relative;height:14px;background:#e5e7eb;border-radius:7px'>"
+            f"<div style='width:{probability:.1%};height:100%;background:#2563eb;border-radius:7px'></div>"
+            f"<div title='no preference' style='position:absolute;left:{no_preference:.1%};top:-3px;width:2px;"
+            f"height:20px;background:#111827'></div></div>"
+            f"<div style='font-size:80%;color:#6b7280;margin-left:max(0px,calc({no_preference:.1%} - 40px))'>"
+            f"▲ no preference: {no_preference:.0%}</div></div>")
+
+
+CLASS_COLOURS = ("#0d9488", "#e11d48", "#d97706", "#7c3aed")  # one per class: teal, rose, amber, violet
+
+
+def what_if_strip(title: str, forced: list[list[float]], marks: dict[int, str], names: list[str],
+                  label_names: tuple[str, ...]) -> str:
+    """The answer of DP's own prompt moved to each candidate (``names``), one square per candidate coloured by its
+    class; ``marks`` (candidate -> words: DP's choice, the fixed prompt's layout) written under their squares."""
+    cells = []
+    for candidate, (name, row) in enumerate(zip(names, forced)):
+        answer = max(range(len(row)), key=row.__getitem__)
+        mark = marks.get(candidate, "")
+        cells.append(f"<div class='dp-cell' data-answer='{html.escape(label_names[answer])}' "
+                     f"style='text-align:center;width:38px'><div title='{html.escape(label_names[answer])} "
+                     f"{max(row):.0%}' style='background:{CLASS_COLOURS[answer % len(CLASS_COLOURS)]};color:#fff;"
+                     f"border-radius:4px;padding:3px 0;font-size:85%'>{html.escape(name)}</div>"
+                     f"<div style='font-size:75%;font-weight:600;min-height:1.2em;line-height:1.1'>"
+                     f"{'▲ ' + html.escape(mark) if mark else ''}</div></div>")
+    legend = " ".join(f"<span style='color:{CLASS_COLOURS[index % len(CLASS_COLOURS)]}'>■ {html.escape(name)}</span>"
+                      for index, name in enumerate(label_names))
+    return (f"<div class='dp-what-if' style='margin:8px 0'><div style='font-weight:600'>{html.escape(title)}</div>"
+            f"<div style='display:flex;flex-wrap:wrap;gap:2px'>{''.join(cells)}</div>"
+            f"<div style='font-size:85%'>Each square: DP's own prompt moved there, coloured by its answer: "
+            f"{legend}</div></div>")
 
 
 def class_probabilities(decision: InstanceDecision, label_names: tuple[str, ...]) -> dict[str, float]:
@@ -124,6 +189,10 @@ def candidate_colours(count: int) -> dict[str, str]:
     def mix(t: float) -> str:
         return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(start, end))
     return {str(p): mix(p / max(1, count - 1)) for p in range(count)}
+
+
+def empty_what_if() -> pd.DataFrame:
+    return pd.DataFrame(columns=["candidate", "class", "probability"])
 
 
 def counterfactual_frame(factor: str, counterfactual: list[list[float]], chosen: int, fixed: int | None,

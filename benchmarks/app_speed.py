@@ -29,12 +29,12 @@ import urllib.request
 import httpx
 from gradio_client import Client
 
-from app import views
+from app import readings, views
 from app.state import DEFAULT_BACKBONE, FIXED, Session, Shared
 from app.tabs.compare import what_if
 from app.tabs.explore import run_exploration
 from dp_core.model import PromptClassifier
-from dp_core.explain import explain_examples, plain_reading
+from dp_core.explain import explain_examples
 
 
 def cold_start(data_dir: str, port: int) -> tuple[float, subprocess.Popen]:
@@ -200,7 +200,7 @@ def handler_split(data_dir: str, count: int) -> None:
             started = time.perf_counter()
             for row in fixed_rows + dp_rows:
                 views.layout_html(row)
-                plain_reading(row, task)
+                readings.where_reading(row, task)
             views.candidate_frames(dp_rows[0])
             parts["drawing"].append(time.perf_counter() - started)
         print(f"inside compare {task}: " + ", ".join(f"{name} {1000 * statistics.median(times):.0f} ms"

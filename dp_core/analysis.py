@@ -103,8 +103,8 @@ def load_analysis(folder: str | Path, model: PromptClassifier, examples: list[Ex
             return None
         tensors = {name: stored.get_tensor(name) for name in stored.keys()}
 
-    def by_factor(prefix: str) -> dict[str, torch.Tensor]:
-        return {name.removeprefix(prefix): tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+    def by_factor(prefix: str) -> dict[str, torch.Tensor]:  # in the model's order (the file sorts its names)
+        return {factor: tensors[prefix + factor] for factor in chosen_factors(model) if prefix + factor in tensors}
 
     return DevAnalysis(tensors["class_probs"], tensors["input_lengths"], tensors["tokens_after"],
                        tensors["active_length"], by_factor("choice_probs."), by_factor("counterfactual."),

@@ -157,6 +157,19 @@ def layout_commitment(position_probs: torch.Tensor, lengths: torch.Tensor,
     return float(committed), float(uniform.max(-1).values.quantile(0.5))
 
 
+def layout_confidence(position_probs: list[float], active_length: int, tokens_after: int) -> tuple[float, float]:
+    """How sure DP is of one row's layout, as one figure beside what no preference gives: the probability of the
+    layout it chose (``tokens_after`` of its ``active_length`` tokens after the input; every place past the length is
+    the one "all after" layout), and the same for a choice network with no preference (uniform over the places, or
+    over the l + 1 layouts for a DP that draws the place given the length)."""
+    places = len(position_probs)
+    merged = layout_probabilities(torch.tensor([position_probs]), torch.tensor([active_length]))[0]
+    if not any(position_probs[active_length + 1:]) and active_length < places - 1:  # drawn given the length
+        return float(merged[tokens_after]), 1.0 / (active_length + 1)
+    share = (places - active_length) / places if tokens_after >= active_length else 1.0 / places
+    return float(merged[tokens_after]), share
+
+
 @dataclass
 class SplitPredictions:
     class_probs: torch.Tensor  # (items, labels)
@@ -233,90 +246,14 @@ def predictions_choice_statistics(predictions: SplitPredictions, task: Task, lab
     return stats
 
 
-# Thresholds of the plain readings: a top choice under twice the uniform share (at most halfway from it to 1, for
+# Thresholds of the plain readings (app/readings.py): a top choice under twice the uniform share (at most halfway from it to 1, for
 # two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of the dev set
 # makes DP a task-level choice; a factor that changes under 5 % of dev predictions hardly matters on that task,
 # however sure DP is of it.
 NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
-WHAT = {"position": ("place", "wherever the prompt goes"), "length": ("length", "whatever the prompt's length"),
-        "pool": ("pool prompt", "whichever pool prompt is used")}
 
 
-def no_preference_bar(candidates: int) -> float:
-    """The top-choice probability below which DP has no preference among ``candidates``."""
-    return min(NO_PREFERENCE / candidates, (1 + 1 / candidates) / 2)
-
-
-def same_layout_reading(position_probs: list[float], active_length: int) -> str:
-    """Places p >= l all put the l active tokens after the input (``layout_probabilities``): say how much DP gives
-    that one layout, against a choice network with no preference, and when it outweighs the place drawn."""
-    size = len(position_probs)
-    if active_length >= size - 1:
-        return ""
-    merged = layout_probabilities(torch.tensor([position_probs]), torch.tensor([active_length]))
-    all_after = float(merged[0, active_length])
-    tokens = f"{active_length} active token" + ("s" if active_length > 1 else "")
-    reading = (f"With {tokens}, the {size - active_length} places from {active_length} to {size - 1} are one "
-               f"layout (all after the input): DP gives it {all_after:.0%} in all; a network with no preference "
-               f"{(size - active_length) / size:.0%}.")
-    chosen = max(range(size), key=position_probs.__getitem__)
-    if chosen < active_length and all_after > position_probs[chosen]:
-        reading += f" So the drawn layout is not DP's most probable one ({position_probs[chosen]:.0%} against that)."
-    return reading
-
-
-def confidence_reading(factor: str, choice_probs: list[float], task_stats: dict | None = None,
-                       active_length: int | None = None) -> str:
-    """How sure DP is of one instance's choice of ``factor``, and (``task_stats``: the factor's
-    ``ChoiceStatistics.summary()`` on dev) whether it acts as one choice for the whole task or hardly matters there.
-    For the place, ``active_length`` (the instance's active tokens) adds what the places past it share."""
-    what, _ = WHAT[factor]
-    size = len(choice_probs)
-    chosen = max(range(size), key=choice_probs.__getitem__)
-    top = choice_probs[chosen]
-    given_length = factor == "position" and active_length is not None and not any(choice_probs[active_length + 1:])
-    if given_length:  # a place drawn given the length: only its l + 1 layouts are candidates
-        size = active_length + 1
-    if top < no_preference_bar(size):
-        parts = [f"DP has no preference for the {what} here (top choice {top:.0%} of {size}; uniform "
-                 f"{1 / size:.0%}): the drawing shows an arbitrary pick."]
-    elif top >= COMMITTED:
-        parts = [f"DP is sure of this {what} ({top:.0%})."]
-    else:
-        parts = [f"DP leans towards this {what} ({top:.0%}; uniform {1 / size:.0%})."]
-    if factor == "position" and active_length is not None and not given_length:
-        parts.append(same_layout_reading(choice_probs, active_length))
-    if task_stats and task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
-        parts.append(f"DP chose this {what} for {task_stats['collapse']:.0%} of the dev set: it acts as one choice "
-                     "for the whole task.")
-    changes = (task_stats or {}).get("changes_prediction")
-    if changes is not None and changes < HARDLY_MATTERS:
-        parts.append(f"Across the dev set the {what} changes {changes:.0%} of the predictions: on this task DP's "
-                     f"{what} decides little.")
-    return " ".join(part for part in parts if part)
-
-
-def change_reading(factor: str, counterfactual: list[list[float]], chosen: int,
-                   label_names: tuple[str, ...] | None = None) -> str:
-    """What DP's choice ``chosen`` changes for one instance, from the class probabilities at every candidate."""
-    what, everywhere = WHAT[factor]
-    predicted = [max(range(len(row)), key=row.__getitem__) for row in counterfactual]
-    name = (lambda c: label_names[c]) if label_names else str
-    if len(set(predicted)) == 1:
-        return f"The prediction ({name(predicted[0])}) is the same {everywhere}."
-    changed = sum(p != predicted[chosen] for p in predicted)
-    others = sorted({name(p) for p in predicted if p != predicted[chosen]})
-    return (f"With another {what} the prediction would change at {changed} of {len(predicted)} candidates "
-            f"(to {', '.join(others)}).")
-
-
-def choice_reading(factor: str, choice_probs: list[float], counterfactual: list[list[float]] | None = None,
-                   label_names: tuple[str, ...] | None = None, task_stats: dict | None = None,
-                   active_length: int | None = None) -> str:
-    """Plain sentences on one instance's choice of ``factor``: how sure DP is, whether it acts as one choice for the
-    whole task, and (with ``counterfactual``: class probabilities at every candidate) what the choice changes."""
-    reading = confidence_reading(factor, choice_probs, task_stats, active_length)
-    if counterfactual is None:
-        return reading
-    chosen = max(range(len(choice_probs)), key=choice_probs.__getitem__)
-    return f"{reading} {change_reading(factor, counterfactual, chosen, label_names)}"
+def no_preference_bar(uniform_share: float) -> float:
+    """The probability below which DP has no preference for a choice that no preference would give
+    ``uniform_share``: twice that share, at most halfway from it to 1 (two or three candidates)."""
+    return min(NO_PREFERENCE * uniform_share, (1 + uniform_share) / 2)

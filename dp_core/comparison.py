@@ -102,4 +102,4 @@ def notable_items(dp: DevAnalysis, examples: list[Example], factor: str = "posit
     unsure = int(top.argmin())
     candidates = dp.choice_probs[factor].shape[1]
     return NotableItems(place_matters, max(sure, key=lambda i: float(top[i])) if sure else None,
-                        unsure if float(top[unsure]) < no_preference_bar(candidates) else None)
+                        unsure if float(top[unsure]) < no_preference_bar(1 / candidates) else None)

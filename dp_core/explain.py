@@ -130,29 +130,3 @@ def explain_examples(model: PromptClassifier, examples: list[Example], batch_siz
         decisions += [replace(d, item=items[d.item]) for d in explain(model, batch.to(model.backbone.device))]
     decisions.sort(key=lambda decision: decision.item)  # stable: a COPA item's rows keep their order
     return Explanation(decisions, split.truncated)
-
-
-# What the text before and after the prompt's split is called in each task, for the plain-language reading.
-TEXT_NAMES = {"boolq": ("question", "passage"), "cb": ("premise", "hypothesis"), "copa": ("premise", "choice"),
-              "rte": ("premise", "hypothesis"), "wic": ("first sentence", "second sentence"),
-              "wsc": ("text", "question"), "multirc": ("paragraph", "answer")}
-
-
-def plain_reading(decision: InstanceDecision, task_name: str) -> str:
-    """One sentence a student can read under the picture."""
-    first, last = TEXT_NAMES.get(task_name, ("input", "input"))
-    total, active = decision.num_slots, decision.active_length
-    if decision.position_probs is None and decision.length_probs is None and len(decision.pool_weights) == 1:
-        where = "in every layer, as keys and values" if decision.deep else f"before the {first}"
-        return f"The same {total} prompt tokens for every input, all {where}."
-    parts = [f"DP put {decision.tokens_after} of {active} active prompt tokens after the {last} "
-             f"and {decision.tokens_before} before the {first}"]
-    if decision.length_probs is not None:
-        parts.append(f"it switched {total - active} of {total} tokens off")
-    if len(decision.pool_weights) > 1:
-        top = max(range(len(decision.pool_weights)), key=decision.pool_weights.__getitem__)
-        parts.append(f"the prompt is {decision.pool_weights[top]:.0%} pool prompt {top + 1}")
-    reading = "; ".join(parts) + "."
-    if decision.deep:
-        reading += " (Deep prompts have no place of their own: this moves where the input's positions start.)"
-    return reading

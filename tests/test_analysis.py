@@ -75,6 +75,7 @@ def test_an_analysis_kept_beside_a_checkpoint_is_read_only_for_its_weights_and_i
     analysis.save(folder)
     assert is_current(folder, examples)
     read = load_analysis(folder, model, examples)
+    assert list(read.choice_probs) == list(read.counterfactual) == ["position", "length", "pool"]  # the model's order
     for name in ("class_probs", "input_lengths", "tokens_after", "active_length"):
         assert torch.equal(getattr(read, name), getattr(analysis, name))
     assert all(torch.equal(read.counterfactual[f], analysis.counterfactual[f]) for f in analysis.counterfactual)

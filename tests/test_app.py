@@ -3,6 +3,7 @@ bad input gets a clear message and the app stays up."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -49,36 +50,43 @@ def shipped_metrics(task: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts(task, client):
+def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts(task, client, data_dir):
     state_index, *boxes, question = client.predict(task, 3, api_name="/pick")
     assert state_index == 3 and any(boxes)
-    note, fixed, fixed_layout, fixed_reading, dp, dp_layout, dp_reading, *plots = client.predict(
-        *([task] + boxes + [question, "deep", "P-tuning v2"]), api_name="/compare")
+    note, fixed, fixed_layout, fixed_reading, dp, dp_layout, dp_reading, *plots, sure, what_if, place = \
+        client.predict(*([task] + boxes + [question, "deep", "P-tuning v2"]), api_name="/compare")
     candidates, what_ifs = plots[:3], plots[3:]
     labels = set(TASKS[task].label_names)
     assert fixed["label"] in labels and dp["label"] in labels
-    assert "Gold label of dev example 3" in note
+    gold = TASKS[task].label_names[load_examples(task, "val", data_dir)[3].label]  # the dev record's own label
+    assert f"Gold label of dev example 3: <b>{gold}</b>" in note
     nothing = [line for line in note.split("<br>") if "no better than always giving the same answer" in line]
     for title, shipped in shipped_metrics(task).items():  # a warning exactly for the sides at the constant guess
         warned = any(line.startswith(f"{title}, ready-trained scored {shipped['best']['score']:.3f} on dev")
                      for line in nothing)
         assert warned == (shipped["best"]["score"] <= shipped["majority_baseline"]), (title, nothing)
-    assert "dp-token" in dp_layout and "ready-trained" in dp_reading and "DP put" in dp_reading
-    assert "every input" in fixed_reading
+    # Deep prompts drawn as they are: vectors in every layer, none after the input; the positions' start said
+    assert "prompt-deep" in dp_layout and "prompt-after" not in dp_layout and "positions start at" in dp_layout
+    assert "ready-trained" in dp_reading and "every layer" in dp_reading and "every layer" in fixed_reading
     # Each plot comes as an update with its candidates' order: {"sort": [...], "value": {"columns", "data"}}.
     assert all(plot["sort"] == [name for name, _ in plot["value"]["data"]] for plot in candidates)
     positions, lengths, pool = (plot["value"]["data"] for plot in candidates)  # the ready DP chooses all three
     assert len(positions) == 17 and len(lengths) == 16 and len(pool) == 4
     assert all(abs(sum(p for _, p in rows) - 1) < 1e-4 for rows in (positions, lengths, pool))
     # What if the prompt went elsewhere: every class at every place (17) and length (16), in order, marked.
-    place, length = ([dict(zip(plot["value"]["columns"], row)) for row in plot["value"]["data"]] for plot in what_ifs)
-    assert len(place) == 17 * len(labels) and len(length) == 16 * len(labels)
-    assert sum(row["candidate"].endswith("fixed") for row in place) == len(labels)  # p = 0 is the fixed layout
-    assert sum(" · DP" in row["candidate"] for row in place) == len(labels)
-    assert any(word in dp_reading for word in ("no preference", "is sure", "leans towards"))
-    assert "wherever the prompt goes" in dp_reading or "the prediction would change" in dp_reading
-    active_length = 1 + max(range(16), key=lambda index: lengths[index][1])  # the places past it are one layout
-    assert ("are one layout (all after the input)" in dp_reading) == (active_length < 16), dp_reading
+    place_rows, length_rows = ([dict(zip(plot["value"]["columns"], row)) for row in plot["value"]["data"]]
+                               for plot in what_ifs)
+    assert len(place_rows) == 17 * len(labels) and len(length_rows) == 16 * len(labels)
+    assert sum(row["candidate"].endswith("fixed") for row in place_rows) == len(labels)  # p = 0: the fixed layout
+    assert sum(" · DP" in row["candidate"] for row in place_rows) == len(labels)
+    # The same as pictures: a meter per choice, a strip of answers per choice (a square per candidate)
+    assert sure.count("class='dp-meter'") == 2 and "no preference" in sure
+    answers = re.findall(r"data-answer='([^']*)'", what_if)
+    assert len(answers) == 17 + 16 and set(answers) <= {html.escape(label) for label in labels}
+    assert what_if.count("▲ DP") == 2  # DP's choice marked once on each strip
+    assert any(word in dp_reading for word in ("no preference", "is sure", "leans to"))
+    assert re.search(r"at every place|At \d+ of 17 places", what_if)
+    assert "Where the prompt can go on this backbone" in place
 
 
 def test_training_streams_curves_then_compare_uses_the_new_run(client):
@@ -128,12 +136,12 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     result = client.predict(*like_for_like, "smollm2-135m", api_name="/compare")
     assert "trained in this session on smollm2-135m" in result[3]  # this session's runs before the shipped ones
     assert "trained in this session on smollm2-135m" in result[6]
-    assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[6]
+    assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[-1]
     default = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
     assert "ready-trained" in default[6] and "smollm2" not in default[6]  # the default backbone's prompts
     _, _, verdict, *_ = client.predict("cb", "input", "its fixed counterpart (like for like)", "smollm2-135m",
                                     api_name="/explore")
-    assert verdict.startswith("On the first 56 dev items:")  # the shipped analysis tried every candidate on each
+    assert verdict.startswith("On the first 20 dev items:")  # this session's run: every candidate on fewer items
 
 
 def test_the_verbalizer_on_a_sentence_encoder_is_refused_in_one_line(client):
@@ -444,6 +452,6 @@ def test_streaming_events_keep_what_they_stream_in_view(client):
     # Explore: on the choice verdict and table only; the scores (its first output), plots and disagreements stay
     assert kinds(explore["show_progress_on"]) == ["markdown", "dataframe"]
     assert explore["outputs"][0] not in explore["show_progress_on"]
-    # Compare: on DP's reading and the what-if plots, not on the two predictions
-    assert kinds(compare["show_progress_on"]) == ["markdown", "nativeplot", "nativeplot"]
+    # Compare: on the what-if strips and plots, not on the two predictions
+    assert kinds(compare["show_progress_on"]) == ["html", "nativeplot", "nativeplot"]
     assert not {i for i in compare["outputs"] if components[i]["type"] == "label"} & set(compare["show_progress_on"])

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("DP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# How long to wait for the slow steps (Compare's what-if plots, Explore's counterfactuals): generous, since this is
-# not a speed test (benchmarks.app_speed is); on a 2-core machine half as fast as usual Explore took over 120 s.
+# How long to wait for the slow steps (a session run's what-if strips): generous, since this is not a speed test
+# (benchmarks.app_speed is).
 SLOW_MS = 360_000
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update"]
@@ -45,9 +45,37 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def test_train_then_compare_then_explore_then_learn(page, tmp_path):
+def test_the_three_first_steps_lead_to_an_example_where_the_place_matters_and_to_the_verdict(page, tmp_path):
+    body = page.inner_text("body")
+    assert "A soft prompt is a few learned vectors" in body and "Show me an example" in body
+    assert page.locator(".dp-token[data-kind='prompt-after']").count() > 0  # step 1's picture: DP's own place
+    screenshot(page, "start", tmp_path)
+
+    page.get_by_role("button", name="Show me an example").click()  # step 2: Compare, set up and run
+    page.locator(".dp-what-if").first.wait_for(timeout=SLOW_MS)
+    page.wait_for_timeout(1500)
+    body = page.inner_text("body")
+    assert re.search(r"At \d+ of 17 places the answer changes", body)  # an example where the place matters
+    assert "P-tuning v2 (fixed), ready-trained" in body and "DP input" in body  # the comparison the app is for
+    assert page.locator(".dp-meter").count() >= 1 and "no preference" in body
+    assert page.locator(".dp-token[data-kind='prompt-after']").count() > 0  # input DP: tokens after the input
+    assert "Gold label of dev example" in body
+    screenshot(page, "compare", tmp_path)
+
+    page.get_by_role("tab", name="Start here").click()
+    page.get_by_role("button", name="Score both on the dev set").click()  # step 3: Explore on the shipped pair
+    page.get_by_text(re.compile(r"^On the first \d+ dev items:$")).first.wait_for(timeout=SLOW_MS)
+    body = page.inner_text("body")
+    assert re.search(r"cannot tell DP from the fixed prompt|DP scores \d\.\d{3} (above|below) the fixed prompt", body)
+    assert "Where the methods disagree" in body and "How decided DP is" in body
+    screenshot(page, "explore", tmp_path)
+
+
+def test_train_then_compare_the_session_s_run_then_learn(page, tmp_path):
     page.get_by_role("tab", name="Train").click()
-    assert "What 60 s can show on cb" in page.inner_text("body")  # from the committed short-run measurements
+    page.get_by_label("SuperGLUE task").click()
+    page.get_by_role("option", name="cb", exact=True).click()
+    page.get_by_text("What 60 s can show on cb").wait_for()  # from the committed short-run measurements
     page.get_by_label("Few-shot k (0: the whole train set)").fill("32")
     budget = page.locator("input[type='number'][aria-label*='Budget']")
     budget.fill("15")
@@ -61,40 +89,24 @@ def test_train_then_compare_then_explore_then_learn(page, tmp_path):
     screenshot(page, "train", tmp_path)
 
     page.get_by_role("tab", name="Compare").click()
+    page.get_by_label("deep", exact=True).first.check()
+    page.get_by_label("its fixed counterpart (like for like)", exact=True).first.check()
+    page.get_by_label("Dev example #").fill("0")
     page.get_by_role("button", name="Pick this dev example").click()
     page.get_by_label("Premise").first.wait_for()
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 20)")
     page.get_by_role("button", name="Compare", exact=True).click()
-    page.get_by_text(re.compile(r"DP put \d+ of")).wait_for(timeout=60_000)
-    # The what-if plots stream in after the predictions, with what moving the prompt changes.
-    page.get_by_text(re.compile(r"wherever the prompt goes|the prediction would change at")).first.wait_for(
-        timeout=SLOW_MS)
-    page.wait_for_timeout(1500)  # the plots redraw
+    page.get_by_text(re.compile(r"trained in this session")).first.wait_for(timeout=60_000)
+    page.locator(".dp-what-if").first.wait_for(timeout=SLOW_MS)  # computed: this run has no analysis yet
     body = page.inner_text("body")
-    assert "Gold label of dev example 0" in body
-    assert any(label in body for label in ("entailment", "contradiction", "neutral"))
-    assert "prompt tokens after the hypothesis" in body and "trained in this session" in body
-    assert any(words in body for words in ("DP is sure", "DP has no preference", "DP leans towards"))
-    assert "What if the prompt's place were different" in body
-    assert "Where the prompt can go on this backbone" in body and "is an encoder" in body
-    assert "both sides on this one" in body  # the backbone picker: the one the run above trained on
-    assert page.locator(".dp-token[data-kind='prompt-after'], .dp-token[data-kind='prompt-before']").count() > 0
-    screenshot(page, "compare", tmp_path)
-
-    page.get_by_role("tab", name="Explore").click()
-    page.get_by_role("button", name="Evaluate on the dev set").click()
-    interval = page.locator(r"text=/\d\.\d{3} – \d\.\d{3}/ >> visible=true").first
-    interval.wait_for(timeout=SLOW_MS)  # a score's 95 % interval in the table, shown before the counterfactuals
-    page.get_by_text(re.compile(r"^On the first \d+ dev items:$")).first.wait_for(timeout=SLOW_MS)  # then those
-    page.get_by_text("How decided DP is, and what its choices are worth").wait_for()
-    body = page.inner_text("body")
-    assert "Where the methods disagree" in body and "per-item oracle (upper bound)" in body
-    assert re.search(r"cannot tell DP from the fixed prompt|DP scores \d\.\d{3} (above|below) the fixed prompt", body)
-    screenshot(page, "explore", tmp_path)
+    assert "positions start at" in body and page.locator(".dp-token[data-kind='prompt-deep']").count() == 2
+    assert re.search(r"at every place|At \d+ of 17 places", body)
 
     page.get_by_role("tab", name="Learn").click()
-    page.get_by_text("Soft prompts in four steps").wait_for()
+    page.get_by_text("Play with the choice").wait_for()
+    page.get_by_role("button", name="Draw again").click()
+    page.wait_for_timeout(1000)
     body = page.inner_text("body")
-    assert "What a prompt's place means in each kind of model" in body and "Decoders" in body
+    assert "hard draws follow the chances" in body and "What a prompt's place means in each kind of model" in body
     assert page.locator("img").count() >= 2  # the DP figure and the per-family attention grids
     screenshot(page, "learn", tmp_path)

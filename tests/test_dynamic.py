@@ -458,8 +458,8 @@ def test_cli_multitask_regime(data_dir, tiny_bert_path, tmp_path):
     assert int(final.prompt.steps_done) == 4  # the temperature schedule goes on from the shared stage
 
 
-def test_explain_examples_keeps_item_order_and_reads_plainly(tiny_backbone, data_dir):
-    from dp_core.explain import explain_examples, plain_reading
+def test_explain_examples_keeps_item_order(tiny_backbone, data_dir):
+    from dp_core.explain import explain_examples
 
     examples = load_examples("copa", "val", data_dir)[:5]
     model = PromptClassifier(tiny_backbone, "copa", DynamicPromptConfig(num_tokens=4, factors=("position", "length")))
@@ -470,14 +470,6 @@ def test_explain_examples_keeps_item_order_and_reads_plainly(tiny_backbone, data
         words = lambda d: "".join(text for text, kind in d.layout if kind == INPUT).replace("##", "")  # noqa: E731
         assert example.pairs[0][1].split()[-1].lower().strip(".") in words(first)
         assert first.class_probs == second.class_probs and len(first.class_probs) == 2
-    reading = plain_reading(explanation.decisions[0], "copa")
-    decision = explanation.decisions[0]
-    assert reading.startswith(f"DP put {decision.tokens_after} of {decision.active_length} active prompt tokens "
-                              f"after the choice and {decision.tokens_before} before the premise")
-    assert f"switched {4 - decision.active_length} of 4 tokens off" in reading
-    fixed = PromptClassifier(tiny_backbone, "rte", PTuningV2Config(num_tokens=4)).eval()
-    fixed_decision = explain_examples(fixed, load_examples("rte", "val", data_dir)[:1]).decisions[0]
-    assert plain_reading(fixed_decision, "rte") == "The same 4 prompt tokens for every input, all in every layer, as keys and values."
 
 
 FACTOR_SETS = ["position", "length", "pool", "position,length", "position,pool", "length,pool", "position,length,pool"]

@@ -1,17 +1,20 @@
-"""Each plain reading of a DP choice, shown for a model built to produce it."""
+"""Each plain reading, shown for a model built to produce it: the facts it states (which class, which place, which
+figure), and that it stays under 40 words."""
 
 import torch
 
-from dp_core.choices import choice_reading, confidence_reading, split_choice_statistics
-from dp_core.data import encode_examples
+from app import readings
+from dp_core.choices import layout_confidence, split_choice_statistics
+from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
-from dp_core.explain import counterfactuals, explain
+from dp_core.explain import counterfactuals, explain, explain_examples
 from dp_core.model import HeadConfig, PromptClassifier
+from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import load_examples
 
 
-def task_level(backbone, logits=None, head_scale=1.0):
-    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position",), prompt_dropout=0.0)
+def task_level(backbone, logits=None, head_scale=1.0, factors=("position",), **options):
+    config = DynamicPromptConfig(num_tokens=4, level="task", factors=factors, prompt_dropout=0.0, **options)
     model = PromptClassifier(backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -22,99 +25,124 @@ def task_level(backbone, logits=None, head_scale=1.0):
     return model
 
 
-def reading_of(model, data_dir, index=0):
+def short(*texts):
+    assert all(len(text.split()) <= 40 for text in texts), [len(text.split()) for text in texts]
+    return " ".join(texts)
+
+
+def read(model, data_dir, index=0):
+    """What Compare says of the place for one RTE dev item: how sure, the habit over 16 items, what moving changes."""
     examples = load_examples("rte", "val", data_dir)[:16]
     split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
     stats = split_choice_statistics(model, split, batch_size=16)["position"]
-    from dp_core.data import collate
-
     batch = collate(split, [index], model.backbone.tokenizer.pad_token_id)
     decision = explain(model, batch)[0]
-    forced = counterfactuals(model, batch, "position")[0].tolist()
-    return choice_reading("position", decision.position_probs, forced, model.task.label_names, stats.summary()), stats
+    forced = counterfactuals(model, batch, "position")[0]
+    probability, share = layout_confidence(decision.position_probs, decision.active_length, decision.tokens_after)
+    predicted = forced.argmax(-1).tolist()
+    return {"sure": short(readings.sure_reading("position", probability, share)),
+            "habit": short(readings.habit_reading("position", stats.summary(), decision.split_position)),
+            "what if": short(readings.what_if_reading("position", predicted, decision.split_position,
+                                                      model.task.label_names)),
+            "predicted": predicted, "chosen": decision.split_position}, stats
 
 
-def test_committed_choice_reads_sure_and_collapsed(tiny_backbone, data_dir):
-    reading, stats = reading_of(task_level(tiny_backbone, [0.0, 0.0, 6.0, 0.0, 0.0]), data_dir)
+def test_a_committed_choice_reads_sure_and_the_same_place_for_almost_every_item(tiny_backbone, data_dir):
+    said, stats = read(task_level(tiny_backbone, [0.0, 0.0, 6.0, 0.0, 0.0]), data_dir)
     assert stats.commitment > 0.9 and stats.collapse == 1.0
-    assert "DP is sure of this place (99%)" in reading
-    assert "DP chose this place for 100% of the dev set: it acts as one choice for the whole task." in reading
+    assert said["sure"].startswith("DP is sure") and "99%" in said["sure"] and "20%" in said["sure"]  # 1 in 5
+    assert "same place to 100%" in said["habit"]
 
 
-def test_uniform_choice_reads_no_preference(tiny_backbone, data_dir):
-    reading, stats = reading_of(task_level(tiny_backbone, [0.0] * 5), data_dir)
-    assert "DP has no preference for the place here (top choice 20% of 5; uniform 20%)" in reading
-    assert "arbitrary pick" in reading and "sure" not in reading
+def test_a_uniform_choice_reads_no_preference_with_one_figure_against_another(tiny_backbone, data_dir):
+    said, _ = read(task_level(tiny_backbone, [0.0] * 5), data_dir)
+    assert said["sure"].startswith("DP has no preference") and said["sure"].count("20%") == 2
+    assert "sure" not in said["sure"]
 
 
-def test_a_head_that_ignores_the_input_reads_place_does_not_matter(tiny_backbone, data_dir):
-    model = task_level(tiny_backbone, [0.0, 3.0, 0.0, 0.0, 0.0], head_scale=0.0)
-    reading, stats = reading_of(model, data_dir)
-    assert stats.changes_prediction == 0.0
-    assert "is the same wherever the prompt goes" in reading
-    assert "Across the dev set the place changes 0% of the predictions: on this task DP's place decides little" in reading
+def test_a_head_that_ignores_the_input_reads_that_the_place_changes_nothing(tiny_backbone, data_dir):
+    said, stats = read(task_level(tiny_backbone, [0.0, 3.0, 0.0, 0.0, 0.0], head_scale=0.0), data_dir)
+    assert stats.changes_prediction == 0.0 and len(set(said["predicted"])) == 1
+    answer = task_level(tiny_backbone).task.label_names[said["predicted"][0]]
+    assert f"“{answer}” at every place" in said["what if"]
+    assert "0%" in said["habit"] and "decides little" in said["habit"]
 
 
-def test_a_place_that_matters_reads_what_moving_it_changes(tiny_backbone, data_dir):
+def test_a_place_that_matters_reads_how_many_places_change_the_answer_and_to_what(tiny_backbone, data_dir):
     model = task_level(tiny_backbone, [0.0, 0.0, 0.0, 0.0, 1.0])
     examples = load_examples("rte", "val", data_dir)[:16]
     split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
-    from dp_core.data import collate
-
     batch = collate(split, list(range(16)), model.backbone.tokenizer.pad_token_id)
     with torch.no_grad():  # a strong head centred on every candidate's outputs: the class hangs on the place
         model.head[1].weight.normal_(std=30.0)
         pooled = torch.cat([model.encode(batch, forced={"position": torch.full((16,), c)}).pooled for c in range(5)])
         model.head[1].bias.copy_(-(pooled @ model.head[1].weight.T).mean(0))
-    readings = [reading_of(model, data_dir, index)[0] for index in range(16)]
-    assert any("With another place the prediction would change at" in text for text in readings)
-    assert all("DP leans towards this place (40%; uniform 20%)" in text for text in readings)
-    assert not any("decides little" in text for text in readings)  # here the place changes many predictions
+    changing = []
+    for index in range(16):
+        said, _ = read(model, data_dir, index)
+        predicted, chosen = said["predicted"], said["chosen"]
+        if len(set(predicted)) > 1:
+            changed = sum(answer != predicted[chosen] for answer in predicted)
+            other = model.task.label_names[1 - predicted[chosen]]
+            assert said["what if"].startswith(f"At {changed} of 5 places") and f"“{other}”" in said["what if"]
+            changing.append(index)
+        assert said["sure"].startswith("DP leans") and "40%" in said["sure"]  # place 4: e / (e + 4)
+        assert "decides little" not in said["habit"]
+    assert changing
 
 
-def test_places_past_the_length_read_as_one_layout_and_a_drawn_layout_that_is_not_the_most_probable(
-        tiny_backbone, data_dir):
-    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position", "length"), prompt_dropout=0.0)
-    model = PromptClassifier(tiny_backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
-    with torch.no_grad():  # top place 0 (34%), yet places 2-4 together hold 62%; length 2 for sure
+def test_a_layout_is_as_sure_as_every_place_that_makes_it_against_its_own_no_preference_figure(tiny_backbone,
+                                                                                             data_dir):
+    model = task_level(tiny_backbone, factors=("position", "length"))
+    with torch.no_grad():  # top place 0 (34%), yet places 2-4 are one layout (all after): 62%; length 2 for sure
         model.prompt.task_logits["position"].copy_(torch.tensor([2.0, 0.0, 1.5, 1.5, 1.5]))
         model.prompt.task_logits["length"].copy_(torch.tensor([0.0, 8.0, 0.0, 0.0]))
-    examples = load_examples("rte", "val", data_dir)[:1]
-    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
-    from dp_core.data import collate
-
+    split = encode_examples(model.backbone.tokenizer, model.task, load_examples("rte", "val", data_dir)[:1], 128)
     decision = explain(model, collate(split, [0], model.backbone.tokenizer.pad_token_id))[0]
-    assert decision.active_length == 2 and decision.split_position == 0
-    reading = confidence_reading("position", decision.position_probs, active_length=decision.active_length)
-    assert "DP has no preference for the place here (top choice 34% of 5; uniform 20%)" in reading
-    assert ("With 2 active tokens, the 3 places from 2 to 4 are one layout (all after the input): DP gives it 62% in "
-            "all; a network with no preference 60%.") in reading
-    assert "So the drawn layout is not DP's most probable one (34% against that)." in reading
-    full_length = confidence_reading("position", decision.position_probs, active_length=4)
-    assert "one layout" not in full_length and "drawn layout" not in full_length
+    assert decision.active_length == 2 and decision.tokens_after == 0
+    assert layout_confidence(decision.position_probs, 2, 0) == (decision.position_probs[0], 0.2)
+    all_after, share = layout_confidence(decision.position_probs, 2, 2)  # any place past the length
+    assert abs(all_after - sum(decision.position_probs[2:])) < 1e-6 and share == 0.6
+    said = readings.sure_reading("position", all_after, share)
+    assert said.startswith("DP has no preference") and "62%" in said and "60%" in said
 
 
-def test_a_place_drawn_given_the_length_reads_against_that_lengths_layouts(tiny_backbone, data_dir):
-    config = DynamicPromptConfig(num_tokens=4, level="task", factors=("position", "length"), prompt_dropout=0.0,
-                                 place_given_length=True)
-    model = PromptClassifier(tiny_backbone, "rte", config, HeadConfig(dropout=0.0, backbone_dropout=False)).eval()
+def test_a_place_drawn_given_the_length_is_read_against_that_lengths_layouts(tiny_backbone, data_dir):
+    model = task_level(tiny_backbone, factors=("position", "length"), place_given_length=True)
     with torch.no_grad():  # length 2 for sure: places 0, 1, 2 are its three layouts; 3 and 4 get nothing
         model.prompt.task_logits["position"].copy_(torch.tensor([2.0, 0.0, 1.5, 1.5, 1.5]))
         model.prompt.task_logits["length"].copy_(torch.tensor([0.0, 8.0, 0.0, 0.0]))
-    examples = load_examples("rte", "val", data_dir)[:1]
-    split = encode_examples(model.backbone.tokenizer, model.task, examples, model.max_length)
-    from dp_core.data import collate
-
+    split = encode_examples(model.backbone.tokenizer, model.task, load_examples("rte", "val", data_dir)[:1], 128)
     decision = explain(model, collate(split, [0], model.backbone.tokenizer.pad_token_id))[0]
     top = torch.tensor([2.0, 0.0, 1.5]).softmax(-1)[0]
-    assert decision.active_length == 2 and decision.position_probs[3:] == [0.0, 0.0]
-    reading = confidence_reading("position", decision.position_probs, active_length=decision.active_length)
-    assert f"DP has no preference for the place here (top choice {top:.0%} of 3; uniform 33%)" in reading
-    assert "one layout" not in reading and "drawn layout" not in reading
+    probability, share = layout_confidence(decision.position_probs, decision.active_length, decision.tokens_after)
+    assert decision.position_probs[3:] == [0.0, 0.0] and abs(probability - top) < 1e-6 and share == 1 / 3
+    assert readings.sure_reading("position", probability, share).startswith("DP has no preference")
 
 
 def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preference():
-    assert confidence_reading("length", [0.8, 0.2]).startswith("DP is sure of this length (80%)")
-    assert confidence_reading("length", [0.6, 0.4]).startswith("DP has no preference for the length here")
-    # from four candidates on, twice the uniform share is the line, as before
-    assert confidence_reading("length", [0.55, 0.15, 0.15, 0.15]).startswith("DP is sure of this length (55%)")
+    assert readings.sure_reading("length", 0.8, 0.5).startswith("DP is sure of this length: 80%")
+    assert readings.sure_reading("length", 0.6, 0.5).startswith("DP has no preference for this length")
+    # from four candidates on, twice the uniform share is the line
+    assert readings.sure_reading("length", 0.55, 0.25).startswith("DP is sure of this length: 55%")
+
+
+def test_where_each_method_put_its_prompt_names_the_task_s_texts_and_the_counts(tiny_backbone, data_dir):
+    examples = load_examples("copa", "val", data_dir)[:1]
+    model = PromptClassifier(tiny_backbone, "copa", DynamicPromptConfig(num_tokens=4, factors=("position", "length")))
+    decision = explain_examples(model.eval(), examples).decisions[0]
+    said = short(readings.where_reading(decision, "copa"))
+    assert said.startswith(f"DP put {decision.tokens_after} prompt token")
+    assert f"after the choice and {decision.tokens_before} before the premise" in said
+    assert f"switched {4 - decision.active_length} of 4 off" in said
+    rte = load_examples("rte", "val", data_dir)[:1]
+    for method, where in ((PTuningV2Config(num_tokens=4), "in every layer"),
+                          (PromptTuningConfig(num_tokens=4), "before the premise")):
+        fixed = explain_examples(PromptClassifier(tiny_backbone, "rte", method).eval(), rte).decisions[0]
+        assert where in short(readings.where_reading(fixed, "rte")) and "4 prompt" in readings.where_reading(fixed,
+                                                                                                            "rte")
+    deep = PromptClassifier(tiny_backbone, "rte", DynamicPromptConfig(num_tokens=4, where="deep")).eval()
+    decision = explain_examples(deep, rte).decisions[0]
+    said = short(readings.where_reading(decision, "rte"))
+    assert "every layer" in said and said.endswith(f"positions start: at {decision.tokens_before}.")
+    assert "after the" not in said  # a deep prompt has no tokens after the input

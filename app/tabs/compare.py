@@ -1,27 +1,28 @@
-"""Compare: one example, a fixed prompt on the left and DP on the right; where DP put the prompt, how sure it
-was, and what the prediction would be with the prompt anywhere else."""
+"""Compare: one example, a fixed prompt on the left and DP on the right. A picture per question: where each method
+put its prompt (the token strip), how sure DP was (a meter against no preference), and what moving the prompt would
+change (a strip of the answer at every place); every probability one click deeper."""
 
 from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE
-from dp_core.choices import change_reading, chosen_factors, confidence_reading
-from dp_core.data import collate
+from dp_core.choices import chosen_factors, layout_confidence
 from dp_core.comparison import notable_items
-from dp_core.explain import counterfactuals, explain_examples, plain_reading
-from dp_core.tasks import DataError, example_from_fields, get_task
+from dp_core.data import collate
+from dp_core.explain import InstanceDecision, counterfactuals, explain_examples
+from dp_core.tasks import DataError, Example, example_from_fields, get_task
 
-from .. import views
+from .. import readings, views
 from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, Session, Shared,
                      counterfactual_limit, learned_nothing, recorded, task_fields)
 
-WHAT_IF = ("position", "length")  # the factors whose "what if" plot Compare draws
+WHAT_IF = ("position", "length")  # the factors whose "what if" Compare draws
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
 # The dev items Compare offers beside a random one (dp_core.comparison.NotableItems), by button.
 NOTABLE = {"Where the place changes the answer": "place_matters", "Where DP is sure and right": "sure_and_right",
@@ -38,9 +39,34 @@ class CompareTab:
     compare: tuple  # (function, inputs, outputs)
 
 
-def dev_summary(model) -> dict:
-    """DP's choice statistics on dev as recorded when it was trained (session runs and checkpoints)."""
-    return recorded(model).get("choices") or {}
+@dataclass
+class Side:
+    """One method on the example: its class probabilities, its layout drawn, where it put the prompt in words."""
+
+    label: dict | None = None
+    layout: str = ""
+    reading: str = ""
+    decision: InstanceDecision | None = None  # its first row (COPA: the first choice's)
+
+
+@dataclass
+class Comparison:
+    """Everything Compare shows, in the order of its outputs."""
+
+    note: str = ""
+    fixed: Side = field(default_factory=Side)
+    dp: Side = field(default_factory=Side)
+    sure: str = ""  # the meters: how sure DP is of each choice
+    what_if: str = ""  # the strips and what moving the prompt changes, in words
+    place: str = ""  # what a prompt's place means on the backbone (fine print)
+    candidates: list = field(default_factory=lambda: [pd.DataFrame()] * 3)  # every candidate's probability
+    what_if_frames: list = field(default_factory=lambda: [views.empty_what_if()] * 2)
+
+    def outputs(self) -> list:
+        plots = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame.get("candidate", [])))) for frame in
+                 [*self.candidates, *self.what_if_frames]]
+        return [self.note, self.fixed.label, self.fixed.layout, self.fixed.reading, self.dp.label, self.dp.layout,
+                self.dp.reading, *plots, self.sure, self.what_if, self.place]
 
 
 def item_batch(model, example):
@@ -49,31 +75,63 @@ def item_batch(model, example):
     return collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
 
 
-def confidence(model, decision) -> list[str]:
-    """How sure DP is of each choice it made for this example (cheap: no candidate is tried)."""
-    stats = dev_summary(model)
-    probs = {"position": decision.position_probs, "length": decision.length_probs}
-    return [confidence_reading(factor, probs[factor], stats.get(factor), decision.active_length)
-            for factor in WHAT_IF if probs[factor] is not None]
+def side_view(source: str, model, example: Example, task_name: str, notes: list[str]) -> Side:
+    """One method's prediction, its layout drawn, and where it put the prompt in words."""
+    warning = learned_nothing(source, model)
+    if warning:
+        notes.append(warning)
+    explanation = explain_examples(model, [example])
+    if explanation.truncated:
+        notes.append(f"{source}: the input was longer than {model.max_length} tokens and was truncated.")
+    rows = explanation.item(0)
+    captions = ["with choice 1", "with choice 2"] if len(rows) > 1 else [""]
+    drawing = "".join(views.layout_html(row, caption, model.backbone.num_layers) for row, caption in zip(rows, captions))
+    return Side(views.class_probabilities(rows[0], model.task.label_names), drawing,
+                f"*{source}.* {readings.where_reading(rows[0], task_name)}", rows[0])
 
 
-def what_if(model, example, decision, label_names, stored: dict | None = None) -> tuple[list[pd.DataFrame], list[str]]:
-    """For DP's position and length: the class probabilities with that factor at every candidate (every row of
-    the item forced alike), DP's own choice (``decision``: the item's first row, from ``explain_examples``) and
-    the fixed layout marked, and what moving it changes, in words. ``stored``: factor -> the item's class
-    probabilities at every candidate, read from an analysis (then the backbone does not run)."""
+def sure_view(model, decision: InstanceDecision) -> tuple[str, list[str]]:
+    """How sure DP is of its place and its length: a meter each, and in words (with its habit over the dev set)."""
+    stats, meters, said = recorded(model).get("choices") or {}, [], []
+    if decision.position_probs is not None:
+        probability, share = layout_confidence(decision.position_probs, decision.active_length,
+                                               decision.tokens_after)
+        meters.append(views.sure_meter("How sure DP is of this place", probability, share))
+        said += [readings.sure_reading("position", probability, share),
+                 readings.habit_reading("position", stats.get("position"), decision.split_position)]
+    if decision.length_probs is not None:
+        probability, share = decision.length_probs[decision.active_length - 1], 1 / len(decision.length_probs)
+        meters.append(views.sure_meter("How sure DP is of this length", probability, share))
+        said += [readings.sure_reading("length", probability, share),
+                 readings.habit_reading("length", stats.get("length"), decision.active_length - 1)]
+    return "".join(meters), [sentence for sentence in said if sentence]
+
+
+def what_if(model, example, decision, label_names, stored: dict | None = None
+            ) -> tuple[list[pd.DataFrame], list[str], str]:
+    """For DP's place and length: the class probabilities at every candidate (every row of the item forced alike),
+    as plot tables, in words, and as strips with DP's choice and the fixed layout marked. ``stored``: factor -> the
+    item's class probabilities at every candidate, read from an analysis (then the backbone does not run)."""
     batch = None if stored else item_batch(model, example)
     chosen = {"position": decision.split_position, "length": decision.active_length - 1}
-    fixed = {"position": 0, "length": decision.num_slots - 1}
-    frames, readings = [], []
+    fixed = {"position": 0, "length": decision.num_slots - 1}  # the fixed prompt's layout: all before, all on
+    fixed_words = {"position": "all before", "length": "all on"}
+    titles = {"position": "If the input's positions started elsewhere (prompt vectors before the input)"
+              if decision.deep else "If the prompt moved (tokens after the input)",
+              "length": "If the prompt were longer or shorter (active tokens)"}
+    frames, said, strips = [], [], []
     for factor in WHAT_IF:
         if factor not in chosen_factors(model):
-            frames.append(pd.DataFrame(columns=["candidate", "class", "probability"]))
+            frames.append(views.empty_what_if())
             continue
         forced = (stored[factor] if stored else counterfactuals(model, batch, factor)[0]).tolist()
+        names = views.candidate_names(factor, len(forced))
         frames.append(views.counterfactual_frame(factor, forced, chosen[factor], fixed[factor], label_names))
-        readings.append(change_reading(factor, forced, chosen[factor], label_names))
-    return frames, readings
+        marks = {fixed[factor]: fixed_words[factor], chosen[factor]: "DP"}  # DP's choice wins a shared square
+        strips.append(views.what_if_strip(titles[factor], forced, marks, names, label_names))
+        predicted = [max(range(len(row)), key=row.__getitem__) for row in forced]
+        said.append(readings.what_if_reading(factor, predicted, chosen[factor], label_names))
+    return frames, said, "".join(strips)
 
 
 def stored_what_if(shared: Shared, state: Session, model, task_name: str, index: int) -> dict | None:
@@ -82,6 +140,72 @@ def stored_what_if(shared: Shared, state: Session, model, task_name: str, index:
     if known is None or index >= known.counterfactual_items:
         return None
     return {factor: forced[index] for factor, forced in known.counterfactual.items()}
+
+
+def typed_example(shared: Shared, task_name: str, typed: dict[str, str], state: Session | None
+                  ) -> tuple[Example, int | None, list[str]]:
+    """The example in the task's fields (cut to MAX_CHARS each); the dev index when it is the picked dev item
+    unchanged (whose WiC offsets, WSC indices and gold label it keeps); what was cut, in words."""
+    wanted = task_fields(task_name)
+    cut = [name for name in wanted if len(typed.get(name) or "") > MAX_CHARS]
+    typed = {name: (typed.get(name) or "")[:MAX_CHARS] for name in wanted}
+    index, gold = None, None
+    if state and state.picked and state.picked[0] == task_name and \
+            all(state.picked[2].get(name, "") == typed[name] for name in wanted):
+        typed, index = {**state.picked[2], **typed}, state.picked[1]
+        gold = shared.dev_examples(task_name)[index].label
+    notes = [f"Cut to {MAX_CHARS} characters: {', '.join(cut)}."] if cut else []
+    return example_from_fields(task_name, typed, gold), index, notes
+
+
+def run_compare(shared: Shared, task_name: str, premise: str = "", hypothesis: str = "", question: str = "",
+                passage: str = "", choice1: str = "", choice2: str = "", word: str = "", sentence1: str = "",
+                sentence2: str = "", text: str = "", span1_text: str = "", span2_text: str = "", paragraph: str = "",
+                answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = next(iter(LEFT)),
+                backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
+    """Predict one example with a fixed prompt and with DP; fill the fields the task uses (the others are ignored).
+    COPA: ``copa_asks`` is "cause" or "effect"; ``backbone_name``: the backbone both sides are on. The predictions
+    come first; the what-if strips follow (read from the analysis for a picked dev item, else computed)."""
+    typed = {"premise": premise, "hypothesis": hypothesis, "question": question, "passage": passage,
+             "choice1": choice1, "choice2": choice2, "word": word, "sentence1": sentence1, "sentence2": sentence2,
+             "text": text, "span1_text": span1_text, "span2_text": span2_text, "paragraph": paragraph,
+             "answer": answer, **({"question": copa_asks} if task_name == "copa" else {})}
+    try:
+        example, index, notes = typed_example(shared, task_name, typed, state)
+    except DataError as error:
+        gr.Warning(str(error))
+        yield [views.error_html(str(error))] + [gr.skip()] * (len(Comparison().outputs()) - 1)
+        return
+    fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                              LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
+    if fixed is None and dp is None:
+        gr.Warning(f"No trained prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
+        yield [views.error_html(f"No trained prompt for this task on {backbone_name} yet.")] + \
+            [gr.skip()] * (len(Comparison().outputs()) - 1)
+        return
+    shown = Comparison()
+    for name, side in (("fixed", fixed), ("dp", dp)):
+        kind = "fixed prompt" if name == "fixed" else f"DP {dp_where} prompt"
+        view = side_view(*side, example, task_name, notes) if side else \
+            Side(reading=f"*No {kind} for this task yet: train one on the Train tab.*")
+        setattr(shown, name, view)
+    label_names = get_task(task_name).label_names
+    if index is not None:
+        notes.append(f"Gold label of dev example {index}: <b>{label_names[example.label]}</b>.")
+    shown.note = "<br>".join(notes)
+    if dp is None:
+        yield shown.outputs()
+        return
+    shown.place = views.place_note(dp[1].backbone)
+    shown.sure, said = sure_view(dp[1], shown.dp.decision)
+    shown.dp.reading = "\n\n".join([shown.dp.reading, *said])
+    shown.candidates = views.candidate_frames(shown.dp.decision)
+    stored = index is not None and stored_what_if(shared, state, dp[1], task_name, index)
+    if not stored:
+        yield shown.outputs()  # the predictions at once; the what-if follows
+    shown.what_if_frames, said, strips = what_if(dp[1], example, shown.dp.decision, label_names, stored or None)
+    shown.what_if = strips + "".join(f"<p>{sentence}</p>" for sentence in said)
+    yield shown.outputs()
 
 
 def notable_index(shared: Shared, which: str, task_name: str, dp_where: str, backbone_name: str,
@@ -103,6 +227,37 @@ def notable_index(shared: Shared, which: str, task_name: str, dp_where: str, bac
     return index
 
 
+def pick_example(shared: Shared, task_name: str, index, state: Session | None) -> list:
+    """A dev example into the task's fields (COPA's cause/effect into its radio); the session remembers it."""
+    state = state or Session()
+    try:
+        examples = shared.dev_examples(task_name)
+    except DataError as error:
+        raise gr.Error(str(error)) from None
+    index = int(index or 0)
+    if not 0 <= index < len(examples):
+        raise gr.Error(f"{get_task(task_name).folder} has dev examples 0 to {len(examples) - 1}.")
+    values = {name: str(value) for name, value in examples[index].fields.items()}
+    state.picked = (task_name, index, values)
+    boxes = [values.get(name, "") if not (task_name == "copa" and name == "question") else ""
+             for name in FIELD_LABELS]
+    return [state, index, *boxes, values.get("question", "cause") if task_name == "copa" else "cause"]
+
+
+def random_index(shared: Shared, task_name: str) -> int:
+    try:
+        return random.randrange(len(shared.dev_examples(task_name)))
+    except DataError as error:
+        raise gr.Error(str(error)) from None
+
+
+def show_fields(task_name: str) -> list:
+    """The task's own fields visible, the others hidden (COPA's question is a radio)."""
+    wanted = task_fields(task_name)
+    return [gr.update(visible=name in wanted and not (task_name == "copa" and name == "question"))
+            for name in FIELD_LABELS] + [gr.update(visible=task_name == "copa")]
+
+
 def backbone_picker(shared: Shared) -> gr.Dropdown:
     """Which backbone's prompts are set side by side (both sides are always on the same one)."""
     ready = ", ".join(shared.ready_backbones()) or "none"
@@ -119,7 +274,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
         notable = {which: gr.Button(which, size="sm") for which in NOTABLE}
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP on the right",
-                           info="input: prompt tokens read like words; deep: keys/values in every layer")
+                           info="input: prompt tokens read like words; deep: vectors in every layer")
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="On the left",
                              info="prompt tuning beside input DP, P-tuning v2 beside deep DP; or P-tuning v2 always")
         backbone = backbone_picker(shared)
@@ -138,141 +293,44 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             gr.Markdown("### Dynamic Prompting")
             dp_label = gr.Label(label="Prediction")
             dp_layout = gr.HTML()
+            sure = gr.HTML()
             dp_reading = gr.Markdown()
-            candidates = [gr.BarPlot(x="candidate", y="probability", title=f"How sure DP is: {name}",
-                                     x_title=name, y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
-    with gr.Row():
-        what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
-                                    title=f"What if the prompt's {'place' if f == 'position' else 'length'} "
-                                          "were different: class probabilities",
-                                    x_title="tokens after the input" if f == "position" else "active length",
-                                    caption="“· DP” marks DP's own choice, “· fixed” the fixed prompt's layout")
-                         for f in WHAT_IF]
+    what_if_strips = gr.HTML()
+    with gr.Accordion("Every probability behind these pictures", open=False):
+        with gr.Row():
+            candidates = [gr.BarPlot(x="candidate", y="probability", title=f"How sure DP is: {name}", x_title=name,
+                                     y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
+        with gr.Row():
+            what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
+                                        title=f"Class probabilities at every {'place' if f == 'position' else 'length'}",
+                                        x_title="tokens after the input" if f == "position" else "active length",
+                                        caption="DP's own prompt at each: “· DP” its choice, “· fixed” the fixed "
+                                                "prompt's layout")
+                             for f in WHAT_IF]
+        place = gr.Markdown()
+
+    # Listeners
     field_boxes = list(inputs.values())
-
-    def show_fields(task_name):
-        wanted = task_fields(task_name)
-        return [gr.update(visible=name in wanted and not (task_name == "copa" and name == "question"))
-                for name in inputs] + [gr.update(visible=task_name == "copa")]
-
     task.change(show_fields, task, [*field_boxes, copa_question], queue=False, api_visibility="private")
-
-    def pick_example(task_name, index, state):
-        state = state or Session()
-        try:
-            examples = shared.dev_examples(task_name)
-        except DataError as error:
-            raise gr.Error(str(error)) from None
-        index = int(index or 0)
-        if not 0 <= index < len(examples):
-            raise gr.Error(f"{get_task(task_name).folder} has dev examples 0 to {len(examples) - 1}.")
-        values = {name: str(value) for name, value in examples[index].fields.items()}
-        state.picked = (task_name, index, values)
-        boxes = [values.get(name, "") if not (task_name == "copa" and name == "question") else ""
-                 for name in inputs]
-        return [state, index, *boxes, values.get("question", "cause") if task_name == "copa" else "cause"]
-
-    def random_index(task_name):
-        try:
-            return random.randrange(len(shared.dev_examples(task_name)))
-        except DataError as error:
-            raise gr.Error(str(error)) from None
-
+    picked = functools.partial(pick_example, shared)
     pick_outputs = [session, dev_index, *field_boxes, copa_question]
-    pick.click(pick_example, [task, dev_index, session], pick_outputs, api_name="pick")
-    pick_random.click(random_index, task, dev_index, api_visibility="private").then(
-        pick_example, [task, dev_index, session], pick_outputs, api_visibility="private")
-
-    def run_compare(task_name: str, premise: str = "", hypothesis: str = "", question: str = "", passage: str = "",
-                    choice1: str = "", choice2: str = "", word: str = "", sentence1: str = "", sentence2: str = "",
-                    text: str = "", span1_text: str = "", span2_text: str = "", paragraph: str = "",
-                    answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = next(iter(LEFT)),
-                    backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
-        """Predict one example with a fixed prompt and with DP; fill the fields the task uses (the others are
-        ignored). COPA: ``copa_asks`` is "cause" or "effect"; ``backbone_name``: the backbone both sides are on.
-        Streams twice: the predictions first, then the same with the "what if" plots (DP with the prompt at every
-        place and length: candidates x a forward pass)."""
-        typed = {"premise": premise, "hypothesis": hypothesis, "question": question, "passage": passage,
-                 "choice1": choice1, "choice2": choice2, "word": word, "sentence1": sentence1,
-                 "sentence2": sentence2, "text": text, "span1_text": span1_text, "span2_text": span2_text,
-                 "paragraph": paragraph, "answer": answer}
-        skip = [gr.skip()] * (len(compare_outputs) - 1)
-        if task_name == "copa":
-            typed["question"] = copa_asks
-        wanted = task_fields(task_name)
-        cut = [name for name in wanted if len(typed.get(name) or "") > MAX_CHARS]
-        typed = {name: (typed.get(name) or "")[:MAX_CHARS] for name in wanted}
-        gold = None
-        if state and state.picked and state.picked[0] == task_name and \
-                all(state.picked[2].get(name, "") == typed[name] for name in wanted):
-            typed = {**state.picked[2], **typed}  # keep WiC's offsets and WSC's indices of the dev record
-            gold = shared.dev_examples(task_name)[state.picked[1]].label
-        try:
-            example = example_from_fields(task_name, typed)
-        except DataError as error:
-            gr.Warning(str(error))
-            yield [views.error_html(str(error))] + skip
-            return
-        fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                                  LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
-        if fixed is None and dp is None:
-            gr.Warning(f"No trained prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
-            yield [views.error_html(f"No trained prompt for this task on {backbone_name} yet.")] + skip
-            return
-        label_names = get_task(task_name).label_names
-        outputs, notes, dp_rows = [], [], None
-        if cut:
-            notes.append(f"Cut to {MAX_CHARS} characters: {', '.join(cut)}.")
-        for side in (fixed, dp):
-            if side is None:
-                kind = "fixed prompt" if side is fixed else f"DP {dp_where} prompt"
-                outputs += [gr.skip(), "", f"*No {kind} for this task yet: train one on the Train tab.*"]
-                continue
-            source, model = side
-            warning = learned_nothing(source, model)
-            if warning:
-                notes.append(warning)
-            explanation = explain_examples(model, [example])
-            if explanation.truncated:
-                notes.append(f"{source}: the input was longer than {model.max_length} tokens and was truncated.")
-            rows = explanation.item(0)
-            captions = [f"{name}" for name in ("with choice 1", "with choice 2")] if len(rows) > 1 else [""]
-            drawing = "".join(views.layout_html(row, caption) for row, caption in zip(rows, captions))
-            reading = f"*{source}.* " + " ".join(plain_reading(row, task_name) for row in rows[:1])
-            if side is dp:
-                dp_rows = rows
-                reading = "\n\n".join([reading, *confidence(model, rows[0]), views.place_note(model.backbone)])
-            outputs += [views.class_probabilities(rows[0], label_names), drawing, reading]
-        if gold is not None:
-            notes.append(f"Gold label of dev example {state.picked[1]}: <b>{label_names[gold]}</b>.")
-        frames = views.candidate_frames(dp_rows[0]) if dp_rows else [pd.DataFrame()] * 3
-        plots = [gr.BarPlot(frame, sort=list(frame.get("candidate", []))) for frame in frames]  # in order
-        empty = [pd.DataFrame(columns=["candidate", "class", "probability"])] * 2
-        stored = dp and gold is not None and stored_what_if(shared, state, dp[1], task_name, state.picked[1])
-        if not stored:
-            yield ["<br>".join(notes), *outputs, *plots, *empty]  # the predictions at once; the what-if follows
-        if dp_rows is None:
-            return
-        frames, changes = what_if(dp[1], example, dp_rows[0], label_names, stored)
-        outputs[-1] = "\n\n".join([outputs[-1], *changes])
-        what_ifs = [gr.BarPlot(frame, sort=list(dict.fromkeys(frame["candidate"]))) for frame in frames]
-        yield ["<br>".join(notes), *outputs, *plots, *what_ifs]
-
+    pick.click(picked, [task, dev_index, session], pick_outputs, api_name="pick")
+    pick_random.click(functools.partial(random_index, shared), task, dev_index, api_visibility="private").then(
+        picked, [task, dev_index, session], pick_outputs, api_visibility="private")
+    compared = functools.partial(run_compare, shared)
     compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
-                       *what_if_plots]
+                       *what_if_plots, sure, what_if_strips, place]
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
-    # Progress only where the what-if part lands (DP's reading gains what moving the prompt changes): the
-    # predictions, drawn first, stay in view meanwhile.
     for which, button in notable.items():  # the item, then it is picked and compared, as a click on each would do
         button.click(functools.partial(notable_index, shared, which), [task, dp_kind, backbone, session], dev_index,
                      api_name=f"notable_{NOTABLE[which]}").success(
-            pick_example, [task, dev_index, session], pick_outputs, api_visibility="private").success(
-            run_compare, compare_inputs, compare_outputs, api_visibility="private")
-    compare.click(run_compare, compare_inputs, compare_outputs, api_name="compare",
-                  show_progress_on=[dp_reading, *what_if_plots])
-    return CompareTab(dev_index, (dp_kind, left_side, backbone),
-                      (pick_example, [task, dev_index, session], pick_outputs),
-                      (run_compare, compare_inputs, compare_outputs))
+            picked, [task, dev_index, session], pick_outputs, api_visibility="private").success(
+            compared, compare_inputs, compare_outputs, api_visibility="private")
+    # Progress only where the what-if part lands: the predictions, drawn first, stay in view meanwhile.
+    compare.click(compared, compare_inputs, compare_outputs, api_name="compare",
+                  show_progress_on=[what_if_strips, *what_if_plots])
+    return CompareTab(dev_index, (dp_kind, left_side, backbone), (picked, [task, dev_index, session], pick_outputs),
+                      (compared, compare_inputs, compare_outputs))
 
 
 assert list(FIELD_LABELS) == ["premise", "hypothesis", "question", "passage", "choice1", "choice2", "word",

@@ -8,6 +8,7 @@ for a run of this session (the scores first, then every candidate tried on each 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -139,8 +140,15 @@ def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: g
     return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"]), dp_where, left, backbone_name
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> gr.Dropdown:
-    """The tab; returns its backbone picker."""
+@dataclass
+class ExploreTab:
+    """What other tabs wire to: which models are explored, and the exploration."""
+
+    sides: tuple[gr.Radio, gr.Radio, gr.Dropdown]  # DP, what it is set against, the backbone
+    run: tuple  # (function, inputs, outputs)
+
+
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> ExploreTab:
     gr.Markdown(f"Both methods on the task's dev set (at most its first {DEV_LIMIT} items; the table says how many).")
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
@@ -164,8 +172,10 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
                                  interactive=False)
 
-    run_explore.click(functools.partial(run_exploration, shared), [task, dp_kind, left_side, backbone, session],
-                      [scores, beat, choice_verdict, choice_stats, *plots, disagreements], api_name="explore",
+    explored = functools.partial(run_exploration, shared)
+    explore_inputs = [task, dp_kind, left_side, backbone, session]
+    explore_outputs = [scores, beat, choice_verdict, choice_stats, *plots, disagreements]
+    run_explore.click(explored, explore_inputs, explore_outputs, api_name="explore",
                       show_progress_on=[choice_verdict, choice_stats])  # the scores stay in view while these come
     pick, pick_inputs, pick_outputs = compare.pick
     run_compare, compare_inputs, compare_outputs = compare.compare
@@ -173,4 +183,4 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
                          [tabs, compare.dev_index, *compare.sides], api_visibility="private").then(
         pick, pick_inputs, pick_outputs, api_visibility="private").then(
         run_compare, compare_inputs, compare_outputs, api_visibility="private")
-    return backbone
+    return ExploreTab((dp_kind, left_side, backbone), (explored, explore_inputs, explore_outputs))
