@@ -6,15 +6,17 @@ sentence, in a student's words: "how sure", "the same place for almost every ite
 
 from __future__ import annotations
 
-from dp_core.choices import COLLAPSED, COMMITTED, HARDLY_MATTERS, no_preference_bar
+from dp_core.choices import COLLAPSED, COMMITTED, HARDLY_MATTERS, ChoiceStatistics, no_preference_bar
 from dp_core.draws import Draws
 from dp_core.explain import InstanceDecision
+from dp_core.tasks import Task
 
 # What the text before and after the prompt's split is called in each task.
 TEXT_NAMES = {"boolq": ("question", "passage"), "cb": ("premise", "hypothesis"), "copa": ("premise", "choice"),
               "rte": ("premise", "hypothesis"), "wic": ("first sentence", "second sentence"),
               "wsc": ("text", "question"), "multirc": ("paragraph", "answer")}
 WHAT = {"position": "place", "length": "length", "pool": "pool prompt"}
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1a": "F1 over answers", "exact_match": "exact match"}
 
 
 def tokens(count: int) -> str:
@@ -79,3 +81,56 @@ def draws_reading(draws: Draws, temperature: float, samples: int) -> str:
     return (f"The {samples:,} hard draws follow the chances (within {gap:.0%}), whatever τ. "
             f"At τ = {temperature:g} a soft draw puts {draws.soft_top_weight:.0%} on its top place "
             f"(one-hot: 100%; even: {1 / len(draws.probabilities):.0%}).")
+
+
+def metric_name(task: Task) -> str:
+    """What a task's score is: its one metric, or the mean of its two (CB: accuracy and macro-F1)."""
+    names = [METRIC_NAMES[metric] for metric in task.metrics]
+    return names[0] if len(names) == 1 else f"mean of {' and '.join(names)}"
+
+
+def difference_reading(difference: float, low: float, high: float, items: int) -> str:
+    """Whether DP beat the fixed prompt on these items, said no more strongly than the paired interval allows."""
+    span = f"95 % interval {low:+.3f} to {high:+.3f}"
+    if low > 0 or high < 0:
+        side = "above" if low > 0 else "below"
+        return (f"**DP scores {abs(difference):.3f} {side} the fixed prompt** on these {items} items ({span}). "
+                "That holds for this one trained pair.")
+    return (f"**These {items} items cannot tell DP from the fixed prompt**: DP − fixed is {difference:+.3f} "
+            f"({span}, which holds 0).")
+
+
+def baseline_reading(scores: dict[str, float], answer: str, baseline: float) -> str:
+    """Which methods do no better on these items than giving one answer to all of them (nothing when both do)."""
+    below = [name for name, score in scores.items() if score <= baseline]
+    if not below:
+        return ""
+    who = "Neither method scores" if len(below) > 1 else f"{below[0]} scores no"
+    return (f"**{who} {'above' if len(below) > 1 else 'better than'} always answering “{answer}”** ({baseline:.3f}) "
+            "on these items: nothing learned shows here.")
+
+
+def choice_verdict(factor: str, stats: ChoiceStatistics) -> str:
+    """What DP's statistics over the dev items say of one choice, in one or two sentences."""
+    what, changes = WHAT[factor], stats.changes_prediction or 0.0
+    title = f"**{what.capitalize()}**:"
+    if changes < HARDLY_MATTERS:
+        return (f"{title} the answer is the same at every {what} for {1 - changes:.0%} of these items. "
+                f"Here DP's {what} decides little.")
+    if stats.collapse >= COLLAPSED:
+        return (f"{title} DP gives {stats.collapse:.0%} of the items the same {what}: one {what} for almost the "
+                "whole task.")
+    sure, no_preference = how_sure(stats)
+    if sure < no_preference_bar(no_preference):
+        return f"{title} DP has no real preference: {sure:.0%} in the median (with no preference: {no_preference:.0%})."
+    best = max(stats.single_scores)
+    return (f"{title} DP is {sure:.0%} sure in the median (with no preference: {no_preference:.0%}). Its own "
+            f"{what}s score {stats.own_score:.3f}; the best single {what} {best:.3f}.")
+
+
+def how_sure(stats: ChoiceStatistics) -> tuple[float, float]:
+    """One figure of how sure DP is of a choice over the dev items, beside what no preference gives: over distinct
+    layouts where places share one (the place with a chosen length), else over the candidates."""
+    if stats.layout_commitment is not None:
+        return stats.layout_commitment, stats.layout_no_preference
+    return stats.commitment, 1 / len(stats.candidates)

@@ -12,6 +12,8 @@ import pandas as pd
 from dp_core.choices import ChoiceStatistics, candidate_names
 from dp_core.explain import AFTER, BEFORE, INACTIVE, INPUT, InstanceDecision
 
+from .readings import WHAT, how_sure
+
 COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ffffff"}
 LEGEND = {BEFORE: "prompt before the input", AFTER: "prompt after the input", INACTIVE: "switched off (length)"}
 
@@ -143,38 +145,13 @@ def place_note(backbone) -> str:
     return f"*Where the prompt can go on this backbone:* {backbone.place_meaning}"
 
 
-def difference_reading(difference: float, low: float, high: float, items: int) -> str:
-    """Whether DP beat the fixed prompt on these items, said no more strongly than the paired interval allows."""
-    span = f"95 % paired interval {low:+.3f} to {high:+.3f}"
-    if low > 0 or high < 0:
-        side = "above" if low > 0 else "below"
-        said = (f"**DP scores {abs(difference):.3f} {side} the fixed prompt** on these {items} items ({span}): a "
-                "difference these items show, for this one trained pair.")
-    else:
-        said = (f"**These {items} items cannot tell DP from the fixed prompt**: DP − fixed {difference:+.3f} ({span}, "
-                "which contains 0).")
-    return said + " Over several training seeds and the whole dev set: docs/results.md."
-
-
-def baseline_reading(scores: dict[str, float], answer: str, baseline: float) -> str:
-    """Which methods do no better on these items than giving one answer to all of them (nothing when both do)."""
-    below = [name for name, score in scores.items() if score <= baseline]
-    if not below:
-        return ""
-    if len(below) > 1:
-        return (f"**Neither method scores above always answering “{answer}”** ({baseline:.3f}) on these items: "
-                "their predictions here show nothing learned.")
-    return (f"**{below[0]} scores no better than always answering “{answer}”** ({baseline:.3f}) on these items: "
-            "its predictions here show nothing learned.")
-
-
-def scores_table(comparison, sources: tuple[str, str], answer: str) -> pd.DataFrame:
+def scores_table(comparison, sources: tuple[str, str], answer: str, metric: str) -> pd.DataFrame:
     """Both methods' dev scores, DP − fixed paired over the same items, and the one-answer bar, each with its 95 %
-    interval (``comparison``: a ``dp_core.comparison.DevComparison``)."""
+    interval (``comparison``: a ``dp_core.comparison.DevComparison``; ``metric``: what the score is)."""
     rows = [(sources[0], comparison.fixed, ""), (sources[1], comparison.dp, ""),
             ("DP − fixed (paired, same items)", comparison.difference, "+"),
             (f"always “{answer}” (the best single answer on these items)", comparison.constant, "")]
-    return pd.DataFrame([{"method": name, "score": round(score.value, 3),
+    return pd.DataFrame([{"method": name, f"score ({metric})": round(score.value, 3),
                           "95 % interval": f"{score.low:{sign}.3f} – {score.high:{sign}.3f}", "items": comparison.items}
                          for name, score, sign in rows])
 
@@ -207,9 +184,27 @@ def counterfactual_frame(factor: str, counterfactual: list[list[float]], chosen:
                         columns=["candidate", "class", "probability"])
 
 
+CALLED = {"position": "place ", "length": "length ", "pool": ""}  # how a candidate is named in a table cell
+
+
+def choice_summary(stats: dict[str, ChoiceStatistics]) -> pd.DataFrame:
+    """One short row per choice: how sure DP is, how often it makes the same choice, how many answers the choice
+    changes, and what DP's own choices score against the best single one."""
+    rows = []
+    for factor, s in stats.items():
+        sure, no_preference = how_sure(s)
+        best = s.best_single
+        rows.append({"choice": WHAT[factor], "how sure (median)": f"{sure:.0%} (none: {no_preference:.0%})",
+                     "same choice for": f"{s.collapse:.0%}", "answers it changes": f"{s.changes_prediction or 0:.0%}",
+                     "DP's choices score": "–" if s.own_score is None else f"{s.own_score:.3f}",
+                     "best single choice": "–" if best is None else
+                     f"{s.single_scores[best]:.3f} at {CALLED[factor]}{s.candidates[best]}"})
+    return pd.DataFrame(rows)
+
+
 def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, str], tuple[float, float]],
                  held_out_picks: dict[str, int] | None = None) -> pd.DataFrame:
-    """One row per factor: how decided DP is and what its choices are worth, scores with their 95 % interval.
+    """The fine print, one row per factor: every figure of how decided DP is, scores with their 95 % interval.
     ``held_out_picks``: per factor, the single candidate that scored best on the held-out training items the
     checkpoint was selected on (an honest task-level rival: picked without dev), when it was recorded."""
     def cell(factor: str, name: str, value: float | None) -> str:
@@ -223,15 +218,15 @@ def choice_table(stats: dict[str, ChoiceStatistics], intervals: dict[tuple[str, 
         best = s.best_single
         layouts = "–" if s.layout_commitment is None else \
             f"{s.layout_commitment:.2f} (no preference: {s.layout_no_preference:.2f})"
-        rows.append({"factor": factor, "commitment (median top prob.)": round(s.commitment, 2),
-                     "commitment over distinct layouts": layouts,
+        rows.append({"factor": factor, "how sure: median top probability": round(s.commitment, 2),
+                     "how sure, over distinct layouts": layouts,
                      "entropy (0 sure, 1 uniform)": round(s.entropy, 2),
-                     "collapse (share at the commonest choice)": round(s.collapse, 2),
-                     "items whose prediction the choice changes": round(s.changes_prediction or 0.0, 2),
+                     "same choice for (share at the commonest)": round(s.collapse, 2),
+                     "answers the choice changes": round(s.changes_prediction or 0.0, 2),
                      "score, DP's own choices": cell(factor, "own", s.own_score),
                      "best single choice (picked on dev)": cell(factor, "best single", None if best is None else
                                                                s.single_scores[best]) + f" at {s.candidates[best]}",
-                     "per-item oracle (upper bound)": cell(factor, "oracle", s.oracle_score)})
+                     "best choice per item (upper bound)": cell(factor, "oracle", s.oracle_score)})
         picked = (held_out_picks or {}).get(factor)
         if picked is not None and s.single_scores is not None:
             rows[-1]["best single choice (picked on held-out training items)"] = \

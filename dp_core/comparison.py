@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .analysis import DevAnalysis
-from .choices import ChoiceStatistics, no_preference_bar, predictions_choice_statistics
+from .choices import ChoiceStatistics, layout_confidence, no_preference_bar, predictions_choice_statistics
 from .metrics import compute_metrics, paired_difference_interval, score_interval
 from .tasks import Example, Task, best_constant_guess
 
@@ -85,11 +85,12 @@ class NotableItems:
 
 
 def notable_items(dp: DevAnalysis, examples: list[Example], factor: str = "position") -> NotableItems:
-    """The items Compare offers beside a random one, from DP's analysis (its place, or ``factor``)."""
+    """The items Compare offers beside a random one, from DP's analysis (its place, or ``factor``). How sure DP is of
+    an item's place is the probability of its layout against no preference (``layout_confidence``), as Compare shows
+    it."""
     if factor not in dp.choice_probs:
         return NotableItems(None, None, None)
-    rows_per_item = len(dp.tokens_after) // dp.num_items
-    top = dp.choice_probs[factor][::rows_per_item].max(-1).values  # each item's first row
+    sure = item_confidence(dp, factor)
     own = dp.predictions
     right = [own[i] == example.label for i, example in enumerate(examples)]
     forced = dp.counterfactual.get(factor)
@@ -98,8 +99,18 @@ def notable_items(dp: DevAnalysis, examples: list[Example], factor: str = "posit
         changed = (forced.argmax(-1) != torch.tensor(own[:len(forced)])[:, None]).sum(-1).tolist()
         best = max(range(len(forced)), key=lambda i: (changed[i] > 0, right[i], changed[i], -i))
         place_matters = best if changed[best] else None
-    sure = [i for i in range(len(examples)) if right[i]]
-    unsure = int(top.argmin())
-    candidates = dp.choice_probs[factor].shape[1]
-    return NotableItems(place_matters, max(sure, key=lambda i: float(top[i])) if sure else None,
-                        unsure if float(top[unsure]) < no_preference_bar(1 / candidates) else None)
+    sure_and_right = max((i for i in range(len(examples)) if right[i]), key=lambda i: sure[i][0], default=None)
+    unsure = min(range(len(examples)), key=lambda i: sure[i][0] / no_preference_bar(sure[i][1]))
+    return NotableItems(place_matters, sure_and_right,
+                        unsure if sure[unsure][0] < no_preference_bar(sure[unsure][1]) else None)
+
+
+def item_confidence(dp: DevAnalysis, factor: str) -> list[tuple[float, float]]:
+    """Per item (its first row): the probability of DP's choice and what no preference would give it."""
+    rows_per_item = len(dp.tokens_after) // dp.num_items
+    probs = dp.choice_probs[factor][::rows_per_item]
+    if factor != "position":
+        chosen = probs.max(-1).values.tolist()
+        return [(probability, 1 / probs.shape[1]) for probability in chosen]
+    return [layout_confidence(row.tolist(), int(length), int(after)) for row, length, after in
+            zip(probs, dp.active_length[::rows_per_item], dp.tokens_after[::rows_per_item])]

@@ -135,9 +135,10 @@ def test_explore_and_the_what_if_of_a_dev_item_on_a_shipped_prompt_run_no_backbo
     from app.tabs.explore import run_exploration
 
     shared = state.Shared(str(data_dir))
-    passes = []
-    backbone = shared.backbone(state.DEFAULT_BACKBONE).model
-    monkeypatch.setattr(backbone, "forward", lambda *args, **kwargs: passes.append(1) / 0)
+    def refuse(*args, **kwargs):
+        raise AssertionError("the backbone ran")
+
+    monkeypatch.setattr(shared.backbone(state.DEFAULT_BACKBONE).model, "forward", refuse)
     for task, where in (("cb", "deep"), ("wic", "input")):
         updates = list(run_exploration(shared, task, where, "its fixed counterpart (like for like)"))
         assert len(updates) == 1, "a shipped analysis holds everything: one complete update"
@@ -147,7 +148,6 @@ def test_explore_and_the_what_if_of_a_dev_item_on_a_shipped_prompt_run_no_backbo
         assert len(choices) == 3  # position, length and pool, each tried on every item
         _, dp_side = shared.models(None, task, where)
         assert set(stored_what_if(shared, None, dp_side[1], task, items - 1)) == {"position", "length", "pool"}
-    assert passes == []
 
 
 def test_explore_on_a_run_of_this_session_shows_the_scores_then_the_choices_and_keeps_them_for_the_session(
@@ -192,3 +192,20 @@ def test_the_notable_items_are_where_the_place_changes_the_answer_where_dp_is_su
     assert notable_items(analysis, examples).no_preference is None
     assert notable_items(analysis, examples).place_matters == 1  # the only item whose answer the place changes
     assert notable_items(made([[1.0, 0.0]] * 4), examples).place_matters is None  # a fixed prompt has no place
+
+
+def test_the_first_example_a_visitor_sees_is_input_dp_where_the_place_changes_the_answer_as_the_lesson_says(
+        data_dir):
+    from pathlib import Path
+
+    from app import state
+    from app.tabs.start import first_example
+
+    shared = state.Shared(str(data_dir))
+    task, index = first_example(shared)
+    _, dp_side = shared.models(None, task, "input")
+    analysis = shared.known_analysis(None, dp_side[1], shared.dev_examples(task)[:DEV_ITEMS])
+    answers = analysis.counterfactual["position"][index].argmax(-1)
+    assert len(set(answers.tolist())) > 1  # the place changes this item's answer
+    lesson = (Path(__file__).parent.parent / "docs" / "teaching.md").read_text()
+    assert f"{task.upper()} dev example {index}" in lesson  # docs/teaching.md names the example the page shows

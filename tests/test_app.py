@@ -16,7 +16,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-from app import views  # noqa: E402
+from app import readings, views  # noqa: E402
 from app.state import (  # noqa: E402
     CHECKPOINTS, FIELD_LABELS, FIXED, GPU_CALL_MAX_S, MAX_BUDGET_S, MAX_SEED, RUN_OVERHEAD_S, gpu_duration,
     method_budget, method_title)
@@ -209,8 +209,9 @@ def test_compare_takes_named_parameters(client):
 
 def test_explore_reports_intervals_distributions_and_disagreements(client, data_dir):
     # The shipped analysis holds every candidate tried on every item: one complete update
-    (table, beat, verdict, choices, *plots, disagreements), = list(client.submit("cb", "deep", "P-tuning v2",
-                                                                                 api_name="/explore"))
+    (table, beat, verdict, summary, *plots, disagreements, choices, place), = list(
+        client.submit("cb", "deep", "P-tuning v2", api_name="/explore"))
+    assert table["headers"][1] == "score (mean of accuracy and macro-F1)"  # CB's score, named
     assert len(table["data"]) == 4 and all("–" in row[2] for row in table["data"])
     (_, fixed_score, *_), (_, dp_score, *_), (gain, difference, *_), (constant, baseline, *_) = table["data"]
     assert gain == "DP − fixed (paired, same items)" and abs(difference - (dp_score - fixed_score)) < 2e-3
@@ -224,13 +225,18 @@ def test_explore_reports_intervals_distributions_and_disagreements(client, data_
     assert ("cannot tell DP from the fixed prompt" in beat) or ("the fixed prompt** on these 56 items" in beat)
     rows = [dict(zip(choices["headers"], row)) for row in choices["data"]]
     assert [row["factor"] for row in rows] == ["position", "length", "pool"]  # the ready DP chooses all three
-    assert all(" – " in row["score, DP's own choices"] and " – " in row["per-item oracle (upper bound)"]
+    assert all(" – " in row["score, DP's own choices"] and " – " in row["best choice per item (upper bound)"]
                for row in rows)
-    assert "**position**" in verdict
-    assert re.fullmatch(r"\d\.\d\d \(no preference: \d\.\d\d\)", rows[0]["commitment over distinct layouts"])
-    assert rows[1]["commitment over distinct layouts"] == "–"  # only the place has places that are one layout
-    changes = rows[0]["items whose prediction the choice changes"]
-    assert ("Counted over distinct layouts" in verdict) == (changes >= 0.05)
+    assert "**Place**" in verdict and "**Length**" in verdict and "Where the prompt can go" in place
+    layouts = re.fullmatch(r"(\d\.\d\d) \(no preference: (\d\.\d\d)\)", rows[0]["how sure, over distinct layouts"])
+    assert layouts and rows[1]["how sure, over distinct layouts"] == "–"  # only places can be one layout
+    short = [dict(zip(summary["headers"], row)) for row in summary["data"]]
+    assert [row["choice"] for row in short] == ["place", "length", "pool prompt"]
+    # one figure of how sure DP is of its place: over distinct layouts, against what no preference gives there
+    assert short[0]["how sure (median)"] == f"{float(layouts[1]):.0%} (none: {float(layouts[2]):.0%})"
+    changes = rows[0]["answers the choice changes"]
+    assert ("Here DP's place decides little" in verdict) == (changes < 0.05)
+    assert all(len(sentence.split()) <= 40 for sentence in verdict.split("\n\n"))
     held_out = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "metrics.json").read_text())["holdout_choices"]
     picked = rows[0]["best single choice (picked on held-out training items)"]  # the shipped DP was selected there
     assert picked.endswith(f" at {held_out['position']['best_single']}")
@@ -351,26 +357,33 @@ def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
             FIXED: {"dev": fixed, "majority": 0.527, "steps": 70, "converged": converged},
             "DP deep: position + length + pool": {"dev": dp, "majority": 0.527, "steps": 60, "converged": None}}}}
 
+    def rows(note):  # the table's rows by their label: each figure says what it is
+        return {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in note.splitlines()
+                if line.startswith("| ") and not line.startswith("| dev score")}
+
     stuck = short_run_note("rte", measured(0.527, 0.53))
-    assert "What 60 s can show on rte" in stuck and f"{FIXED} 0.527" in stuck
-    assert "neither does better than that: a short run shows nothing learned here" in stuck
-    assert "not measured yet" in stuck
+    assert "What a 60 s run can show on rte" in stuck
+    assert rows(stuck)["a 60 s run: its best evaluation"] == ["0.527", "0.530 |"]
+    assert rows(stuck)["always the most common answer"] == ["0.527", "0.527 |"]
+    assert rows(stuck)["converged: the results grid's mean over seeds"] == ["–", "– |"]  # not measured yet
+    assert "Neither beats always giving one answer" in stuck
     learning = short_run_note("rte", measured(0.60, 0.53, converged=0.65))
-    assert "DP deep: position + length + pool does no better than that" in learning
-    assert f"Converged (results grid, selected on held-out items): {FIXED} 0.650" in learning
-    assert "flattery" not in learning
+    assert "DP deep: position + length + pool does no better than always giving one answer" in learning
+    assert rows(learning)["converged: the results grid's mean over seeds"][0] == "0.650"
+    assert "lucky" not in learning
     flattered = short_run_note("rte", measured(0.60, 0.53, converged=0.55))
-    assert "that is the flattery of keeping its best dev evaluation, not a better run" in flattered
+    assert "lucky in its best evaluation" in flattered
     assert short_run_note("wsc", measured(0.6, 0.6)) == ""
     ready = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "holdout")})
-    assert f"The ready-trained prompts (selected on held-out items): {FIXED} 0.580." in ready
+    assert rows(ready)["ready-trained: what Compare and Explore use"] == ["0.580", "– |"]
     older = short_run_note("rte", measured(0.527, 0.53), ready={FIXED: (0.58, "dev")})
-    assert "selected on dev, which flatters them" in older
+    assert "ready-trained: what Compare and Explore use (selected on dev)" in rows(older)
+    assert all(len(line.split()) <= 40 for line in flattered.splitlines() if not line.startswith("|"))
 
 
 def test_the_short_run_note_says_on_another_backbone_that_it_was_measured_on_the_default(client):
     default = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", api_name="/short_run_note")
-    assert default.startswith("*What 60 s can show on cb*")
+    assert default.startswith("**What a 60 s run can show on cb**")
     decoder = client.predict("cb", "smollm2-135m", api_name="/short_run_note")
     assert decoder.startswith("*Measured on the default backbone, not on smollm2-135m*") and default in decoder
 
@@ -422,18 +435,19 @@ def test_ready_trained_prompts_of_another_backbone_load_when_asked_and_stay_with
 
 
 def test_whether_dp_beat_the_fixed_prompt_is_said_no_more_strongly_than_its_interval():
-    above = views.difference_reading(0.05, 0.01, 0.09, 100)
+    above = readings.difference_reading(0.05, 0.01, 0.09, 100)
     assert above.startswith("**DP scores 0.050 above the fixed prompt** on these 100 items")
-    assert "below" in views.difference_reading(-0.05, -0.09, -0.01, 100)
-    tie = views.difference_reading(0.02, -0.03, 0.07, 56)
-    assert tie.startswith("**These 56 items cannot tell DP from the fixed prompt**") and "contains 0" in tie
+    assert "below" in readings.difference_reading(-0.05, -0.09, -0.01, 100)
+    tie = readings.difference_reading(0.02, -0.03, 0.07, 56)
+    assert tie.startswith("**These 56 items cannot tell DP from the fixed prompt**") and "holds 0" in tie
+    assert all(len(text.split()) <= 40 for text in (above, tie))
 
 
 def test_a_method_no_better_than_one_answer_for_every_item_is_said_to_show_nothing_learned():
-    assert views.baseline_reading({"fixed": 0.6, "DP": 0.55}, "entailment", 0.5) == ""
-    one = views.baseline_reading({"fixed": 0.6, "DP": 0.5}, "entailment", 0.5)  # a tie is no better
+    assert readings.baseline_reading({"fixed": 0.6, "DP": 0.55}, "entailment", 0.5) == ""
+    one = readings.baseline_reading({"fixed": 0.6, "DP": 0.5}, "entailment", 0.5)  # a tie is no better
     assert one.startswith("**DP scores no better than always answering “entailment”** (0.500)")
-    assert views.baseline_reading({"fixed": 0.4, "DP": 0.45}, "true", 0.5).startswith("**Neither method")
+    assert readings.baseline_reading({"fixed": 0.4, "DP": 0.45}, "true", 0.5).startswith("**Neither method")
 
 
 def test_streaming_events_keep_what_they_stream_in_view(client):

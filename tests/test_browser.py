@@ -68,6 +68,7 @@ def test_the_three_first_steps_lead_to_an_example_where_the_place_matters_and_to
     body = page.inner_text("body")
     assert re.search(r"cannot tell DP from the fixed prompt|DP scores \d\.\d{3} (above|below) the fixed prompt", body)
     assert "Where the methods disagree" in body and "How decided DP is" in body
+    page.wait_for_timeout(2000)  # the plots draw after the last update
     screenshot(page, "explore", tmp_path)
 
 
@@ -75,7 +76,7 @@ def test_train_then_compare_the_session_s_run_then_learn(page, tmp_path):
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("SuperGLUE task").click()
     page.get_by_role("option", name="cb", exact=True).click()
-    page.get_by_text("What 60 s can show on cb").wait_for()  # from the committed short-run measurements
+    page.get_by_text("What a 60 s run can show on cb").wait_for()  # from the committed short-run measurements
     page.get_by_label("Few-shot k (0: the whole train set)").fill("32")
     budget = page.locator("input[type='number'][aria-label*='Budget']")
     budget.fill("15")

@@ -14,45 +14,26 @@ import gradio as gr
 import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE
-from dp_core.choices import HARDLY_MATTERS, ChoiceStatistics
 from dp_core.comparison import ChoiceWorth, DevComparison, choice_worth, compare_on_dev
 from dp_core.tasks import DataError, Example, Task, get_task
 
-from .. import views
+from .. import readings, views
 from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
 from .compare import LEFT, CompareTab, backbone_picker
 
-VERDICT_NOTE = ("The oracle gives each item a choice that predicts its gold label if any does: an upper bound "
-                "that noise inflates on a small dev set (an item whose prediction flips by chance counts as right). "
-                "The best single choice is picked on these same dev items, so it is optimistic too; a checkpoint "
-                "selected on held-out training items also shows the single choice that scored best there.")
+FINE_PRINT = """
+- **How sure**: the median, over the items, of the probability DP gives its own choice. For the place, places that
+  make the same layout count as one (every place past the prompt's length puts all of it after the input).
+- **Same choice for**: the share of items given the most common choice.
+- **Answers it changes**: the share of items whose answer changes when the choice is forced elsewhere.
+- **Best choice per item**: each item gets a choice that predicts its gold label, if any does. An upper bound that
+  chance inflates on a small dev set: an item whose answer flips by chance counts as right.
+- **Best single choice**: picked on these same dev items, so optimistic too. A checkpoint selected on held-out
+  training items also shows the single choice that scored best there.
+- Intervals: 95 % bootstrap over the items (whole MultiRC questions).
+"""
 CHOICES = {"tokens after the input": "tokens_after", "active length": "active_length"}  # plotted: column -> field
 SPLITS = ("gold label", "input length")
-
-
-def verdict(stats: dict[str, ChoiceStatistics]) -> str:
-    """What the statistics say, in a sentence per factor."""
-    lines = []
-    for factor, s in stats.items():
-        where = "place" if factor == "position" else factor
-        if (s.changes_prediction or 0.0) < HARDLY_MATTERS:
-            lines.append(f"**{factor}**: the prediction is the same whatever the {where} for "
-                         f"{1 - (s.changes_prediction or 0.0):.0%} of these items: on this backbone and task DP's "
-                         f"{where} hardly matters, so there is little for it to decide.")
-        elif s.collapse >= 0.9:
-            lines.append(f"**{factor}**: DP gives {s.collapse:.0%} of the items the same {where}: it acts as one "
-                         "choice for the whole task.")
-        elif s.commitment < 2.0 / len(s.candidates):
-            lines.append(f"**{factor}**: DP has no real preference (median top choice {s.commitment:.0%} of "
-                         f"{len(s.candidates)}): its picks are close to coin tosses.")
-        else:
-            lines.append(f"**{factor}**: DP's median top choice has probability {s.commitment:.0%}; its own choices "
-                         f"score {s.own_score:.3f} against {max(s.single_scores):.3f} for the best single one.")
-        if s.layout_commitment is not None and (s.changes_prediction or 0.0) >= HARDLY_MATTERS:
-            lines[-1] += (f" Counted over distinct layouts (every place past the length puts all its tokens after "
-                          f"the input), the median top layout has {s.layout_commitment:.0%}, against "
-                          f"{s.layout_no_preference:.0%} for a network with no preference.")
-    return "\n\n".join(lines)
 
 
 def choice_frame(task: Task, examples: list[Example], analysis) -> pd.DataFrame:
@@ -85,22 +66,23 @@ def disagreement_table(task: Task, examples: list[Example], comparison: DevCompa
 
 
 def scores_reading(task: Task, comparison: DevComparison, sources: tuple[str, str]) -> tuple[pd.DataFrame, str]:
-    table = views.scores_table(comparison, sources, task.label_names[comparison.constant_label])
-    reading = " ".join([
-        views.difference_reading(comparison.difference.value, comparison.difference.low, comparison.difference.high,
-                                 comparison.items),
-        views.baseline_reading({sources[0]: comparison.fixed.value, sources[1]: comparison.dp.value},
-                               task.label_names[comparison.constant_label], comparison.constant.value)])
-    return table, reading.strip()
+    answer = task.label_names[comparison.constant_label]
+    table = views.scores_table(comparison, sources, answer, readings.metric_name(task))
+    said = [readings.difference_reading(comparison.difference.value, comparison.difference.low,
+                                        comparison.difference.high, comparison.items),
+            readings.baseline_reading({sources[0]: comparison.fixed.value, sources[1]: comparison.dp.value}, answer,
+                                      comparison.constant.value)]
+    return table, "\n\n".join(sentence for sentence in said if sentence)
 
 
-def worth_reading(worth: ChoiceWorth, dp_model) -> tuple[str, pd.DataFrame]:
-    """The verdict on DP's choices and their table, the single choice picked on held-out items where recorded."""
+def worth_reading(worth: ChoiceWorth, dp_model) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """The verdict on DP's choices, their short table, and the fine print (every figure with its interval, the single
+    choice picked on held-out items where recorded)."""
     held_out = recorded(dp_model).get("holdout_choices", {})  # checkpoints selected on held-out items
     picks = {factor: record["best_single"] for factor, record in held_out.items()
              if record.get("best_single") is not None}
-    counted = f"On the first {worth.items} dev items:"
-    return ("\n\n".join([counted, verdict(worth.statistics), views.place_note(dp_model.backbone)]),
+    said = [readings.choice_verdict(factor, stats) for factor, stats in worth.statistics.items()]
+    return ("\n\n".join([f"On the first {worth.items} dev items:", *said]), views.choice_summary(worth.statistics),
             views.choice_table(worth.statistics, worth.intervals, picks))
 
 
@@ -127,11 +109,12 @@ def run_exploration(shared: Shared, task_name: str, dp_where: str, left: str,
     limit = counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))
     if dp_analysis.counterfactual_items < min(limit, len(examples)):  # the slow part is still to come: show the rest
         counted = f"*On the first {min(limit, len(examples))} dev items: trying every candidate place on each…*"
-        yield (*scored, counted, None, *plots, disagreeing)
+        yield (*scored, counted, None, *plots, disagreeing, None, views.place_note(dp[1].backbone))
     dp_analysis = shared.analysis(state, dp[1], examples, counterfactual_items=limit)
     worth = shared.once(state, (dp[1],), f"worth {dp_analysis.counterfactual_items}",
                         lambda: choice_worth(task, examples, dp_analysis, dp[1].prompt.config.place_given_length))
-    yield (*scored, *worth_reading(worth, dp[1]), *plots, disagreeing)
+    verdict, summary, details = worth_reading(worth, dp[1])
+    yield (*scored, verdict, summary, *plots, disagreeing, details, views.place_note(dp[1].backbone))
 
 
 def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
@@ -149,7 +132,7 @@ class ExploreTab:
 
 
 def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> ExploreTab:
-    gr.Markdown(f"Both methods on the task's dev set (at most its first {DEV_LIMIT} items; the table says how many).")
+    gr.Markdown(f"Both methods on the task's dev set: its first {DEV_LIMIT} items at most (the table says how many).")
     with gr.Row():
         dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
         left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
@@ -157,11 +140,15 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
     scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
     beat = gr.Markdown()
-    gr.Markdown(f"**DP's choices**, every candidate tried on each item (a ready-trained prompt: every item above; a "
-                f"run of this session: the first {COUNTERFACTUAL_LIMIT}, fewer on bigger backbones), scores with 95 % "
-                f"bootstrap intervals. {VERDICT_NOTE}")
+    gr.Markdown("### DP's choices: how sure it is, and what they change")
     choice_verdict = gr.Markdown()
-    choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False)
+    choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False,
+                                wrap=True)
+    with gr.Accordion("Every figure, with its interval, and what each means", open=False):
+        choice_details = gr.Dataframe(interactive=False, wrap=True)
+        gr.Markdown(f"Every candidate is tried on each item: on a ready-trained prompt every item above, on a run "
+                    f"of this session the first {COUNTERFACTUAL_LIMIT} (fewer on bigger backbones).\n{FINE_PRINT}")
+        place = gr.Markdown()
     plots = []
     for split_by in SPLITS:
         with gr.Row():
@@ -174,7 +161,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
 
     explored = functools.partial(run_exploration, shared)
     explore_inputs = [task, dp_kind, left_side, backbone, session]
-    explore_outputs = [scores, beat, choice_verdict, choice_stats, *plots, disagreements]
+    explore_outputs = [scores, beat, choice_verdict, choice_stats, *plots, disagreements, choice_details, place]
     run_explore.click(explored, explore_inputs, explore_outputs, api_name="explore",
                       show_progress_on=[choice_verdict, choice_stats])  # the scores stay in view while these come
     pick, pick_inputs, pick_outputs = compare.pick

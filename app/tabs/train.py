@@ -31,33 +31,36 @@ COLOURS = dict(zip(METHOD_CHOICES, ("#6b7280", "#a855f7", "#2563eb", "#ea580c", 
 
 def short_run_note(task_name: str, measurements: dict = SHORT_RUNS,
                    ready: dict[str, tuple[float, str]] | None = None) -> str:
-    """What a short run on this task can and cannot show, from the committed measurements (benchmarks.short_runs),
-    beside the ready-trained prompts' dev scores (``ready``: method title -> (score, the split it was selected on))."""
+    """What a short run on this task can and cannot show (benchmarks.short_runs), as a table: each method's figure
+    from a short run, converged over seeds and ready-trained (``ready``: method title -> (score, the split it was
+    selected on)), each row saying what it is; then a sentence on what it means."""
     measured = measurements.get("tasks", {}).get(task_name)
     if not measured:
         return ""
-    budget = f"{measurements['budget_s']:g} s"
+    budget, methods = f"{measurements['budget_s']:g} s", list(measured)
     majority = next(iter(measured.values()))["majority"]
-    reached = ", ".join(f"{method} {outcome['dev']:.3f}" for method, outcome in measured.items())
-    stuck = [method for method, outcome in measured.items() if outcome["dev"] <= majority + 0.01]
-    verdict = ("neither does better than that: a short run shows nothing learned here" if len(stuck) == len(measured)
-               else f"{' and '.join(stuck)} does no better than that" if stuck else "both learn something")
-    converged = [f"{method} {outcome['converged']:.3f}" for method, outcome in measured.items()
-                 if outcome.get("converged") is not None]
-    after = (f" Converged (results grid, selected on held-out items): {', '.join(converged)}." if converged
-             else " Converged scores: not measured yet (docs/results.md).")
-    if any(outcome.get("converged") is not None and outcome["dev"] > outcome["converged"] + 0.01
-           for outcome in measured.values()):
-        after += (" Where a short run is above the converged score, that is the flattery of keeping its best dev "
-                  "evaluation, not a better run.")
-    longer = [f"{method} {ready[method][0]:.3f}" for method in measured if ready and method in ready]
-    if longer:
-        how = {selected for _, selected in (ready or {}).values()}
-        selection = "selected on held-out items" if how == {"holdout"} else "selected on dev, which flatters them"
-        after += f" The ready-trained prompts ({selection}): {', '.join(longer)}."
-    return (f"*What {budget} can show on {task_name}* (measured on 2 CPU cores with these defaults): {reached} on "
-            f"dev (the best of its evaluations, as the plot shows it); always predicting the majority class scores "
-            f"{majority:.3f}, so {verdict}.{after}")
+
+    def row(label: str, values: list[float | None]) -> str:
+        return f"| {label} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in values) + " |"
+
+    ready = ready or {}
+    selected = {split for _, split in ready.values()}
+    lines = [f"**What a {budget} run can show on {task_name}** (measured on 2 CPU cores, default backbone)", "",
+             "| dev score | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
+             row(f"a {budget} run: its best evaluation", [measured[m]["dev"] for m in methods]),
+             row("converged: the results grid's mean over seeds", [measured[m].get("converged") for m in methods]),
+             row("ready-trained: what Compare and Explore use" + (" (selected on dev)" if "dev" in selected else ""),
+                 [ready.get(m, (None,))[0] for m in methods]),
+             row("always the most common answer", [majority] * len(methods)), ""]
+    stuck = [m for m in methods if measured[m]["dev"] <= majority + 0.01]
+    if len(stuck) == len(methods):
+        lines.append(f"Neither beats always giving one answer in {budget}: a short run shows nothing learned here.")
+    elif stuck:
+        lines.append(f"{' and '.join(stuck)} does no better than always giving one answer in {budget}.")
+    if any(measured[m].get("converged") is not None and measured[m]["dev"] > measured[m]["converged"] + 0.01
+           for m in methods):
+        lines.append(f"A {budget} run above the converged score was lucky in its best evaluation: not a better run.")
+    return "\n".join(lines)
 
 
 def checked_seed(value) -> int:
