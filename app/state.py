@@ -12,8 +12,8 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
 from dp_core.analysis import (DEV_ITEMS, DevAnalysis, add_counterfactuals, analyse, examples_fingerprint,
@@ -263,7 +263,8 @@ class Shared:
             known = cache[id(model)] = load_analysis(self.folders[id(model)], model, examples)
         return known if known is not None and known.examples == examples_fingerprint(examples) else None
 
-    def once(self, state: Session | None, models: tuple[PromptClassifier, ...], name: str, compute: Callable[[], T]) -> T:
+    def once(self, state: Session | None, models: tuple[PromptClassifier, ...], name: str,
+             compute: Callable[[], T]) -> T:
         """``compute()``, kept for every visitor when ``models`` are all ready-trained (a class asking for the same
         task's Explore waits for it once); computed afresh for a session's own runs."""
         if state is not None and any(state.owns(model) for model in models):

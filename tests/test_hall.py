@@ -91,3 +91,17 @@ def test_a_failing_run_tells_its_watchers_in_one_line():
     record = hall.join(request(), watcher=1)
     wait_for(lambda: record.finished)
     assert record.error == "the verbalizer needs a model with an LM head"
+
+
+def test_on_zero_gpu_each_visitor_trains_in_its_own_call_and_keeps_its_models(data_dir, tiny_backbone):
+    from app import state
+    from app.tabs.train import train_on_gpu
+
+    shared = state.Shared(str(data_dir))
+    shared.backbones[tiny_backbone.name] = tiny_backbone
+    session = state.Session()
+    updates = list(train_on_gpu(shared, "cb", tiny_backbone.name, [state.FIXED], 1, 8, 0, "linear head", session))
+    final_state, status, losses, *_, summary = updates[-1]
+    assert final_state is session and status.startswith("Done.") and len(updates) >= 2
+    assert list(session.runs[("cb", tiny_backbone.name)]) == [state.FIXED]
+    assert list(summary["method"]) == [state.FIXED] and len(losses) > 1

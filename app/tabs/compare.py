@@ -23,6 +23,7 @@ from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED
                      counterfactual_limit, learned_nothing, recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" Compare draws
+WHAT_IF_NAMES = {"position": "place", "length": "length"}
 LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
 # The dev items Compare offers beside a random one (dp_core.comparison.NotableItems), by button.
 NOTABLE = {"Where the place changes the answer": "place_matters", "Where DP is sure and right": "sure_and_right",
@@ -85,7 +86,8 @@ def side_view(source: str, model, example: Example, task_name: str, notes: list[
         notes.append(f"{source}: the input was longer than {model.max_length} tokens and was truncated.")
     rows = explanation.item(0)
     captions = ["with choice 1", "with choice 2"] if len(rows) > 1 else [""]
-    drawing = "".join(views.layout_html(row, caption, model.backbone.num_layers) for row, caption in zip(rows, captions))
+    layers = model.backbone.num_layers
+    drawing = "".join(views.layout_html(row, caption, layers) for row, caption in zip(rows, captions))
     return Side(views.class_probabilities(rows[0], model.task.label_names), drawing,
                 f"*{source}.* {readings.where_reading(rows[0], task_name)}", rows[0])
 
@@ -302,7 +304,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                                      y_lim=[0, 1]) for name in views.CANDIDATE_PLOTS]
         with gr.Row():
             what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
-                                        title=f"Class probabilities at every {'place' if f == 'position' else 'length'}",
+                                        title="Class probabilities at every " + WHAT_IF_NAMES[f],
                                         x_title="tokens after the input" if f == "position" else "active length",
                                         caption="DP's own prompt at each: “· DP” its choice, “· fixed” the fixed "
                                                 "prompt's layout")

@@ -157,7 +157,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
             plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
                                     title=f"How long DP made it, by {split_by}"))
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
-                                 interactive=False)
+                                 interactive=False, wrap=True)
 
     explored = functools.partial(run_exploration, shared)
     explore_inputs = [task, dp_kind, left_side, backbone, session]

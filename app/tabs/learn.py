@@ -101,30 +101,25 @@ and one placed after it.
 
 LEARN_TEXT = """
 ## Soft prompts in four steps
-1. **A frozen model.** A pretrained model reads text (an encoder such as BERT by default, or a decoder such as
-   SmolLM2); we never change its weights.
-2. **Prompt tuning** (Lester et al. 2021) puts a few learned vectors — *soft prompt tokens* — in front of the
-   input. Only they (and a small classifier head) are trained.
-3. **P-tuning v2** (Liu et al. 2021) goes deeper: learned keys and values in *every* layer's attention, the
-   same for every input.
-4. **Dynamic Prompting** (Yang et al. 2023) lets each input decide, through a small network that reads the
-   frozen model's summary of the input: *where* the prompt goes (how many tokens before and after the input),
-   *how long* it is (the rest are switched off) and *which* prompt (a mix of a pool of prompts). The choices
-   are discrete; during training they are sampled (Gumbel-Softmax) and at evaluation the most likely one is
-   taken, so the same input always gets the same prompt.
+1. **A frozen model.** A pretrained model reads text: an encoder such as BERT by default, or a decoder such as
+   SmolLM2. Its weights never change.
+2. **Prompt tuning** (Lester et al. 2021) puts a few learned vectors, *soft prompt tokens*, in front of the input.
+   Only they (and a small classifier head) are trained.
+3. **P-tuning v2** (Liu et al. 2021) goes deeper: learned keys and values in *every* layer, the same for every input.
+4. **Dynamic Prompting** (Yang et al. 2023) lets each input decide, through a small network that reads the input.
+   It picks *where* the prompt goes, *how long* it is, and *which* mix of a pool of prompts.
+   Training draws these choices at random (Gumbel-Softmax); at test time the most likely one is taken.
 
-In the picture below the blue tokens are prompt tokens before the input, the orange ones after it, the dashed
-ones switched off.
+In the picture, blue tokens are before the input, orange ones after it, dashed ones switched off.
 """
 
 CHOICES_TEXT = """
 ## Is DP deciding anything?
-A choice is only worth showing if it was learned and if it changes something. Compare and Explore say which:
-- **How sure DP is**: the probability of its top choice. Near the uniform share (1 in 17 places) DP has no
-  preference and the drawing shows an arbitrary pick; from 50 % on, DP is sure.
-- **Collapse**: if DP gives nearly every dev item the same place, it acts as one choice for the whole task.
-- **What the place changes**: the "what if" plot puts the prompt at every place and shows the prediction at
-  each. If it is the same everywhere, the place does not matter for this example.
-- **What the choices are worth**: DP's own choices against the best single place for every item, and against an
-  oracle that picks each item's best place (an upper bound that noise inflates on small dev sets).
+A choice is worth showing only if DP learned it and it changes something. Compare and Explore say which:
+- **How sure**: the probability DP gives its own choice, beside what no preference would give it.
+- **The same place for almost every item**: then DP acts as one place for the whole task.
+- **What the place changes**: the what-if strip moves DP's prompt to every place. One colour everywhere means the
+  place does not matter for this example.
+- **What the choices are worth**: DP's own places against the best single place, and against the best place for
+  each item (an upper bound that chance inflates on a small dev set).
 """

@@ -25,6 +25,7 @@ from ..state import (BACKBONE_CHOICES, BACKBONES, HEADS, HOSTED, MAX_BUDGET_S, M
                      recorded, short_run)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
+SUMMARY_COLUMNS = ["method", "best dev score", "at step", "stopped", "one-answer baseline", "examples/s"]
 # A fixed colour per method: the plots keep the colours of their first update otherwise.
 COLOURS = dict(zip(METHOD_CHOICES, ("#6b7280", "#a855f7", "#2563eb", "#ea580c", "#16a34a")))
 
@@ -157,7 +158,7 @@ def frames(record: RunRecord) -> tuple:
                            colors_in_legend=list(record.request.methods)),
             gr.BarPlot(pd.DataFrame(spread, columns=CHOICE_COLUMNS),
                        sort=list(dict.fromkeys(row["step"] for row in spread))),
-            pd.DataFrame(record.best))
+            pd.DataFrame(record.best, columns=SUMMARY_COLUMNS))
 
 
 def waiting_status(hall: TrainingHall, record: RunRecord, ahead: list[RunRecord]) -> str:
