@@ -134,3 +134,21 @@ def how_sure(stats: ChoiceStatistics) -> tuple[float, float]:
     if stats.layout_commitment is not None:
         return stats.layout_commitment, stats.layout_no_preference
     return stats.commitment, 1 / len(stats.candidates)
+
+
+def short_run_reading(budget: str, stuck: list[str], methods: int, lucky: bool) -> str:
+    """What a short run's table says: which methods a short run shows nothing of, and when its figure was luck."""
+    said = []
+    if len(stuck) == methods:
+        said.append(f"Neither beats always giving one answer in {budget}: a short run shows nothing learned here.")
+    elif stuck:
+        said.append(f"{' and '.join(stuck)} does no better than always giving one answer in {budget}.")
+    if lucky:
+        said.append(f"A {budget} run above the converged score was lucky in its best evaluation: not a better run.")
+    return " ".join(said)
+
+
+def waiting_reading(place: int, seconds: float, task: str, methods: tuple[str, ...]) -> str:
+    """Where a queued training run stands, and whose curves show meanwhile."""
+    return (f"Your run is number {place} in line: it starts in about {seconds:.0f} s. Meanwhile, the run in "
+            f"progress (another visitor's: {task}, {', '.join(methods)}):")

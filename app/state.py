@@ -1,7 +1,8 @@
 """What the tabs share: the methods on offer, budgets, the per-session state and the resources every visitor reads.
 
 Shared by every visitor: the frozen backbone(s), the ready-trained prompts in assets/ (read-only) and dev sets.
-Per browser session (gr.State): the runs trained in that session, its Stop flag and the dev example it picked.
+Per browser session (gr.State): the runs trained in that session, the run it watches and the dev example it
+picked.
 Compare and Explore set side by side only models on the same backbone.
 """
 
@@ -172,13 +173,22 @@ def task_fields(task_name: str) -> list[str]:
 
 
 @dataclass
+class PickedExample:
+    """A dev example picked in Compare: its task, its index in the dev set, its fields as the boxes show them."""
+
+    task: str
+    index: int
+    fields: dict[str, str]
+
+
+@dataclass
 class Session:
     """One browser session's own runs; nobody else sees them. Freed when the session ends."""
 
     # (task, backbone) -> method title -> model
     runs: dict[tuple[str, str], dict[str, PromptClassifier]] = field(default_factory=dict)
     watching: RunRecord | None = None  # the training run this session last asked for (app/hall.py)
-    picked: tuple[str, int, dict] | None = None  # (task, dev index, its fields) last picked in Compare
+    picked: PickedExample | None = None  # the dev example last picked in Compare
     analyses: dict[int, DevAnalysis] = field(default_factory=dict)  # id(model) -> its runs on dev
 
     def close(self) -> None:

@@ -105,3 +105,11 @@ def test_on_zero_gpu_each_visitor_trains_in_its_own_call_and_keeps_its_models(da
     assert final_state is session and status.startswith("Done.") and len(updates) >= 2
     assert list(session.runs[("cb", tiny_backbone.name)]) == [state.FIXED]
     assert list(summary["method"]) == [state.FIXED] and len(losses) > 1
+
+
+def test_a_waiting_visitor_reads_its_place_in_line_the_wait_and_whose_run_shows_meanwhile():
+    from app import readings
+
+    said = readings.waiting_reading(3, 42.4, "rte", ("P-tuning v2 (fixed)", "DP deep: position + length + pool"))
+    assert "number 3 in line" in said and "about 42 s" in said and "rte, P-tuning v2 (fixed)" in said
+    assert len(said.split()) <= 40

@@ -19,8 +19,8 @@ from dp_core.explain import InstanceDecision, counterfactuals, explain_examples
 from dp_core.tasks import DataError, Example, example_from_fields, get_task
 
 from .. import readings, views
-from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, Session, Shared,
-                     counterfactual_limit, learned_nothing, recorded, task_fields)
+from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, PickedExample, Session,
+                     Shared, counterfactual_limit, learned_nothing, recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" Compare draws
 WHAT_IF_NAMES = {"position": "place", "length": "length"}
@@ -152,9 +152,9 @@ def typed_example(shared: Shared, task_name: str, typed: dict[str, str], state: 
     cut = [name for name in wanted if len(typed.get(name) or "") > MAX_CHARS]
     typed = {name: (typed.get(name) or "")[:MAX_CHARS] for name in wanted}
     index, gold = None, None
-    if state and state.picked and state.picked[0] == task_name and \
-            all(state.picked[2].get(name, "") == typed[name] for name in wanted):
-        typed, index = {**state.picked[2], **typed}, state.picked[1]
+    picked = state.picked if state else None
+    if picked and picked.task == task_name and all(picked.fields.get(name, "") == typed[name] for name in wanted):
+        typed, index = {**picked.fields, **typed}, picked.index
         gold = shared.dev_examples(task_name)[index].label
     notes = [f"Cut to {MAX_CHARS} characters: {', '.join(cut)}."] if cut else []
     return example_from_fields(task_name, typed, gold), index, notes
@@ -240,7 +240,7 @@ def pick_example(shared: Shared, task_name: str, index, state: Session | None) -
     if not 0 <= index < len(examples):
         raise gr.Error(f"{get_task(task_name).folder} has dev examples 0 to {len(examples) - 1}.")
     values = {name: str(value) for name, value in examples[index].fields.items()}
-    state.picked = (task_name, index, values)
+    state.picked = PickedExample(task_name, index, values)
     boxes = [values.get(name, "") if not (task_name == "copa" and name == "question") else ""
              for name in FIELD_LABELS]
     return [state, index, *boxes, values.get("question", "cause") if task_name == "copa" else "cause"]

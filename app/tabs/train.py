@@ -18,7 +18,7 @@ from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
 from dp_core.tasks import DataError
 from dp_core.train import load_task_data, train
 
-from .. import views
+from .. import readings, views
 from ..hall import RunRecord, RunRequest, TrainingHall
 from ..state import (BACKBONE_CHOICES, BACKBONES, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES, QUEUE_S,
                      SHORT_RUNS, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, default_methods, method_budget, on_gpu,
@@ -54,14 +54,9 @@ def short_run_note(task_name: str, measurements: dict = SHORT_RUNS,
                  [ready.get(m, (None,))[0] for m in methods]),
              row("always the most common answer", [majority] * len(methods)), ""]
     stuck = [m for m in methods if measured[m]["dev"] <= majority + 0.01]
-    if len(stuck) == len(methods):
-        lines.append(f"Neither beats always giving one answer in {budget}: a short run shows nothing learned here.")
-    elif stuck:
-        lines.append(f"{' and '.join(stuck)} does no better than always giving one answer in {budget}.")
-    if any(measured[m].get("converged") is not None and measured[m]["dev"] > measured[m]["converged"] + 0.01
-           for m in methods):
-        lines.append(f"A {budget} run above the converged score was lucky in its best evaluation: not a better run.")
-    return "\n".join(lines)
+    lucky = any(measured[m].get("converged") is not None and measured[m]["dev"] > measured[m]["converged"] + 0.01
+                for m in methods)
+    return "\n".join([*lines, readings.short_run_reading(budget, stuck, len(methods), lucky)])
 
 
 def checked_seed(value) -> int:
@@ -161,18 +156,13 @@ def frames(record: RunRecord) -> tuple:
             pd.DataFrame(record.best, columns=SUMMARY_COLUMNS))
 
 
-def waiting_status(hall: TrainingHall, record: RunRecord, ahead: list[RunRecord]) -> str:
-    """Where a queued run stands, and whose curves show meanwhile."""
-    current = ahead[0].request
-    return (f"Your run is number {len(ahead) + 1} in line: it starts in about {hall.seconds_left(ahead):.0f} s. "
-            f"Meanwhile, the run in progress (another visitor's: {current.task}, {', '.join(current.methods)}):")
-
-
 def view(hall: TrainingHall, record: RunRecord) -> tuple:
     """What a watcher sees: its run, or while it waits the queue and the run in progress."""
     ahead = [] if record.started or record.finished else hall.ahead(record)
     if ahead:
-        return (waiting_status(hall, record, ahead), *frames(ahead[0]))
+        current = ahead[0].request
+        return (readings.waiting_reading(len(ahead) + 1, hall.seconds_left(ahead), current.task, current.methods),
+                *frames(ahead[0]))
     status = record.status or "Loading the data and the backbone…"
     if record.budget_s < record.request.budget_s:
         status += (f" The queue was long: this run gets {record.budget_s:.0f} s per method, not "
