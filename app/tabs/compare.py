@@ -267,23 +267,9 @@ def backbone_picker(shared: Shared) -> gr.Dropdown:
                        info=f"both sides on this one: this session's runs, else ready-trained prompts ({ready})")
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
-    with gr.Row():
-        dev_index = gr.Number(0, precision=0, minimum=0, label="Dev example #")
-        pick = gr.Button("Pick this dev example")
-        pick_random = gr.Button("Random dev example")
-    with gr.Row():
-        notable = {which: gr.Button(which, size="sm") for which in NOTABLE}
-    with gr.Row():
-        dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP on the right",
-                           info="input: prompt tokens read like words; deep: vectors in every layer")
-        left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="On the left",
-                             info="prompt tuning beside input DP, P-tuning v2 beside deep DP; or P-tuning v2 always")
-        backbone = backbone_picker(shared)
-    inputs = {name: gr.Textbox("", label=label, lines=3 if name in ("passage", "paragraph", "text") else 1,
-                               visible=name in task_fields("cb")) for name, label in FIELD_LABELS.items()}
-    copa_question = gr.Radio(["cause", "effect"], value="cause", label="COPA asks for the", visible=False)
-    compare = gr.Button("Compare", variant="primary")
+def results_layout() -> tuple[list, list]:
+    """The two sides, the what-if strips and, one click deeper, every probability: the outputs in the order
+    ``Comparison.outputs`` fills them, and those the slow what-if part lands in."""
     note = gr.HTML()
     with gr.Row():
         with gr.Column():
@@ -310,6 +296,28 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
                                                 "prompt's layout")
                              for f in WHAT_IF]
         place = gr.Markdown()
+    return ([note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
+             *what_if_plots, sure, what_if_strips, place], [what_if_strips, *what_if_plots])
+
+
+def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
+    with gr.Row():
+        dev_index = gr.Number(0, precision=0, minimum=0, label="Dev example #")
+        pick = gr.Button("Pick this dev example")
+        pick_random = gr.Button("Random dev example")
+    with gr.Row():
+        notable = {which: gr.Button(which, size="sm") for which in NOTABLE}
+    with gr.Row():
+        dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP on the right",
+                           info="input: prompt tokens read like words; deep: vectors in every layer")
+        left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="On the left",
+                             info="prompt tuning beside input DP, P-tuning v2 beside deep DP; or P-tuning v2 always")
+        backbone = backbone_picker(shared)
+    inputs = {name: gr.Textbox("", label=label, lines=3 if name in ("passage", "paragraph", "text") else 1,
+                               visible=name in task_fields("cb")) for name, label in FIELD_LABELS.items()}
+    copa_question = gr.Radio(["cause", "effect"], value="cause", label="COPA asks for the", visible=False)
+    compare = gr.Button("Compare", variant="primary")
+    outputs, slow = results_layout()
 
     # Listeners
     field_boxes = list(inputs.values())
@@ -320,8 +328,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     pick_random.click(functools.partial(random_index, shared), task, dev_index, api_visibility="private").then(
         picked, [task, dev_index, session], pick_outputs, api_visibility="private")
     compared = functools.partial(run_compare, shared)
-    compare_outputs = [note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
-                       *what_if_plots, sure, what_if_strips, place]
+    compare_outputs = outputs  # in Comparison.outputs()'s order
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
     for which, button in notable.items():  # the item, then it is picked and compared, as a click on each would do
         button.click(functools.partial(notable_index, shared, which), [task, dp_kind, backbone, session], dev_index,
@@ -330,7 +337,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
             compared, compare_inputs, compare_outputs, api_visibility="private")
     # Progress only where the what-if part lands: the predictions, drawn first, stay in view meanwhile.
     compare.click(compared, compare_inputs, compare_outputs, api_name="compare",
-                  show_progress_on=[what_if_strips, *what_if_plots])
+                  show_progress_on=slow)
     return CompareTab(dev_index, (dp_kind, left_side, backbone), (picked, [task, dev_index, session], pick_outputs),
                       (compared, compare_inputs, compare_outputs))
 
