@@ -50,14 +50,18 @@ def sure_reading(factor: str, probability: float, no_preference: float) -> str:
     return f"DP leans to this {what}: {probability:.0%} ({against})."
 
 
-def habit_reading(factor: str, task_stats: dict | None, chosen: int) -> str:
+def habit_reading(factor: str, task_stats: dict | None, chosen: int, tokens_after: int | None = None) -> str:
     """What DP does with this choice over the whole dev set, when that says something: the same choice for almost
-    every item, or a choice that hardly changes any answer."""
+    every item, or a choice that hardly changes any answer. For the place with a chosen length, the same layout
+    (``tokens_after`` of this item against the dev set's ``layout_counts``)."""
     if not task_stats:
         return ""
     what, said = WHAT[factor], []
-    if task_stats["collapse"] >= COLLAPSED and chosen == task_stats["most_common"]:
-        said.append(f"DP gives this same {what} to {task_stats['collapse']:.0%} of the dev items.")
+    counts = task_stats.get("layout_counts") if tokens_after is not None else None
+    share, most, mine = ((max(counts) / max(1, sum(counts)), counts.index(max(counts)), tokens_after) if counts else
+                         (task_stats["collapse"], task_stats["most_common"], chosen))
+    if share >= COLLAPSED and mine == most:
+        said.append(f"DP gives this same {what} to {share:.0%} of the dev items.")
     changes = task_stats.get("changes_prediction")
     if changes is not None and changes < HARDLY_MATTERS:
         said.append(f"On this task the {what} changes only {changes:.0%} of the dev answers: it decides little.")
@@ -117,9 +121,9 @@ def choice_verdict(factor: str, stats: ChoiceStatistics) -> str:
     if changes < HARDLY_MATTERS:
         return (f"{title} the answer is the same at every {what} for {1 - changes:.0%} of these items. "
                 f"Here DP's {what} decides little.")
-    if stats.collapse >= COLLAPSED:
-        return (f"{title} DP gives {stats.collapse:.0%} of the items the same {what}: one {what} for almost the "
-                "whole task.")
+    same = same_choice_share(stats)
+    if same >= COLLAPSED:
+        return f"{title} DP gives {same:.0%} of the items the same {what}: one {what} for almost the whole task."
     sure, no_preference = how_sure(stats)
     if sure < no_preference_bar(no_preference):
         return f"{title} DP has no real preference: {sure:.0%} in the median (with no preference: {no_preference:.0%})."
@@ -152,3 +156,11 @@ def waiting_reading(place: int, seconds: float, task: str, methods: tuple[str, .
     """Where a queued training run stands, and whose curves show meanwhile."""
     return (f"Your run is number {place} in line: it starts in about {seconds:.0f} s. Meanwhile, the run in "
             f"progress (another visitor's: {task}, {', '.join(methods)}):")
+
+
+def same_choice_share(stats: ChoiceStatistics) -> float:
+    """The share of rows given the most common choice; for the place with a chosen length, the most common layout
+    as drawn (two places past the length are the same layout; one place at two lengths is not)."""
+    if stats.layout_counts:
+        return max(stats.layout_counts) / max(1, sum(stats.layout_counts))
+    return stats.collapse

@@ -12,7 +12,7 @@ import pandas as pd
 from dp_core.choices import ChoiceStatistics, candidate_names
 from dp_core.explain import AFTER, BEFORE, INACTIVE, INPUT, InstanceDecision
 
-from .readings import WHAT, how_sure
+from .readings import WHAT, how_sure, same_choice_share
 
 COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ffffff"}
 LEGEND = {BEFORE: "prompt before the input", AFTER: "prompt after the input", INACTIVE: "switched off (length)"}
@@ -195,7 +195,8 @@ def choice_summary(stats: dict[str, ChoiceStatistics]) -> pd.DataFrame:
         sure, no_preference = how_sure(s)
         best = s.best_single
         rows.append({"choice": WHAT[factor], "how sure (median)": f"{sure:.0%} (none: {no_preference:.0%})",
-                     "same choice for": f"{s.collapse:.0%}", "answers it changes": f"{s.changes_prediction or 0:.0%}",
+                     "same choice for": f"{same_choice_share(s):.0%}",
+                     "answers it changes": f"{s.changes_prediction or 0:.0%}",
                      "DP's choices score": "–" if s.own_score is None else f"{s.own_score:.3f}",
                      "best single choice": "–" if best is None else
                      f"{s.single_scores[best]:.3f} at {CALLED[factor]}{s.candidates[best]}"})

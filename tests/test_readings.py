@@ -120,6 +120,16 @@ def test_a_place_drawn_given_the_length_is_read_against_that_lengths_layouts(tin
     assert readings.sure_reading("position", probability, share).startswith("DP has no preference")
 
 
+def test_the_same_place_for_almost_every_item_counts_layouts_when_dp_also_chooses_the_length():
+    # 95 % of the dev rows at place 9, but at two lengths: 1 or 5 tokens after the input, two layouts
+    stats = {"collapse": 0.95, "most_common": 9, "layout_counts": [0, 40, 0, 0, 0, 60] + [0] * 11,
+             "changes_prediction": 0.2}
+    assert readings.habit_reading("position", stats, 9, tokens_after=5) == ""  # 60 %: not almost every item
+    stats["layout_counts"] = [0, 5, 0, 0, 0, 95] + [0] * 11
+    assert "same place to 95%" in readings.habit_reading("position", stats, 9, tokens_after=5)
+    assert readings.habit_reading("position", stats, 9, tokens_after=1) == ""  # this item has the other layout
+
+
 def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preference():
     assert readings.sure_reading("length", 0.8, 0.5).startswith("DP is sure of this length: 80%")
     assert readings.sure_reading("length", 0.6, 0.5).startswith("DP has no preference for this length")

@@ -100,7 +100,8 @@ def sure_view(model, decision: InstanceDecision) -> tuple[str, list[str]]:
                                                decision.tokens_after)
         meters.append(views.sure_meter("How sure DP is of this place", probability, share))
         said += [readings.sure_reading("position", probability, share),
-                 readings.habit_reading("position", stats.get("position"), decision.split_position)]
+                 readings.habit_reading("position", stats.get("position"), decision.split_position,
+                                        decision.tokens_after)]
     if decision.length_probs is not None:
         probability, share = decision.length_probs[decision.active_length - 1], 1 / len(decision.length_probs)
         meters.append(views.sure_meter("How sure DP is of this length", probability, share))

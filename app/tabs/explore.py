@@ -24,7 +24,7 @@ from .compare import LEFT, CompareTab, backbone_picker
 FINE_PRINT = """
 - **How sure**: the median, over the items, of the probability DP gives its own choice. For the place, places that
   make the same layout count as one (every place past the prompt's length puts all of it after the input).
-- **Same choice for**: the share of items given the most common choice.
+- **Same choice for**: the share of items given the most common choice (for the place: the most common layout).
 - **Answers it changes**: the share of items whose answer changes when the choice is forced elsewhere.
 - **Best choice per item**: each item gets a choice that predicts its gold label, if any does. An upper bound that
   chance inflates on a small dev set: an item whose answer flips by chance counts as right.
@@ -157,7 +157,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
             plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
                                     title=f"How long DP made it, by {split_by}"))
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
-                                 interactive=False, wrap=True)
+                                 interactive=False, wrap=True, column_widths=["8%", "12%", "12%", "12%", "56%"])
 
     explored = functools.partial(run_exploration, shared)
     explore_inputs = [task, dp_kind, left_side, backbone, session]
