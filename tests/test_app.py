@@ -359,7 +359,7 @@ def test_the_train_tab_says_what_a_short_run_can_and_cannot_show():
 
     def rows(note):  # the table's rows by their label: each figure says what it is
         return {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in note.splitlines()
-                if line.startswith("| ") and not line.startswith("| dev score")}
+                if line.startswith("| ") and not line.startswith("| dev score (accuracy)")}
 
     stuck = short_run_note("rte", measured(0.527, 0.53))
     assert "What a 60 s run can show on rte" in stuck

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
-from dp_core.tasks import DataError
+from dp_core.tasks import DataError, get_task
 from dp_core.train import load_task_data, train
 
 from .. import readings, views
@@ -47,7 +47,8 @@ def short_run_note(task_name: str, measurements: dict = SHORT_RUNS,
     ready = ready or {}
     selected = {split for _, split in ready.values()}
     lines = [f"**What a {budget} run can show on {task_name}** (measured on 2 CPU cores, default backbone)", "",
-             "| dev score | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
+             f"| dev score ({readings.metric_name(get_task(task_name))}) | " + " | ".join(methods) + " |",
+             "|---" * (len(methods) + 1) + "|",
              row(f"a {budget} run: its best evaluation", [measured[m]["dev"] for m in methods]),
              row("converged: the results grid's mean over seeds", [measured[m].get("converged") for m in methods]),
              row("ready-trained: what Compare and Explore use" + (" (selected on dev)" if "dev" in selected else ""),
