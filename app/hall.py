@@ -100,7 +100,7 @@ class TrainingHall:
         """About how long those runs still train (their budgets; the one in progress counts what it has left)."""
         total = 0.0
         for run in runs:
-            total += max(0.0, run.budget_s * len(run.request.methods) - sum(run.elapsed.values()))
+            total += max(0.0, run.budget_s * len(run.request.methods) - sum(dict(run.elapsed).values()))
         return total
 
     def budget_for(self, request: RunRequest) -> float:

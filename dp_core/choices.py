@@ -246,10 +246,10 @@ def predictions_choice_statistics(predictions: SplitPredictions, task: Task, lab
     return stats
 
 
-# Thresholds of the plain readings (app/readings.py): a top choice under twice the uniform share (at most halfway from it to 1, for
-# two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of the dev set
-# makes DP a task-level choice; a factor that changes under 5 % of dev predictions hardly matters on that task,
-# however sure DP is of it.
+# Thresholds of the plain readings (app/readings.py): a top choice under twice the uniform share (at most halfway
+# from it to 1, for two or three candidates) is no preference; from there, at 50 % DP is sure; one choice for 90 % of
+# the dev set makes DP a task-level choice; a factor that changes under 5 % of dev predictions hardly matters on that
+# task, however sure DP is of it.
 NO_PREFERENCE, COMMITTED, COLLAPSED, HARDLY_MATTERS = 2.0, 0.5, 0.9, 0.05
 
 
