@@ -46,6 +46,8 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
 
 
 def test_the_three_first_steps_lead_to_an_example_where_the_place_matters_and_to_the_verdict(page, tmp_path):
+    page.get_by_role("button", name="Show me an example").wait_for()  # the page has drawn its first tab
+    page.get_by_text("A soft prompt is a few learned vectors").wait_for()
     body = page.inner_text("body")
     assert "A soft prompt is a few learned vectors" in body and "Show me an example" in body
     assert page.locator(".dp-token[data-kind='prompt-after']").count() > 0  # step 1's picture: DP's own place
