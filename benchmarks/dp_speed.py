@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.data import encode_examples, iterate_batches
 from dp_core.dynamic import DynamicPromptConfig
-from dp_core.layout import Layout, assemble
+from dp_core.layout import Layout, PromptPlan, assemble
 from dp_core.model import PromptClassifier, run_encoder
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
@@ -112,8 +112,9 @@ def assembly_timings(model: PromptClassifier, batches, device: torch.device) -> 
         active = torch.ones(prompts.shape[:2], dtype=torch.bool, device=prompts.device)
 
         def ours_layout(straight_through: bool) -> Layout:
-            return assemble(tokens, batch.attention_mask, batch.token_type_ids, split, active, prompts,
-                            position_weights=weights if straight_through else None)
+            plan = PromptPlan(split, active, input_prompts=prompts,
+                              position_weights=weights if straight_through else None)
+            return assemble(tokens, batch.attention_mask, batch.token_type_ids, plan)
 
         def ours(straight_through: bool):
             return ours_layout(straight_through).inputs_embeds

@@ -50,7 +50,7 @@ def candidate_names(factor: str, size: int) -> list[str]:
 
 def chosen_factors(model: PromptClassifier) -> list[str]:
     """The factors a model chooses (empty for fixed methods)."""
-    return list(getattr(model.prompt, "sizes", {}))
+    return list(model.prompt.sizes)
 
 
 @dataclass
@@ -188,7 +188,7 @@ def predict_split(model: PromptClassifier, split: EncodedSplit, batch_size: int 
     model.eval()
     pad = model.backbone.tokenizer.pad_token_id
     class_probs = torch.zeros(len(split), model.task.num_labels)
-    sizes = getattr(model.prompt, "sizes", {})
+    sizes = model.prompt.sizes
     choice_probs = {factor: torch.zeros(split.num_rows, size) for factor, size in sizes.items()}
     forced = {factor: torch.zeros(len(split), sizes[factor], model.task.num_labels)
               for factor in counterfactual_factors}
@@ -221,8 +221,8 @@ def split_choice_statistics(model: PromptClassifier, split: EncodedSplit, featur
     if predictions is None:
         factors = tuple(chosen_factors(model)) if counterfactual else ()
         predictions = predict_split(model, split, batch_size, features, factors)
-    place_given_length = bool(predictions.choice_probs) and model.prompt.config.place_given_length  # DP only
-    return predictions_choice_statistics(predictions, model.task, split.labels, split.groups, place_given_length)
+    return predictions_choice_statistics(predictions, model.task, split.labels, split.groups,
+                                         model.prompt.place_given_length)
 
 
 def predictions_choice_statistics(predictions: SplitPredictions, task: Task, labels: list[int], groups: list[str],

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .prompts import MethodConfig, PromptPlan, check_deep_prompts, initial_prompt_vectors
+from .prompts import MethodConfig, PromptModule, PromptPlan, check_deep_prompts, initial_prompt_vectors
 
 FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
@@ -124,7 +124,7 @@ class DynamicPromptConfig(MethodConfig):
             raise ValueError(f"place_given_length draws the place given the length: it needs both factors, "
                              f"got {self.factors}")
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone) -> PromptModule:
         return DynamicPrompt(self, backbone)
 
     def temperature(self, step: int, progress: float | None = None) -> float:
@@ -153,12 +153,11 @@ class FeatureNorm(nn.Module):
         return normed * self.scale if self.kind == "unit" else normed
 
 
-class DynamicPrompt(nn.Module):
+class DynamicPrompt(PromptModule):
     needs_features = True
 
     def __init__(self, config: DynamicPromptConfig, backbone: Backbone):
-        super().__init__()
-        self.config = config
+        super().__init__(config, config.num_tokens)
         length, hidden = config.num_tokens, backbone.hidden_size
         self.num_layers, self.num_heads = backbone.num_layers, backbone.num_key_value_heads
         if config.where != "input":
@@ -168,8 +167,8 @@ class DynamicPrompt(nn.Module):
                              f"{backbone.config.model_type} has {backbone.positions} positions: choose length or "
                              f"pool there, or put the prompt at the input (where='input')")
         pool = config.pool_size if "pool" in config.factors else 1
-        self.sizes = {"position": length + 1, "length": length, "pool": pool}
-        self.sizes = {factor: self.sizes[factor] for factor in config.factors}
+        candidates = {"position": length + 1, "length": length, "pool": pool}
+        self.factor_sizes = {factor: candidates[factor] for factor in config.factors}
         self.input_pool = self.deep_pool = None
         if config.where in ("input", "both"):
             self.input_pool = nn.Parameter(initial_prompt_vectors(backbone, (pool, length), config.init))
@@ -186,6 +185,30 @@ class DynamicPrompt(nn.Module):
         self.dropout = nn.Dropout(config.prompt_dropout)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.run_start, self.run_steps = 0, None  # set by the training loop: what "progress" counts against
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.factor_sizes
+
+    @property
+    def choice_lr(self) -> float | None:
+        return self.config.choice_lr
+
+    @property
+    def samples(self) -> int:
+        return self.config.samples
+
+    @property
+    def exact_items(self) -> int:
+        return self.config.exact_items if self.config.estimator == "exact" else 0
+
+    @property
+    def refits_choices(self) -> bool:
+        return self.config.refit_choices
+
+    @property
+    def place_given_length(self) -> bool:
+        return self.config.place_given_length
 
     def schedule_run(self, total_steps: int) -> None:
         """The training loop plans ``total_steps`` from now: temperature, warm-up and entropy follow this run."""
@@ -269,8 +292,8 @@ class DynamicPrompt(nn.Module):
             term = term - weight * entropy.mean()
         return term
 
-    def forward(self, input_ids: torch.Tensor, features: torch.Tensor,
-                forced: dict[str, torch.Tensor] | None = None, **_) -> PromptPlan:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None, forced: dict[str, torch.Tensor] | None = None) -> PromptPlan:
         """``forced``: factor -> (rows,) candidate index that replaces the choice (position p, length l - 1, pool
         prompt k), to ask what the output would be with the prompt elsewhere."""
         forced = forced or {}

@@ -28,6 +28,29 @@ EMPTY = -2  # padding or an inactive prompt slot
 
 
 @dataclass
+class PromptPlan:
+    """What a prompt module decides for a batch: everything the layout needs to place the prompt."""
+
+    split_position: torch.Tensor  # (B,) slots 0..p-1 go after the input, the rest before
+    active: torch.Tensor  # (B, L) bool
+    input_prompts: torch.Tensor | None = None  # (B, L, H) read as tokens
+    deep_prompts: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None  # per layer (B, heads, L, d)
+    position_weights: torch.Tensor | None = None  # (B, L + 1) straight-through one-hot of the split (DP)
+    length_weights: torch.Tensor | None = None  # (B, L) straight-through one-hot of the length (DP)
+    decisions: dict[str, torch.Tensor] | None = None  # DP: probabilities of every candidate, pool weights
+
+
+@dataclass(eq=False)
+class Frame:
+    """What the backbone fixes about every row, whatever the prompt."""
+
+    special_tokens: tuple[int, int] = (1, 1)  # opening and closing special tokens: [CLS] … [SEP] (1, 1), T5 (0, 1)
+    position_base: int = 0  # the first position id (RoBERTa: 2)
+    max_positions: int | None = None  # position ids past the table are clamped
+    position_table: torch.Tensor | None = None  # position embeddings: deep prompts' place gradient goes through them
+
+
+@dataclass
 class Layout:
     inputs_embeds: torch.Tensor  # (B, T, H)
     attention_mask: torch.Tensor  # (B, T), 1 where attended
@@ -37,70 +60,68 @@ class Layout:
     deep_mask: torch.Tensor | None  # (B, L): which deep key/value slots are attended
 
 
-def assemble(
-    token_embeds: torch.Tensor,
-    attention_mask: torch.Tensor,
-    token_type_ids: torch.Tensor,
-    split_position: torch.Tensor,
-    active: torch.Tensor,
-    prompt_embeds: torch.Tensor | None = None,
-    deep: bool = False,
-    position_base: int = 0,
-    max_positions: int | None = None,
-    special_tokens: tuple[int, int] = (1, 1),
-    position_weights: torch.Tensor | None = None,
-    length_weights: torch.Tensor | None = None,
-    position_table: torch.Tensor | None = None,
-) -> Layout:
-    """Lay out one batch. Inputs must be right-padded; ``special_tokens`` says how many special tokens open and close
-    each row ([CLS] … [SEP]: (1, 1); T5: (0, 1); GPT-2: (0, 0)): they stay at the ends, the prompt goes between.
+def assemble(token_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
+             plan: PromptPlan, frame: Frame = Frame()) -> Layout:
+    """Lay out one batch as ``plan`` says. Inputs must be right-padded; the frame's special tokens stay at the ends
+    and the prompt goes between.
 
-    ``split_position`` (B,) holds p, ``active`` (B, L) the active slots; ``prompt_embeds`` (B, L, H) are
-    input-level prompt tokens (None when the prompt is deep-only). ``position_weights`` (B, L + 1) and
-    ``length_weights`` (B, L) are straight-through one-hot choices (Dynamic Prompting): the layout is the hard
-    choice, and they receive the gradient that mixing every candidate layout by them would give (see
-    :class:`ChoiceGradient`). Deep-only prompts take that gradient through the position embeddings
-    (``position_table``), the only thing their place changes.
+    The plan's ``input_prompts`` are read as tokens (None: deep-only prompts, which take no place). Its
+    ``position_weights`` and ``length_weights`` are straight-through one-hot choices (DP): the layout is the hard
+    choice, and they receive the gradient that mixing every candidate layout by them would give
+    (:class:`ChoiceGradient`). Deep-only prompts take that gradient through ``frame.position_table``.
     """
+    if plan.input_prompts is None:
+        return deep_only_layout(token_embeds, attention_mask, token_type_ids, plan, frame)
     batch, length = attention_mask.shape
+    split_position, active = plan.split_position, plan.active
     slot_index = torch.arange(active.shape[1], device=active.device)
-    goes_after = slot_index[None, :] < split_position[:, None]  # (B, L)
-    deep_mask = active.long() if deep else None
-
-    if prompt_embeds is None:
-        # Deep-only: the sequence is the input itself; active "before" slots shift its positions.
-        offset = (active & ~goes_after).sum(1) if deep else torch.zeros_like(split_position)
-        positions = position_base + offset[:, None] + torch.arange(length, device=offset.device)[None, :]
-        if max_positions is not None:
-            positions = positions.clamp(max=position_base + max_positions - 1)
-        slot = torch.where(attention_mask.bool(), INPUT_TOKEN, EMPTY)
-        if deep and position_weights is not None and position_table is not None:
-            candidates = torch.arange(active.shape[1] + 1, device=active.device)
-            before = (active[:, None, :] & (slot_index[None, None, :] >= candidates[None, :, None])).sum(-1)
-            index = (position_base + before[:, :, None] + torch.arange(length, device=before.device)).clamp(
-                max=position_table.shape[0] - 1)  # (B, L + 1, S)
-            source = position_table.detach()[None].expand(batch, -1, -1)
-            token_embeds = ChoiceGradient.apply(token_embeds, position_weights, source, index, None)
-        return Layout(token_embeds, attention_mask, positions, token_type_ids, slot, deep_mask)
-
     real_length = attention_mask.sum(1)
-    order, kept = place_order(real_length, length, split_position, active, special_tokens)
+    order, kept = place_order(real_length, length, split_position, active, frame.special_tokens)
     width = int(kept.sum(1).max())
     order, kept = order[:, :width], kept[:, :width]
-    source = torch.cat([token_embeds, prompt_embeds.to(token_embeds.dtype)], dim=1)
+    source = torch.cat([token_embeds, plan.input_prompts.to(token_embeds.dtype)], dim=1)
     embeds = take_rows(source, order)
-    if position_weights is not None or length_weights is not None:
-        embeds = with_choice_gradients(embeds, source, real_length, split_position, active,
-                                       position_weights, length_weights, special_tokens)
+    if plan.position_weights is not None or plan.length_weights is not None:
+        embeds = with_choice_gradients(embeds, source, real_length, split_position, active, plan.position_weights,
+                                       plan.length_weights, frame.special_tokens)
+    goes_after = slot_index[None, :] < split_position[:, None]  # (B, L)
     closing_type = torch.gather(token_type_ids, 1, real_length[:, None] - 1)  # after-slots join the last segment
     slot_types = torch.where(goes_after, closing_type, torch.zeros_like(closing_type))
     types = torch.gather(torch.cat([token_type_ids, slot_types], dim=1), 1, order)
     slot_of_source = torch.cat([torch.full_like(token_type_ids, INPUT_TOKEN), slot_index.expand(batch, -1)], dim=1)
     slot = torch.gather(slot_of_source, 1, order).masked_fill(~kept, EMPTY)
-    positions = position_base + torch.arange(width, device=order.device)[None, :].expand(batch, -1)
-    if max_positions is not None:
-        positions = positions.clamp(max=position_base + max_positions - 1)
+    positions = clamped(frame, torch.arange(width, device=order.device)[None, :].expand(batch, -1))
+    deep_mask = active.long() if plan.deep_prompts is not None else None
     return Layout(embeds, kept.long(), positions, types, slot, deep_mask)
+
+
+def clamped(frame: Frame, positions: torch.Tensor) -> torch.Tensor:
+    """Position ids from the frame's base, clamped to its table (long inputs keep their last position)."""
+    positions = frame.position_base + positions
+    if frame.max_positions is None:
+        return positions
+    return positions.clamp(max=frame.position_base + frame.max_positions - 1)
+
+
+def deep_only_layout(token_embeds: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
+                     plan: PromptPlan, frame: Frame) -> Layout:
+    """The sequence is the input itself; with deep prompts, their active "before" slots shift its positions."""
+    batch, length = attention_mask.shape
+    split_position, active = plan.split_position, plan.active
+    deep = plan.deep_prompts is not None
+    slot_index = torch.arange(active.shape[1], device=active.device)
+    goes_after = slot_index[None, :] < split_position[:, None]
+    offset = (active & ~goes_after).sum(1) if deep else torch.zeros_like(split_position)
+    positions = clamped(frame, offset[:, None] + torch.arange(length, device=offset.device)[None, :])
+    slot = torch.where(attention_mask.bool(), INPUT_TOKEN, EMPTY)
+    if deep and plan.position_weights is not None and frame.position_table is not None:
+        candidates = torch.arange(active.shape[1] + 1, device=active.device)
+        before = (active[:, None, :] & (slot_index[None, None, :] >= candidates[None, :, None])).sum(-1)
+        index = (frame.position_base + before[:, :, None] + torch.arange(length, device=before.device)).clamp(
+            max=frame.position_table.shape[0] - 1)  # (B, L + 1, S)
+        source = frame.position_table.detach()[None].expand(batch, -1, -1)
+        token_embeds = ChoiceGradient.apply(token_embeds, plan.position_weights, source, index, None)
+    return Layout(token_embeds, attention_mask, positions, token_type_ids, slot, active.long() if deep else None)
 
 
 def take_rows(source: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,9 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from .backbone import Backbone, family_of, load_backbone
 from .data import Batch, EncodedSplit, encode_examples
-from .layout import Layout, assemble
+from .layout import Frame, Layout, assemble
 from .methods import method_config_from_dict
-from .prompts import MethodConfig, PromptPlan
+from .prompts import MethodConfig, PromptModule, PromptPlan
 from .tasks import Example, Task, get_task
 
 CONFIG_FILE = "dp_config.json"
@@ -193,7 +193,7 @@ class PromptClassifier(nn.Module):
         self.head_config = head if head.pooling else replace(head, pooling=DEFAULT_POOLING[backbone.family.name])
         if self.head_config.pooling == "pooler" and getattr(backbone.model, "pooler", None) is None:
             raise ValueError(f"backbone {backbone.name!r} has no pooler; use pooling 'mean' or 'cls'")
-        self.prompt = method.build(backbone)
+        self.prompt: PromptModule = method.build(backbone)
         # Fine-tuning trains its own copy, so the shared frozen backbone stays untouched.
         self.tuned_encoder = copy.deepcopy(backbone.model).requires_grad_(True) if method.trains_backbone else None
         num_outputs = 1 if self.task.multiple_choice else self.task.num_labels
@@ -219,14 +219,14 @@ class PromptClassifier(nn.Module):
     @property
     def prompt_places(self) -> int:
         """Sequence places the prompt may take (input-level tokens, or the position shift of deep ones)."""
-        return getattr(self.method, "num_tokens", 0)
+        return self.prompt.prompt_places
 
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     @property
     def needs_features(self) -> bool:
-        return getattr(self.prompt, "needs_features", False)
+        return self.prompt.needs_features
 
     @torch.no_grad()
     def instance_features(self, batch: Batch) -> torch.Tensor:
@@ -249,17 +249,12 @@ class PromptClassifier(nn.Module):
             raise ValueError(f"{self.method.method} makes no choices to force")
         if self.needs_features and features is None:
             features = self.instance_features(batch)
-        plan: PromptPlan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                       features=features, **({"forced": forced} if forced else {}))
+        plan: PromptPlan = self.prompt(batch.input_ids, batch.attention_mask, features, forced)
         encoder = self.encoder
-        layout = assemble(
-            encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
-            plan.split_position, plan.active, prompt_embeds=plan.input_prompts,
-            deep=plan.deep_prompts is not None, position_base=self.backbone.position_base,
-            max_positions=self.backbone.max_positions, special_tokens=self.special_tokens,
-            position_weights=plan.position_weights, length_weights=plan.length_weights,
-            position_table=position_table(encoder) if plan.position_weights is not None else None,
-        )
+        frame = Frame(self.special_tokens, self.backbone.position_base, self.backbone.max_positions,
+                      position_table(encoder) if plan.position_weights is not None else None)
+        layout = assemble(encoder.get_input_embeddings()(batch.input_ids), batch.attention_mask,
+                          batch.token_type_ids, plan, frame)
         return plan, layout
 
     def encode(self, batch: Batch, features: torch.Tensor | None = None,
@@ -304,7 +299,7 @@ class PromptClassifier(nn.Module):
     def training_loss(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy, plus the prompt module's own term where it has one (DP's score-function estimator; with
         ``samples`` > 1 every item is laid out that many times, each with its own sampled choices)."""
-        samples = getattr(self.method, "samples", 1)
+        samples = self.prompt.samples
         if samples > 1:
             if self.needs_features and features is None:
                 features = self.instance_features(batch)
@@ -312,11 +307,11 @@ class PromptClassifier(nn.Module):
         encoded = self.encode(batch, features)
         item_losses = F.cross_entropy(encoded.logits.float(), batch.labels, reduction="none")
         loss = item_losses.mean()
-        surrogate = getattr(self.prompt, "surrogate_loss", None)
+        rows_per_item = batch.input_ids.shape[0] // batch.num_items
+        surrogate = self.prompt.surrogate_loss(encoded.plan, item_losses.repeat_interleave(rows_per_item))
         if surrogate is not None:
-            rows_per_item = batch.input_ids.shape[0] // batch.num_items
-            loss = loss + surrogate(encoded.plan, item_losses.repeat_interleave(rows_per_item))
-        if getattr(self.method, "estimator", None) == "exact" and not self.prompt.warming_up():
+            loss = loss + surrogate
+        if self.prompt.exact_items and not self.prompt.warming_up():
             loss = loss + self.expected_choice_loss(batch, features)
         return loss
 
@@ -324,7 +319,7 @@ class PromptClassifier(nn.Module):
                                 max_rows: int = 512) -> torch.Tensor:
         """Class probabilities (items, candidates, labels) with DP's ``factor`` forced to every candidate, the
         candidates stacked as rows (``dp_core.explain.counterfactuals`` is the public way to ask)."""
-        sizes = getattr(self.prompt, "sizes", {})
+        sizes = self.prompt.sizes
         if factor not in sizes:
             raise ValueError(f"{self.method.method} does not choose {factor!r}; it chooses {list(sizes) or 'nothing'}")
         if features is None:
@@ -334,7 +329,7 @@ class PromptClassifier(nn.Module):
         if factor == "position" and "length" in sizes and not self.training:
             # Places p >= l put all l active tokens after the input: past the batch's longest prompt every place
             # is the same layout as that one, so it is computed once and repeated.
-            plan = self.prompt(input_ids=batch.input_ids, attention_mask=batch.attention_mask, features=features)
+            plan = self.prompt(batch.input_ids, batch.attention_mask, features)
             distinct = min(candidates, int(plan.active.sum(-1).max()) + 1)
         per_pass = max(1, max_rows // rows)
         probabilities = []
@@ -351,7 +346,7 @@ class PromptClassifier(nn.Module):
         """DP's "exact" estimator: for the first ``exact_items`` items, the loss of every candidate place and
         length (forward passes without gradient, dropout off), weighted by the choice network's probabilities;
         its gradient is that of the expected loss, exactly, for those items."""
-        items = min(self.method.exact_items, batch.num_items)
+        items = min(self.prompt.exact_items, batch.num_items)
         rows_per_item = batch.input_ids.shape[0] // batch.num_items
         rows = items * rows_per_item
         head = Batch(batch.input_ids[:rows], batch.attention_mask[:rows], batch.token_type_ids[:rows],

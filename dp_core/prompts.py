@@ -1,8 +1,8 @@
 """Fixed prompt methods: a config dataclass and a module each, as PEFT's tuners are laid out.
 
-Every prompt module maps a batch to a :class:`PromptPlan`: what the layout (``dp_core.layout``) needs to
-place the prompt. Fixed methods give every instance the same prompt, split position 0 (all before the
-input) and every slot active; Dynamic Prompting decides these per instance through the same plan.
+Every prompt module is a :class:`PromptModule`: it maps a batch to a :class:`PromptPlan`, what the layout
+(``dp_core.layout``) needs to place the prompt. Fixed methods give every instance the same prompt, split position 0
+(all before the input) and every slot active; Dynamic Prompting decides these per instance through the same plan.
 """
 
 from __future__ import annotations
@@ -14,17 +14,7 @@ import torch
 from torch import nn
 
 from .backbone import Backbone
-
-
-@dataclass
-class PromptPlan:
-    split_position: torch.Tensor  # (B,) slots 0..p-1 go after the input, the rest before
-    active: torch.Tensor  # (B, L) bool
-    input_prompts: torch.Tensor | None = None  # (B, L, H) read as tokens
-    deep_prompts: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None  # per layer (B, heads, L, d)
-    position_weights: torch.Tensor | None = None  # (B, L + 1) straight-through one-hot of the split (DP)
-    length_weights: torch.Tensor | None = None  # (B, L) straight-through one-hot of the length (DP)
-    decisions: dict[str, torch.Tensor] | None = None  # DP: probabilities of every candidate, pool weights
+from .layout import PromptPlan
 
 
 PLACES = ("before", "after")
@@ -50,11 +40,72 @@ class MethodConfig:
     method: ClassVar[str]
     trains_backbone: ClassVar[bool] = False
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone) -> "PromptModule":
         raise NotImplementedError
 
     def to_dict(self) -> dict:
         return {"method": self.method, **asdict(self)}
+
+
+class PromptModule(nn.Module):
+    """The contract between a prompt method and the classifier and trainer, which call nothing else. Fixed methods
+    keep the defaults; Dynamic Prompting overrides the choice part."""
+
+    needs_features: ClassVar[bool] = False  # reads the frozen backbone's features of each input (DP's choices)
+
+    def __init__(self, config: MethodConfig, prompt_places: int):
+        super().__init__()
+        self.config = config
+        self.prompt_places = prompt_places  # sequence places the prompt may take (input tokens or a deep shift)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Factor -> how many candidates the module chooses among (empty: it chooses nothing)."""
+        return {}
+
+    @property
+    def choice_lr(self) -> float | None:
+        """The learning rate of the choice parameters, if they train apart from the prompt."""
+        return None
+
+    @property
+    def samples(self) -> int:
+        """Layouts drawn per item while training."""
+        return 1
+
+    @property
+    def exact_items(self) -> int:
+        """Items per batch whose every candidate is tried for the exact estimator (0: none)."""
+        return 0
+
+    @property
+    def refits_choices(self) -> bool:
+        """Whether the kept checkpoint's choices are refit to its frozen prompt (``dp_core.refit``)."""
+        return False
+
+    @property
+    def place_given_length(self) -> bool:
+        """Whether the place is drawn given the drawn length."""
+        return False
+
+    def choice_parameters(self) -> list[nn.Parameter]:
+        """What decides the layout."""
+        return []
+
+    def schedule_run(self, total_steps: int) -> None:
+        """The training loop plans ``total_steps`` forward passes from now (DP's schedules follow the run)."""
+
+    def warming_up(self) -> bool:
+        """Whether layouts are still drawn at random while the choices wait."""
+        return False
+
+    def surrogate_loss(self, plan: PromptPlan, row_losses: torch.Tensor) -> torch.Tensor | None:
+        """A loss term of the module's own, added to the rows' cross-entropy (None: none)."""
+        return None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None, forced: dict[str, torch.Tensor] | None = None) -> PromptPlan:
+        raise NotImplementedError
 
 
 # --- P-tuning v2 -------------------------------------------------------------------------------------
@@ -71,22 +122,21 @@ class PTuningV2Config(MethodConfig):
     reparam_hidden: int = 512
     prompt_dropout: float = 0.1
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone) -> PromptModule:
         return DeepPrompt(self, backbone)
 
 
-class DeepPrompt(nn.Module):
+class DeepPrompt(PromptModule):
     """Per-layer prompt keys/values, parameter layout identical to PEFT's ``PrefixEncoder``."""
 
     def __init__(self, config: PTuningV2Config, backbone: Backbone):
-        super().__init__()
+        super().__init__(config, config.num_tokens)
         check_deep_prompts(backbone)
         first, last = config.layers or (0, backbone.num_layers)
         if not 0 <= first < last <= backbone.num_layers:
             raise ValueError(f"layers must satisfy 0 <= first < last <= {backbone.num_layers}, got {config.layers}")
         if (first, last) != (0, backbone.num_layers) and backbone.family.name != "encoder":
             raise ValueError("prompts in some layers only run layer by layer, written for BERT-like encoders")
-        self.config = config
         self.prompt_layers = range(first, last)
         self.num_layers, self.num_heads = backbone.num_layers, backbone.num_key_value_heads
         hidden = backbone.hidden_size
@@ -111,7 +161,8 @@ class DeepPrompt(nn.Module):
         pairs = iter(per_layer.split(2))
         return [tuple(next(pairs)) if layer in self.prompt_layers else None for layer in range(self.num_layers)]
 
-    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None, forced: dict[str, torch.Tensor] | None = None) -> PromptPlan:
         batch = input_ids.shape[0]
         return fixed_plan(batch, self.config.num_tokens, input_ids.device, deep_prompts=self.key_values(batch))
 
@@ -133,7 +184,7 @@ class PromptTuningConfig(MethodConfig):
         if self.place not in PLACES:
             raise ValueError(f"place must be one of {PLACES}, got {self.place!r}")
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone) -> PromptModule:
         return InputPrompt(self, backbone)
 
 
@@ -146,7 +197,7 @@ class PTuningV1Config(MethodConfig):
     encoder: str = "lstm"  # "lstm" | "mlp"
     prompt_dropout: float = 0.0
 
-    def build(self, backbone: Backbone) -> nn.Module:
+    def build(self, backbone: Backbone) -> PromptModule:
         return InputPrompt(self, backbone)
 
 
@@ -179,13 +230,12 @@ def initial_prompt_vectors(backbone: Backbone, shape: tuple[int, ...], init: str
     raise ValueError(f"prompt init must be 'vocab' or 'random', got {init!r}")
 
 
-class InputPrompt(nn.Module):
+class InputPrompt(PromptModule):
     def __init__(self, config: PromptTuningConfig | PTuningV1Config, backbone: Backbone):
-        super().__init__()
-        self.config = config
+        super().__init__(config, config.num_tokens)
         self.embedding = nn.Embedding(config.num_tokens, backbone.hidden_size)
-        self.embedding.weight.data.copy_(initial_prompt_vectors(backbone, (config.num_tokens,),
-                                                                getattr(config, "init", "random")))
+        init = config.init if isinstance(config, PromptTuningConfig) else "random"
+        self.embedding.weight.data.copy_(initial_prompt_vectors(backbone, (config.num_tokens,), init))
         self.encoder = PromptEncoder(config.encoder, backbone.hidden_size) \
             if isinstance(config, PTuningV1Config) else nn.Identity()
         self.dropout = nn.Dropout(config.prompt_dropout)
@@ -193,10 +243,11 @@ class InputPrompt(nn.Module):
     def tokens(self, batch_size: int) -> torch.Tensor:
         return self.dropout(self.encoder(self.embedding.weight)).unsqueeze(0).expand(batch_size, -1, -1)
 
-    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None, forced: dict[str, torch.Tensor] | None = None) -> PromptPlan:
         batch = input_ids.shape[0]
         plan = fixed_plan(batch, self.config.num_tokens, input_ids.device, input_prompts=self.tokens(batch))
-        if getattr(self.config, "place", "before") == "after":  # every slot after the input's text
+        if isinstance(self.config, PromptTuningConfig) and self.config.place == "after":  # all after the text
             plan.split_position.fill_(self.config.num_tokens)
         return plan
 
@@ -211,10 +262,11 @@ class FineTuneConfig(MethodConfig):
     method: ClassVar[str] = "finetune"
     trains_backbone: ClassVar[bool] = True
 
-    def build(self, backbone: Backbone) -> nn.Module:
-        return NoPrompt()
+    def build(self, backbone: Backbone) -> PromptModule:
+        return NoPrompt(self, 0)
 
 
-class NoPrompt(nn.Module):
-    def forward(self, input_ids: torch.Tensor, **_) -> PromptPlan:
+class NoPrompt(PromptModule):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None, forced: dict[str, torch.Tensor] | None = None) -> PromptPlan:
         return fixed_plan(input_ids.shape[0], 0, input_ids.device)

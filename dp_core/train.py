@@ -286,7 +286,7 @@ def refit_kept_choices(model: PromptClassifier, config: TrainConfig, train_examp
 def parameter_groups(model: PromptClassifier, config: TrainConfig) -> list[dict]:
     """Head, prompt (or backbone) and, for DP with its own ``choice_lr``, the choice network."""
     head = [p for p in model.head.parameters() if p.requires_grad]
-    choice_lr = getattr(model.method, "choice_lr", None)
+    choice_lr = model.prompt.choice_lr
     choice = model.prompt.choice_parameters() if choice_lr is not None else []
     apart = {id(p) for p in head + choice}
     method = [p for p in model.parameters() if p.requires_grad and id(p) not in apart]
@@ -397,8 +397,7 @@ def train(
         log.info("no checkpoint is kept before step %d of %d", select_from_step, total_steps)
     optimizer = build_optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    if hasattr(model.prompt, "schedule_run"):  # DP: temperature, warm-up and entropy bonus follow this run
-        model.prompt.schedule_run(total_steps * config.gradient_accumulation_steps)  # it counts forward passes
+    model.prompt.schedule_run(total_steps * config.gradient_accumulation_steps)  # it counts forward passes
     objective, optimizer = accelerator.prepare(TrainingObjective(model), optimizer)
     shard = (accelerator.process_index, accelerator.num_processes)
 
@@ -468,7 +467,7 @@ def train(
     model.load_state_dict(best_state, strict=False)
     model.eval()
     refit = None
-    if getattr(config.prompt, "refit_choices", False):
+    if model.prompt.refits_choices:
         with accelerator.autocast():
             refit, refit_evaluation = refit_kept_choices(model, config, train_examples, select_split,
                                                          select_features)
@@ -531,7 +530,7 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
         splits[name] = model.encode_examples(train_examples)
         features[name] = RowFeatures(model, splits[name].num_rows) if model.needs_features else None
     heads = [p for model in models.values() for p in model.head.parameters()]
-    choice_lr = getattr(config.prompt, "choice_lr", None)
+    choice_lr = shared.choice_lr
     choice = shared.choice_parameters() if choice_lr is not None else []
     prompt = [p for p in shared.parameters() if all(p is not c for c in choice)]
     groups = [{"params": heads, "lr": config.lr_head}, {"params": prompt, "lr": config.lr},
@@ -539,8 +538,7 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
     optimizer = torch.optim.AdamW([group for group in groups if group["params"]], weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     optimizer = accelerator.prepare(optimizer)
-    if hasattr(shared, "schedule_run"):
-        shared.schedule_run(steps)
+    shared.schedule_run(steps)
 
     streams = {name: endless_batches(splits[name], config, pad) for name in tasks}
     for step in range(1, steps + 1):

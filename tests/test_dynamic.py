@@ -340,7 +340,7 @@ def test_refit_refuses_a_model_without_discrete_choices(tiny_backbone):
 def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     """The reference sums all candidate sequences weighted by the one-hot; we never build them, but the
     gradient reaching each weight must be the same."""
-    from dp_core.layout import assemble
+    from dp_core.layout import Frame, PromptPlan, assemble
 
     torch.manual_seed(0)
     batch, length, slots, hidden = 3, 7, 4, 5
@@ -351,13 +351,13 @@ def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     active = torch.arange(slots)[None] < chosen_length[:, None]
     position_weights = torch.nn.functional.one_hot(split, slots + 1).float().requires_grad_()
     length_weights = torch.nn.functional.one_hot(chosen_length - 1, slots).float().requires_grad_()
-    layout = assemble(tokens, mask, types, split, active, prompt_embeds=prompt, position_weights=position_weights,
-                      length_weights=length_weights)
+    layout = assemble(tokens, mask, types, PromptPlan(split, active, input_prompts=prompt,
+                                                      position_weights=position_weights, length_weights=length_weights))
     upstream = torch.randn_like(layout.inputs_embeds) * layout.attention_mask[..., None]
     (layout.inputs_embeds * upstream).sum().backward()
 
     def mixed_gradient(split_position, active_slots):
-        candidate = assemble(tokens, mask, types, split_position, active_slots, prompt_embeds=prompt)
+        candidate = assemble(tokens, mask, types, PromptPlan(split_position, active_slots, input_prompts=prompt))
         content = candidate.inputs_embeds * candidate.attention_mask[..., None]
         width = upstream.shape[1]
         content = torch.nn.functional.pad(content, (0, 0, 0, max(0, width - content.shape[1])))[:, :width]
@@ -373,7 +373,7 @@ def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
 def test_deep_choice_gradient_equals_that_of_mixing_every_candidate_position_shift():
     """Deep prompts have no place; a split only shifts the input's positions. The straight-through gradient
     must be that of the one-hot-weighted sum of the position embeddings every split would give."""
-    from dp_core.layout import assemble
+    from dp_core.layout import Frame, PromptPlan, assemble
 
     torch.manual_seed(0)
     batch, length, slots, hidden, base = 3, 6, 4, 5, 2
@@ -381,8 +381,8 @@ def test_deep_choice_gradient_equals_that_of_mixing_every_candidate_position_shi
     mask, split = torch.ones(batch, length, dtype=torch.long), torch.tensor([0, 2, 4])
     active = torch.arange(slots)[None] < torch.tensor([4, 3, 2])[:, None]
     weights = torch.nn.functional.one_hot(split, slots + 1).float().requires_grad_()
-    layout = assemble(tokens, mask, torch.zeros_like(mask), split, active, deep=True, position_base=base,
-                      position_weights=weights, position_table=table)
+    plan = PromptPlan(split, active, deep_prompts=[], position_weights=weights)
+    layout = assemble(tokens, mask, torch.zeros_like(mask), plan, Frame(position_base=base, position_table=table))
     assert torch.equal(layout.inputs_embeds, tokens)  # the forward pass is the hard choice alone
     upstream = torch.randn_like(tokens)
     (layout.inputs_embeds * upstream).sum().backward()

@@ -18,7 +18,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel,
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
-from dp_core.layout import assemble
+from dp_core.layout import Frame, PromptPlan, assemble
 from dp_core.model import HeadConfig, PromptClassifier, body_inputs, run_encoder
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
@@ -82,10 +82,10 @@ def laid_out(backbone, batch, split, prompt_embeds, num_slots=4):
     rows = batch.input_ids.shape[0]
     active = torch.ones(rows, num_slots, dtype=torch.bool) if prompt_embeds is not None \
         else torch.zeros(rows, num_slots, dtype=torch.bool)
+    plan = PromptPlan(torch.full((rows,), split, dtype=torch.long), active, input_prompts=prompt_embeds)
+    frame = Frame(backbone.special_tokens, backbone.position_base, backbone.max_positions)
     return assemble(model.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
-                    torch.full((rows,), split, dtype=torch.long), active, prompt_embeds=prompt_embeds,
-                    position_base=backbone.position_base, max_positions=backbone.max_positions,
-                    special_tokens=backbone.special_tokens)
+                    plan, frame)
 
 
 def test_each_family_keeps_its_special_tokens_at_the_ends(family_backbones):

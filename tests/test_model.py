@@ -6,7 +6,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Ele
 
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
-from dp_core.layout import assemble
+from dp_core.layout import Frame, PromptPlan, assemble
 from dp_core.model import HeadConfig, PromptClassifier, cache_keyword, run_encoder, run_layers
 from dp_core.prompts import FineTuneConfig, PromptTuningConfig, PTuningV1Config, PTuningV2Config
 from dp_core.tasks import Example, get_task, load_examples
@@ -53,10 +53,10 @@ def plain_and_prompted(backbone, batch, prompt_embeds=None, deep=None, active=No
     model = backbone.model.eval()
     num_slots = 4
     active = torch.zeros(batch.input_ids.shape[0], num_slots, dtype=torch.bool) if active is None else active
+    plan = PromptPlan(torch.zeros(len(active), dtype=torch.long), active, input_prompts=prompt_embeds,
+                      deep_prompts=deep)
     layout = assemble(model.get_input_embeddings()(batch.input_ids), batch.attention_mask, batch.token_type_ids,
-                      torch.zeros(len(active), dtype=torch.long), active, prompt_embeds=prompt_embeds,
-                      deep=deep is not None, position_base=backbone.position_base,
-                      max_positions=backbone.max_positions)
+                      plan, Frame(position_base=backbone.position_base, max_positions=backbone.max_positions))
     with torch.no_grad():
         plain = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                       token_type_ids=batch.token_type_ids).last_hidden_state
