@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from dp_core.analysis import DEV_ITEMS, DevAnalysis, add_counterfactuals, analyse, examples_fingerprint, load_analysis
 from dp_core.backbone import DEFAULT_BACKBONE, DESCRIPTIONS, SMOLLM2, Backbone, load_backbone
-from dp_core.analysis import (DEV_ITEMS, DevAnalysis, add_counterfactuals, analyse, examples_fingerprint,
-                              load_analysis)
+from dp_core.config import TrainConfig
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config_from_dict
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import MethodConfig, PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import OFFSET_FIELDS, Example, get_task, load_examples
-from dp_core.train import TrainConfig
 
 from .hall import RunRecord
 
@@ -139,8 +138,9 @@ def method_title(method: MethodConfig) -> str:
 
 def dp_where(model: PromptClassifier) -> str | None:
     """"input" or "deep" for a DP model (both: "deep", whose place is the weaker); None for fixed methods."""
-    where = getattr(model.method, "where", None)
-    return None if where is None else ("input" if where == "input" else "deep")
+    if not isinstance(model.method, DynamicPromptConfig):
+        return None
+    return "input" if model.method.where == "input" else "deep"
 
 
 def recorded(model: PromptClassifier) -> dict:

@@ -13,9 +13,11 @@ import argparse
 import torch
 
 from dp_core.backbone import load_backbone
+from dp_core.config import TrainConfig
 from dp_core.dynamic import FEATURE_NORMS, DynamicPromptConfig
+from dp_core.evaluation import split_features
 from dp_core.model import PromptClassifier
-from dp_core.train import TrainConfig, load_task_data, split_features
+from dp_core.train import load_task_data
 
 
 def main() -> None:

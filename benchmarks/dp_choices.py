@@ -28,9 +28,10 @@ from pathlib import Path
 
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
+from dp_core.config import TrainConfig
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
-from dp_core.train import TrainConfig, load_task_data, run
+from dp_core.train import load_task_data, run
 
 FIXED_OF = {"input": "prompt tuning (fixed)", "deep": "P-tuning v2 (fixed)"}
 MATTERS = 0.1  # the place "changes predictions" on a task when it does for at least this share of dev items

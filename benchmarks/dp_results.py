@@ -30,13 +30,14 @@ import torch
 
 from benchmarks.common import interval
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
+from dp_core.config import TrainConfig
 from dp_core.dynamic import READY_TRAINED, DynamicPromptConfig
 from dp_core.methods import method_config
 from dp_core.metrics import paired_difference_interval
 from dp_core.model import HeadConfig
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import DataError, get_task
-from dp_core.train import TrainConfig, load_task_data, run
+from dp_core.train import load_task_data, run
 
 DP = {"factors": ("position", "length", "pool"), **READY_TRAINED}
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "multirc", "boolq"]

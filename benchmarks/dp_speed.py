@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
 from dp_core.data import encode_examples, iterate_batches
 from dp_core.dynamic import DynamicPromptConfig
+from dp_core.encoder import run_encoder
 from dp_core.layout import Layout, PromptPlan, assemble
-from dp_core.model import PromptClassifier, run_encoder
+from dp_core.model import PromptClassifier
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
 

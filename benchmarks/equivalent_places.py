@@ -25,9 +25,9 @@ import torch
 from dp_core.backbone import Backbone, load_backbone
 from dp_core.choices import layout_commitment, layout_probabilities, predict_split, task_score
 from dp_core.data import iterate_batches
+from dp_core.evaluation import split_features
 from dp_core.model import PromptClassifier
 from dp_core.tasks import load_examples
-from dp_core.train import split_features
 
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 
 from dp_core.backbone import load_backbone
+from dp_core.config import TrainConfig
 from dp_core.dynamic import DynamicPromptConfig
-from dp_core.train import TrainConfig, load_task_data, train
+from dp_core.train import load_task_data, train
 
 SETTINGS = {"score function": dict(estimator="score_function"),
             "exact, 4 items": dict(estimator="exact", exact_items=4),

@@ -9,9 +9,10 @@ import argparse
 import statistics
 
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone
-from dp_core.model import POOLINGS, HeadConfig
+from dp_core.config import TrainConfig
+from dp_core.heads import POOLINGS, HeadConfig
 from dp_core.prompts import PTuningV2Config
-from dp_core.train import TrainConfig, load_task_data, run
+from dp_core.train import load_task_data, run
 
 
 def main() -> None:

@@ -17,15 +17,17 @@ import time
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import set_seed
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
 
 from dp_core.backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone_path
+from dp_core.config import TrainConfig
 from dp_core.data import encode_examples, iterate_batches
 from dp_core.metrics import accuracy
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import get_task
-from dp_core.train import TrainConfig, load_task_data, set_seed, train
+from dp_core.train import load_task_data, train
 
 DEFAULT_EPOCHS = {"cb": 4, "rte": 2}
 

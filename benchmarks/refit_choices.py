@@ -20,9 +20,11 @@ from pathlib import Path
 
 from dp_core.backbone import Backbone, load_backbone
 from dp_core.choices import choice_statistics, predict_split
+from dp_core.cli import build_parser, config_from_args
+from dp_core.evaluation import refit_kept_choices, split_features
 from dp_core.model import PromptClassifier
 from dp_core.tasks import split_holdout
-from dp_core.train import build_parser, config_from_args, load_task_data, refit_kept_choices, split_features
+from dp_core.train import load_task_data
 
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]
 

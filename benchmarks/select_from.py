@@ -24,8 +24,9 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import interval
-from dp_core.train import build_parser, config_from_args, planned_steps
-from dp_core.train import main as train_main
+from dp_core.cli import build_parser, config_from_args
+from dp_core.cli import main as train_main
+from dp_core.train import planned_steps
 
 TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq"]
 EPOCHS = {"cb": 15, "copa": 20, "rte": 6, "wic": 5, "wsc": 10, "boolq": 20}  # as assets/checkpoints/train_all.sh

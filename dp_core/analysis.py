@@ -146,7 +146,7 @@ def add_counterfactuals(analysis: DevAnalysis, model: PromptClassifier, examples
 
     One instance-feature pass per batch, then the candidates stacked as rows (``PromptClassifier
     .candidate_probabilities``): a forward pass takes several candidates of a whole batch at once."""
-    split = (split or model.encode_examples(examples)).head(len(examples) if items is None else items)
+    split = (split or model.encode_examples(examples)).first(len(examples) if items is None else items)
     factors = chosen_factors(model)
     forced = {factor: torch.zeros(len(split), model.prompt.sizes[factor], model.task.num_labels)
               for factor in factors}

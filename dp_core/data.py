@@ -30,7 +30,7 @@ class EncodedSplit:
     def num_rows(self) -> int:
         return len(self.input_ids)
 
-    def head(self, items: int) -> EncodedSplit:
+    def first(self, items: int) -> EncodedSplit:
         """The first ``items`` items, on to the end of the last one's group (a MultiRC question stays whole, so its
         exact match can be scored). ``truncated`` stays the whole split's count."""
         end = min(items, len(self))

@@ -16,17 +16,9 @@ evaluation. The layout of the hard choice is built directly (``dp_core.layout``)
 sequences, here computed from one score matrix without building them); ``score_function`` weighs the
 log-probability of each sampled choice by the instance's loss minus a baseline (the batch mean, or the item's
 other samples; the default); ``exact`` tries every candidate place and length, without gradient, for a few items
-per batch and follows the gradient of their expected loss. On a constructed task where the right choice depends
-on the instance, the last two learn it and the first does not (tests/test_dynamic.py): a first-order guess of
-what shifting every input token does is a poor guide. docs/dp_learning.md measures them on real tasks: at our
-budgets neither ``exact``, unit-length features nor the choice network's own learning rate measurably helped, so
-they are options, not defaults.
+per batch and follows the gradient of their expected loss. docs/dp_learning.md measures them.
 
-What a place changes in a bidirectional encoder with absolute positions (BERT, RoBERTa, ELECTRA, XLM-R):
-input-level prompt tokens carry their place through every layer (their position embedding, and the
-positions of the input tokens after them), so before/after placements are truly different inputs. Deep
-key/value prompts have no place of their own: attention does not see where a key came from, so moving a
-deep prompt changes only where the input's positions start.
+What a place changes in each model family: docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -40,63 +32,62 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .prompts import MethodConfig, PromptModule, PromptPlan, check_deep_prompts, initial_prompt_vectors
+from .options import option
+from .prompts import (INITS, NUM_TOKENS_HELP, MethodConfig, PromptModule, PromptPlan, check_deep_prompts,
+                      initial_prompt_vectors)
 
 FACTORS = ("position", "length", "pool")
 LEVELS = ("task", "instance")
 WHERE = ("input", "deep", "both")
 ESTIMATORS = ("score_function", "straight_through", "exact")
 FEATURE_NORMS = ("none", "layer", "unit")
+TAU_SCHEDULES = ("run", "reference", "exponential")
 # What the ready-trained prompts, the app's Train tab and the results grid use (docs/dp_learning.md): unit-length
 # features and the choice network on its own learning rate, so the choices commit within a few hundred steps.
 READY_TRAINED = {"feature_norm": "unit", "choice_lr": 0.1}
 
 
+def parse_factors(text: str) -> tuple[str, ...]:
+    """"position,length" -> ("position", "length")."""
+    return tuple(text.split(","))
+
+
 @dataclass
 class DynamicPromptConfig(MethodConfig):
     method: ClassVar[str] = "dp"
-    num_tokens: int = 16
-    factors: tuple[str, ...] = ("position",)
-    level: str = "instance"
-    where: str = "input"  # input-level tokens (as in the paper), deep keys/values (P-tuning v2), or both
-    pool_size: int = 4
-    pool_gumbel: bool = False  # hard one-hot pool choice instead of a softmax mix
-    tau_start: float = 1.0
-    tau_min: float = 0.5
-    tau_rate: float = 3e-6  # "reference": tau <- max(tau * exp(-3e-5 * t / 10), 0.5) at every step t
-    # "run": tau_start -> tau_min geometrically over the run's planned steps (whatever its length);
-    # "reference": the rule above, written for 20,000 steps; "exponential": tau_start * exp(-tau_rate * t).
-    tau_schedule: str = "run"
-    network_hidden: int = 0  # 0: one Linear per factor, as the reference; > 0: a shared hidden ReLU layer
-    # What the choice network reads: "none": the raw instance features (the reference); "layer": LayerNorm-ed (no
-    # parameters; unit variance per dimension); "unit": LayerNorm-ed then scaled to unit length, so a fresh network
-    # starts near uniform whatever the backbone's scale. A step moves an instance's logits by up to
-    # lr x |features|_1 (default backbone: 39 raw, 305 layer, 16 unit; benchmarks/choice_features.py).
-    feature_norm: str = "none"
-    choice_lr: float | None = None  # the choice network's own learning rate; None: the prompt's (the reference)
-    # How the discrete choices learn. "straight_through": the reference's gradient (that of the one-hot-weighted
-    # mix of all candidate sequences). "score_function": the instance's own loss minus a baseline, times the
-    # log-probability of the sampled choice (unbiased; no candidate is ever built). "exact": the gradient of the
-    # expected loss over every candidate, for ``exact_items`` items of each batch (each candidate's loss from a
-    # forward pass without gradient: (candidates x exact_items) extra rows per step).
-    estimator: str = "score_function"
-    exact_items: int = 4
-    # Score function: layouts sampled per item while training. 1: the baseline is the batch mean; > 1: each sample's
-    # baseline is the mean loss of the item's other samples (leave-one-out), which removes the item's difficulty.
-    samples: int = 1
-    entropy_bonus: float = 0.0  # weight of the choices' entropy in the loss, annealed linearly to 0 over the run
-    choice_warmup: float = 0.0  # share of the run with uniformly random layouts while the choice network waits
-    # Two time scales: once the checkpoint is kept, refit the position and length choices to the frozen prompt's
-    # exact expected loss, stopped on the selection split and kept only if it does not lower its score
-    # (``dp_core.refit``; docs/dp_learning.md).
-    refit_choices: bool = False
-    # With position and length: the place is drawn given the drawn length l, among p = 0..l only. Every place p >= l
-    # puts all l active tokens after the input (one layout), so without this the 17 - l places of that layout share
-    # its probability and an untrained network gives it (17 - l) / 17; with it each row chooses among its l + 1
-    # distinct layouts, uniformly at first (docs/dp_learning.md, "Places that are one layout").
-    place_given_length: bool = False
-    prompt_dropout: float = 0.1
-    init: str = "vocab"  # input-level prompts: "vocab" | "random"
+    num_tokens: int = option(16, NUM_TOKENS_HELP)
+    factors: tuple[str, ...] = option(("position",), "what DP chooses: a comma list of position, length, pool "
+                                      "(default: position)", parse=parse_factors, metavar="FACTORS")
+    level: str = option("instance", "one choice per task, or per instance by a light network", choices=LEVELS)
+    where: str = option("input", "input-level tokens (the paper), deep keys/values (P-tuning v2), or both",
+                        choices=WHERE)
+    pool_size: int = option(4, "prompts in the pool")
+    pool_gumbel: bool = option(False, "a hard one-hot pool choice instead of a softmax mix")
+    tau_start: float = option(1.0, "Gumbel-Softmax temperature at the start")
+    tau_min: float = option(0.5, "the lowest temperature")
+    tau_rate: float = option(3e-6, "decay rate of the reference and exponential schedules")
+    tau_schedule: str = option("run", "run: tau_start to tau_min over this run; reference: its per-step rule, "
+                               "written for 20,000 steps; exponential: tau_start * exp(-tau_rate * step)",
+                               choices=TAU_SCHEDULES)
+    network_hidden: int = option(0, "0: one Linear per factor (the reference); more: a shared hidden ReLU layer")
+    feature_norm: str = option("none", "what the choice network reads: raw features (none, the reference), "
+                               "LayerNorm-ed (layer), or LayerNorm-ed at unit length (unit)", choices=FEATURE_NORMS)
+    choice_lr: float | None = option(None, "the choice network's own learning rate (default: the prompt's)")
+    estimator: str = option("score_function", "how choices learn: the sampled choice's log-probability times the "
+                            "loss (score_function), the reference's gradient (straight_through), or every "
+                            "candidate's loss for a few items (exact)", choices=ESTIMATORS)
+    exact_items: int = option(4, "exact estimator: items per batch whose every candidate is tried")
+    samples: int = option(1, "layouts drawn per item while training; more than 1: each one's baseline is the "
+                          "item's other samples")
+    entropy_bonus: float = option(0.0, "weight of the choices' entropy in the loss, annealed to 0 over the run")
+    choice_warmup: float = option(0.0, "share of the run with random layouts while the choice network waits")
+    refit_choices: bool = option(False, "once the checkpoint is kept, refit the place and length choices to the "
+                                 "frozen prompt (kept only if the selection split confirms)")
+    place_given_length: bool = option(False, "draw the place given the drawn length, among its l + 1 distinct "
+                                      "layouts")
+    prompt_dropout: float = option(0.1, "dropout on the prompt")
+    init: str = option("vocab", "input-level prompts: start from embeddings of frequent words (vocab) or noise "
+                       "(random)", flag="--prompt-init", choices=INITS)
 
     # Values of options added after checkpoints were first saved, for records that lack them (as they were then).
     saved_before: ClassVar[dict] = {"tau_schedule": "reference"}
@@ -114,8 +105,8 @@ class DynamicPromptConfig(MethodConfig):
             raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
         if self.where not in WHERE:
             raise ValueError(f"where must be one of {WHERE}, got {self.where!r}")
-        if self.tau_schedule not in ("run", "reference", "exponential"):
-            raise ValueError(f"tau_schedule must be 'run', 'reference' or 'exponential', got {self.tau_schedule!r}")
+        if self.tau_schedule not in TAU_SCHEDULES:
+            raise ValueError(f"tau_schedule must be one of {TAU_SCHEDULES}, got {self.tau_schedule!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.samples < 1 or (self.samples > 1 and self.estimator != "score_function"):
@@ -126,6 +117,10 @@ class DynamicPromptConfig(MethodConfig):
 
     def build(self, backbone: Backbone) -> PromptModule:
         return DynamicPrompt(self, backbone)
+
+    @property
+    def choice_factors(self) -> tuple[str, ...]:
+        return self.factors
 
     def temperature(self, step: int, progress: float | None = None) -> float:
         """Gumbel-Softmax temperature at optimizer step ``step``, ``progress`` of the way through the run (0..1;
@@ -326,23 +321,39 @@ class DynamicPrompt(PromptModule):
                 if self.config.pool_gumbel or "pool" in forced else decisions["pool_probs"]
         else:
             pool_weights = torch.ones(rows, 1, device=input_ids.device)
-        if self.training and self.config.entropy_bonus > 0:
-            discrete = [f for f in ("position", "length") if f in logits]
-            if discrete:
-                # each divided by the log of its candidate count (a place given the length has l + 1)
-                decisions["choice_entropy"] = sum(
-                    -(p * p.clamp_min(1e-12).log()).sum(-1) / torch.isfinite(logits[f]).sum(-1).float().log()
-                    for f, p in ((f, decisions[f"{f}_probs"]) for f in discrete))
-        if self.training and self.config.estimator == "score_function" and not self.warming_up():
+        if self.training:
             sampled = {"position": position_weights, "length": length_weights,
                        "pool": pool_weights if self.config.pool_gumbel else None}
-            chosen = [(logits[f], w) for f, w in sampled.items() if w is not None]
-            if chosen:
-                decisions["choice_log_prob"] = sum(
-                    logit.float().log_softmax(-1).gather(-1, weights.argmax(-1, keepdim=True)).squeeze(-1)
-                    for logit, weights in chosen)
+            decisions.update(self.learning_signals(logits, decisions, sampled))
         decisions["pool_weights"] = pool_weights.detach()
+        input_prompts, deep_prompts = self.mixed_prompts(pool_weights, length_weights, active)
+        straight_through = self.training and self.config.estimator == "straight_through"
+        return PromptPlan(split_position=split_position, active=active, input_prompts=input_prompts,
+                          deep_prompts=deep_prompts, decisions=decisions,
+                          position_weights=position_weights if straight_through else None,
+                          length_weights=length_weights if straight_through and self.input_pool is not None else None)
 
+    def learning_signals(self, logits: dict[str, torch.Tensor], decisions: dict[str, torch.Tensor],
+                         sampled: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+        """While training: the choices' entropy (for its bonus) and the sampled choices' log-probability (for the
+        score-function estimator)."""
+        signals = {}
+        discrete = [f for f in ("position", "length") if f in logits]
+        if self.config.entropy_bonus > 0 and discrete:
+            # each divided by the log of its candidate count (a place given the length has l + 1)
+            signals["choice_entropy"] = sum(
+                -(p * p.clamp_min(1e-12).log()).sum(-1) / torch.isfinite(logits[f]).sum(-1).float().log()
+                for f, p in ((f, decisions[f"{f}_probs"]) for f in discrete))
+        chosen = [(logits[f], weights) for f, weights in sampled.items() if weights is not None]
+        if self.config.estimator == "score_function" and not self.warming_up() and chosen:
+            signals["choice_log_prob"] = sum(
+                logit.float().log_softmax(-1).gather(-1, weights.argmax(-1, keepdim=True)).squeeze(-1)
+                for logit, weights in chosen)
+        return signals
+
+    def mixed_prompts(self, pool_weights: torch.Tensor, length_weights: torch.Tensor | None, active: torch.Tensor
+                      ) -> tuple[torch.Tensor | None, list[tuple[torch.Tensor, torch.Tensor]] | None]:
+        """Each row's prompt, mixed from the pool: input-level tokens and per-layer keys/values, where DP has them."""
         input_prompts = deep_prompts = None
         if self.input_pool is not None:
             input_prompts = self.dropout(torch.einsum("bk,kld->bld", pool_weights, self.input_pool))
@@ -354,11 +365,7 @@ class DynamicPrompt(PromptModule):
                 keep = torch.flip(torch.cumsum(torch.flip(length_weights, [1]), 1), [1])
                 deep = deep * (active.float() + keep - keep.detach())[:, :, None]
             deep_prompts = self.split_layers(deep)
-        straight_through = self.training and self.config.estimator == "straight_through"
-        return PromptPlan(split_position=split_position, active=active, input_prompts=input_prompts,
-                          deep_prompts=deep_prompts, decisions=decisions,
-                          position_weights=position_weights if straight_through else None,
-                          length_weights=length_weights if straight_through and self.input_pool is not None else None)
+        return input_prompts, deep_prompts
 
     def split_layers(self, deep: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(B, L, 2 * layers * hidden) → per layer (key, value) of shape (B, heads, L, head_dim), PEFT's layout."""

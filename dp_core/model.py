@@ -1,4 +1,4 @@
-"""A frozen encoder steered by a prompt module, with a trainable linear head.
+"""A frozen backbone steered by a prompt module, read by a head: the classifier, and its checkpoints.
 
 ``PromptClassifier.encode`` reads top to bottom: the prompt module plans the prompt for the batch, the
 layout places it, the encoder runs (deep prompts as extra keys/values), the head reads the pooled output.
@@ -7,8 +7,6 @@ layout places it, the encoder runs (deep prompts as extra keys/values), the head
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import json
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -18,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import DynamicCache
-from transformers.masking_utils import create_bidirectional_mask
 
-from .backbone import Backbone, family_of, load_backbone
+from .backbone import Backbone, load_backbone
 from .data import Batch, EncodedSplit, encode_examples
+from .encoder import body_inputs, position_table, run_encoder
+from .heads import DEFAULT_POOLING, HeadConfig, Verbalizer, answer_template
 from .layout import Frame, Layout, assemble
 from .methods import method_config_from_dict
 from .prompts import MethodConfig, PromptModule, PromptPlan
@@ -30,31 +28,6 @@ from .tasks import Example, Task, get_task
 
 CONFIG_FILE = "dp_config.json"
 WEIGHTS_FILE = "model.safetensors"
-POOLINGS = ("mean", "cls", "pooler", "last")
-HEADS = ("linear", "verbalizer")
-# Closes every row where the model answers: a decoder's next token after it (both heads read that place, so they
-# compare like with like); a masked LM's [MASK] (verbalizer only). T5's decoder asks by itself.
-ANSWER_TEMPLATE = "\nAnswer:"
-# What the linear head reads when not told: [CLS] in encoders (measured best of mean / cls / pooler on the default
-# backbone, docs/benchmarks.md); the last real place in a decoder, the only one that has seen the whole sequence;
-# the mean of T5's encoder states (T5 has no summary token).
-DEFAULT_POOLING = {"encoder": "cls", "decoder": "last", "encoder-decoder": "mean"}
-
-
-@dataclass
-class HeadConfig:
-    pooling: str | None = None  # None: the backbone family's default (DEFAULT_POOLING)
-    dropout: float = 0.1
-    backbone_dropout: bool = True  # dropout inside the frozen encoder while training, as both references; helps RTE
-    # "linear": a trained Linear on the pooled state; "verbalizer": the backbone's own LM head scores each label's
-    # word (Task.label_words) at the answer place, nothing trained but the prompt
-    kind: str = "linear"
-
-    def __post_init__(self):
-        if self.pooling is not None and self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.kind not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.kind!r}")
 
 
 @dataclass
@@ -63,90 +36,6 @@ class Encoded:
     pooled: torch.Tensor  # (rows, H)
     layout: Layout
     plan: PromptPlan
-
-
-def position_table(model: nn.Module) -> torch.Tensor | None:
-    """The absolute position embeddings (BERT-like, GPT-2), or None where positions are rotary or relative."""
-    embeddings = getattr(getattr(model, "embeddings", None), "position_embeddings", None) or getattr(model, "wpe", None)
-    return embeddings.weight if embeddings is not None else None
-
-
-@functools.cache
-def cache_keyword(module_type: type) -> str:
-    """The name a module's forward gives its key/value cache: ``cache`` from transformers 5.24 on (the old
-    ``past_key_values`` still works there, with a deprecation warning, until 5.40)."""
-    return "cache" if "cache" in inspect.signature(module_type.forward).parameters else "past_key_values"
-
-
-def body_inputs(model: nn.Module, position_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None) -> dict:
-    """What a family's body reads besides tokens and mask: encoders take positions and token types; decoders
-    positions only (GPT-2 would embed token types as words); T5 neither (its positions are relative)."""
-    family = family_of(model.config.model_type).name
-    if family == "encoder-decoder":
-        return {}
-    if family == "decoder":
-        return {"position_ids": position_ids, "use_cache": False}
-    return {"position_ids": position_ids, "token_type_ids": token_type_ids}
-
-
-def run_encoder(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Last hidden state and pooler output. Deep prompts enter every layer's attention as a key/value cache."""
-    inputs = dict(inputs_embeds=layout.inputs_embeds,
-                  **body_inputs(model, layout.position_ids, layout.token_type_ids))
-    if deep_prompts is None:
-        out = model(attention_mask=layout.attention_mask, **inputs)
-        return out.last_hidden_state, getattr(out, "pooler_output", None)
-    if any(pair is None for pair in deep_prompts):
-        return run_layers(model, layout, deep_prompts)
-    out = model(attention_mask=torch.cat([layout.deep_mask, layout.attention_mask], dim=1),
-                **{cache_keyword(type(model)): DynamicCache(ddp_cache_data=deep_prompts)}, **inputs)
-    return out.last_hidden_state, getattr(out, "pooler_output", None)
-
-
-def run_layers(model: nn.Module, layout: Layout, deep_prompts) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Layer by layer, for prompts in some layers only: each layer gets the mask that matches its keys."""
-    hidden = model.embeddings(inputs_embeds=layout.inputs_embeds, position_ids=layout.position_ids,
-                              token_type_ids=layout.token_type_ids)
-    cache = DynamicCache(ddp_cache_data=[pair if pair is not None else (None, None) for pair in deep_prompts])
-    full_mask = torch.cat([layout.deep_mask, layout.attention_mask], dim=1)
-    with_prompt = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=full_mask)
-    without = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=layout.attention_mask)
-    for layer, pair in zip(model.encoder.layer, deep_prompts):
-        hidden = layer(hidden, without) if pair is None else layer(hidden, with_prompt,
-                                                                   **{cache_keyword(type(layer)): cache})
-    pooler = getattr(model, "pooler", None)
-    return hidden, pooler(hidden) if pooler is not None else None
-
-
-class Verbalizer(nn.Module):
-    """Scores each label's word with the backbone's own LM head at the answer place: a decoder's next-token logits
-    after the answer template, T5's first decoder token, a masked LM's [MASK]. It trains nothing: only the prompt
-    learns to make the right word likely."""
-
-    def __init__(self, backbone: Backbone, task: Task):
-        super().__init__()
-        self.backbone = backbone  # shared and frozen; not a registered submodule
-        self.family = backbone.family.name
-        if self.family == "encoder":
-            backbone.masked_lm_head  # refuses, in one line, a checkpoint without one
-        words = [word_token(backbone.tokenizer, word) for word in task.label_words]
-        if len(set(words)) < len(words):
-            raise ValueError(f"label words {task.label_words} share a first token in {backbone.name!r}")
-        self.register_buffer("word_ids", torch.tensor(words), persistent=False)
-
-    def vocabulary_logits(self, hidden: torch.Tensor, mask: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
-        """(rows, vocabulary) what the LM predicts at the answer place."""
-        if self.family == "encoder-decoder":
-            full = self.backbone.full
-            start = torch.full((len(hidden), 1), full.config.decoder_start_token_id, device=hidden.device)
-            return full(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=start).logits[:, 0]
-        at_place = hidden[torch.arange(len(hidden), device=hidden.device), place]
-        if self.family == "decoder":
-            return self.backbone.full.get_output_embeddings()(at_place)
-        return self.backbone.masked_lm_head(at_place)
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, place: torch.Tensor) -> torch.Tensor:
-        return self.vocabulary_logits(hidden, mask, place)[:, self.word_ids].float()
 
 
 def forced_losses(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -162,24 +51,6 @@ def expected_choice_loss(choice_logits: dict[str, torch.Tensor], losses: dict[st
     forced candidate applies to every row of its item)."""
     return sum((choice_logits[factor].float().softmax(-1) * loss.repeat_interleave(rows_per_item, 0)).sum(-1).mean()
                for factor, loss in losses.items())
-
-
-def answer_template(backbone: Backbone, head: str) -> str:
-    """What closes every row: the answer template for a decoder (both heads), and for a masked LM's verbalizer the
-    template with its [MASK]; nothing otherwise."""
-    family = backbone.family.name
-    if family == "decoder":
-        return ANSWER_TEMPLATE
-    if family == "encoder" and head == "verbalizer":
-        return f"{ANSWER_TEMPLATE} {backbone.tokenizer.mask_token}"
-    return ""
-
-
-def word_token(tokenizer, word: str) -> int:
-    """The first token of `` word`` as it follows other text (BPE vocabularies keep the leading space)."""
-    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-    spoken = [token for token in ids if tokenizer.decode([token]).strip()]
-    return spoken[0]
 
 
 class PromptClassifier(nn.Module):
@@ -349,19 +220,19 @@ class PromptClassifier(nn.Module):
         items = min(self.prompt.exact_items, batch.num_items)
         rows_per_item = batch.input_ids.shape[0] // batch.num_items
         rows = items * rows_per_item
-        head = Batch(batch.input_ids[:rows], batch.attention_mask[:rows], batch.token_type_ids[:rows],
-                     batch.labels[:items], batch.items[:items], batch.rows[:rows])
-        head_features = features[:rows] if features is not None else self.instance_features(head)
-        logits = self.prompt.logits(head_features)
+        first = Batch(batch.input_ids[:rows], batch.attention_mask[:rows], batch.token_type_ids[:rows],
+                      batch.labels[:items], batch.items[:items], batch.rows[:rows])
+        first_features = features[:rows] if features is not None else self.instance_features(first)
+        logits = self.prompt.logits(first_features)
         term = logits[next(iter(logits))].new_zeros(())
         for factor in ("position", "length"):
             if factor not in logits:
                 continue
             self.eval()
             with torch.no_grad():
-                forced = self.candidate_probabilities(head, factor, head_features)  # (items, candidates, labels)
+                forced = self.candidate_probabilities(first, factor, first_features)  # (items, candidates, labels)
             self.train()
-            term = term + expected_choice_loss(logits, {factor: forced_losses(forced, head.labels)}, rows_per_item)
+            term = term + expected_choice_loss(logits, {factor: forced_losses(forced, first.labels)}, rows_per_item)
         return term
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------

@@ -15,9 +15,17 @@ from torch import nn
 
 from .backbone import Backbone
 from .layout import PromptPlan
-
+from .options import option
 
 PLACES = ("before", "after")
+INITS = ("vocab", "random")
+NUM_TOKENS_HELP = "prompt tokens (input level) or key/value slots per layer (deep)"
+
+
+def parse_layers(text: str) -> tuple[int, int]:
+    """"3:6" -> (3, 6)."""
+    first, _, last = text.partition(":")
+    return int(first), int(last)
 
 
 def check_deep_prompts(backbone: Backbone) -> None:
@@ -42,6 +50,11 @@ class MethodConfig:
 
     def build(self, backbone: Backbone) -> "PromptModule":
         raise NotImplementedError
+
+    @property
+    def choice_factors(self) -> tuple[str, ...]:
+        """What the method chooses per task or instance (Dynamic Prompting: position, length, pool)."""
+        return ()
 
     def to_dict(self) -> dict:
         return {"method": self.method, **asdict(self)}
@@ -116,11 +129,13 @@ class PTuningV2Config(MethodConfig):
     """Deep prompts: ``num_tokens`` learned keys/values in every layer (or in ``layers`` = [first, last))."""
 
     method: ClassVar[str] = "ptv2"
-    num_tokens: int = 16
-    layers: tuple[int, int] | None = None  # the depth ablation of the P-tuning v2 paper; None = all
-    reparameterize: bool = False  # MLP prefix encoder as in the reference: Embedding → Linear → Tanh → Linear
-    reparam_hidden: int = 512
-    prompt_dropout: float = 0.1
+    num_tokens: int = option(16, NUM_TOKENS_HELP)
+    layers: tuple[int, int] | None = option(None, "prompt only layers FIRST to LAST, e.g. 3:6 (the P-tuning v2 "
+                                            "paper's depth ablation; default: all)", parse=parse_layers,
+                                            metavar="FIRST:LAST")
+    reparameterize: bool = option(False, "an MLP prefix encoder as the reference: Embedding, Linear, Tanh, Linear")
+    reparam_hidden: int = option(512, "hidden width of that prefix encoder")
+    prompt_dropout: float = option(0.1, "dropout on the prompt")
 
     def build(self, backbone: Backbone) -> PromptModule:
         return DeepPrompt(self, backbone)
@@ -175,10 +190,12 @@ class PromptTuningConfig(MethodConfig):
     """``num_tokens`` input-level soft tokens, initialised from vocabulary embeddings or at random."""
 
     method: ClassVar[str] = "prompt_tuning"
-    num_tokens: int = 16
-    init: str = "vocab"  # "vocab" | "random"
-    prompt_dropout: float = 0.0
-    place: str = "before"  # "before" the input (a prefix, as Lester et al.) or "after" it (a suffix)
+    num_tokens: int = option(16, NUM_TOKENS_HELP)
+    init: str = option("vocab", "start from embeddings of frequent words (vocab) or from noise (random)",
+                       flag="--prompt-init", choices=INITS)
+    prompt_dropout: float = option(0.0, "dropout on the prompt")
+    place: str = option("before", "a prefix (before the input, as Lester et al.) or a suffix (after it)",
+                        choices=PLACES)
 
     def __post_init__(self):
         if self.place not in PLACES:
@@ -193,9 +210,9 @@ class PTuningV1Config(MethodConfig):
     """Input-level soft tokens produced by a small prompt encoder (P-tuning, Liu et al. 2021)."""
 
     method: ClassVar[str] = "ptv1"
-    num_tokens: int = 16
-    encoder: str = "lstm"  # "lstm" | "mlp"
-    prompt_dropout: float = 0.0
+    num_tokens: int = option(16, NUM_TOKENS_HELP)
+    encoder: str = option("lstm", "the prompt encoder", flag="--prompt-encoder", choices=("lstm", "mlp"))
+    prompt_dropout: float = option(0.0, "dropout on the prompt")
 
     def build(self, backbone: Backbone) -> PromptModule:
         return InputPrompt(self, backbone)

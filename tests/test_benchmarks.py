@@ -210,10 +210,10 @@ def test_short_runs_take_the_grids_converged_score_only_from_finished_cells(tmp_
 def test_the_refit_benchmark_rebuilds_a_checkpoints_run_and_resumes(tmp_path, data_dir, tiny_bert_path, monkeypatch,
                                                                     capsys):
     from benchmarks import refit_choices
-    from dp_core import train as train_module
+    from dp_core import cli
 
     folder = tmp_path / "checkpoints" / "cb" / "dp_input"
-    assert train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
+    assert cli.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
                               str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
                               "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
                               "--device", "cpu", "--output-dir", str(folder)]) == 0
@@ -253,11 +253,11 @@ def test_layout_figures_merge_equivalent_places_and_say_what_an_untrained_networ
 def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, data_dir, tiny_bert_path, monkeypatch,
                                                                    capsys):
     from benchmarks import equivalent_places
-    from dp_core import train as train_module
+    from dp_core import cli
 
     root = tmp_path / "checkpoints"
     for method, factors in [("dp_input", "position,length"), ("dp_deep", "length")]:
-        assert train_module.main(["--task", "cb", "--method", "dp", "--factors", factors, "--where", method[3:],
+        assert cli.main(["--task", "cb", "--method", "dp", "--factors", factors, "--where", method[3:],
                                   "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8",
                                   "--max-steps", "1", "--batch-size", "4", "--num-tokens", "4", "--device", "cpu",
                                   "--output-dir", str(root / "cb" / method)]) == 0
@@ -275,8 +275,8 @@ def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, dat
     # Forcing every row's own (drawn) place gives DP's own predictions back.
     from dp_core.backbone import load_backbone
     from dp_core.choices import predict_split
+    from dp_core.evaluation import split_features
     from dp_core.model import PromptClassifier
-    from dp_core.train import split_features
 
     model = PromptClassifier.from_pretrained(root / "cb" / "dp_input",
                                              backbone=load_backbone(str(tiny_bert_path), device="cpu")).eval()
@@ -332,8 +332,9 @@ def test_comparing_labels_pairs_own_choices_with_the_best_single_place_over_seed
 
 
 def test_replaying_select_from_on_a_full_run_keeps_what_a_select_from_run_keeps(data_dir, tiny_backbone):
+    from dp_core.config import TrainConfig
     from dp_core.prompts import PTuningV2Config
-    from dp_core.train import TrainConfig, run
+    from dp_core.train import run
 
     base = dict(task="cb", prompt=PTuningV2Config(num_tokens=4), data_dir=str(data_dir), k_shot=None, dev_limit=8,
                 max_steps=12, batch_size=4, eval_every=1, select_on="holdout", holdout_max=40, lr=0.05)

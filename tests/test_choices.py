@@ -6,13 +6,14 @@ import torch
 
 from dp_core.choices import (choice_statistics, layout_commitment, layout_probabilities, predict_split,
                              split_choice_statistics)
+from dp_core.config import TrainConfig
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import counterfactuals
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import get_task, load_examples
-from dp_core.train import TrainConfig, run
+from dp_core.train import run
 from tests.test_dynamic import spread_choices
 
 
@@ -213,11 +214,11 @@ def test_counterfactual_scores_at_every_evaluation_on_request(tiny_backbone, dat
 def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_whole(tiny_backbone, data_dir, caplog):
     dev = load_examples("multirc", "val", data_dir)[:14]
     split = encode_examples(tiny_backbone.tokenizer, get_task("multirc"), dev, max_length=48)
-    head = split.head(5)
-    assert head.groups[-1] == split.groups[4] and split.groups[len(head)] != split.groups[4]  # the question's end
-    assert len(head) >= 5 and head.num_rows == len(head) * split.rows_per_item
-    assert head.labels == split.labels[:len(head)]
-    assert len(split.head(100)) == len(split)
+    first = split.first(5)
+    assert first.groups[-1] == split.groups[4] and split.groups[len(first)] != split.groups[4]  # the question's end
+    assert len(first) >= 5 and first.num_rows == len(first) * split.rows_per_item
+    assert first.labels == split.labels[:len(first)]
+    assert len(split.first(100)) == len(split)
     config = TrainConfig(task="multirc", prompt=DynamicPromptConfig(num_tokens=3, factors=("position", "length")),
                          data_dir=str(data_dir), k_shot=4, dev_limit=14, max_steps=2, batch_size=4, max_length=48,
                          counterfactual_items=5)
@@ -225,9 +226,9 @@ def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_wh
     result = run(config, backbone=tiny_backbone)
     assert "forcing each candidate of position, length, one at a time, on the first 5 items of dev" in caplog.text
     dev_split = result.model.encode_examples(dev)
-    expected = split_choice_statistics(result.model, dev_split.head(5))
+    expected = split_choice_statistics(result.model, dev_split.first(5))
     for factor, summary in result.choices.items():
-        assert summary["counterfactual_items"] == len(dev_split.head(5)) < 14
+        assert summary["counterfactual_items"] == len(dev_split.first(5)) < 14
         assert sum(summary["counts"]) == 14  # the cheap statistics over every dev item
         assert summary["single_scores"] == pytest.approx(expected[factor].single_scores)
         assert summary["own_score"] == pytest.approx(expected[factor].own_score)

@@ -3,13 +3,14 @@ from dataclasses import replace
 import pytest
 import torch
 
+from dp_core.config import TrainConfig
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.explain import AFTER, BEFORE, INACTIVE, INPUT, explain
 from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
-from dp_core.train import TrainConfig, run
+from dp_core.train import run
 
 
 def rte_batch(backbone, data_dir, count=8):
@@ -291,8 +292,8 @@ def constructed_split(batch, indices, labels):
 def test_refit_learns_the_constructed_choices_from_the_frozen_prompts_candidate_losses(factor, tiny_backbone):
     """The second time scale (dp_core.refit): prompt and head frozen, the untrained choice network refit on 40 % of
     the items' candidate losses, stopped on 25 %, chooses right on > 90 % of the rest."""
+    from dp_core.evaluation import split_features
     from dp_core.refit import RefitConfig, refit_choices
-    from dp_core.train import split_features
 
     model, batch, types, kept, labels = constructed_task(tiny_backbone, factor)
     first, second = int(0.4 * len(kept)), int(0.65 * len(kept))
@@ -313,8 +314,8 @@ def test_refit_learns_the_constructed_choices_from_the_frozen_prompts_candidate_
 def test_refit_keeps_the_trained_choices_when_held_out_items_do_not_confirm(tiny_backbone):
     """Held-out labels flipped: whatever the fit items teach raises the held-out expected loss, so the refit stops
     at once and the choice network is left exactly as trained."""
+    from dp_core.evaluation import split_features
     from dp_core.refit import refit_choices
-    from dp_core.train import split_features
 
     model, batch, _, kept, labels = constructed_task(tiny_backbone, "position")
     fit, holdout = kept[:200], kept[200:]
@@ -340,7 +341,7 @@ def test_refit_refuses_a_model_without_discrete_choices(tiny_backbone):
 def test_choice_gradients_equal_those_of_mixing_every_candidate_sequence():
     """The reference sums all candidate sequences weighted by the one-hot; we never build them, but the
     gradient reaching each weight must be the same."""
-    from dp_core.layout import Frame, PromptPlan, assemble
+    from dp_core.layout import PromptPlan, assemble
 
     torch.manual_seed(0)
     batch, length, slots, hidden = 3, 7, 4, 5
@@ -403,9 +404,9 @@ def test_dp_checkpoint_round_trip(tiny_backbone, data_dir, tmp_path):
 
 
 def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
-    from dp_core import train as train_module
+    from dp_core import cli
 
-    code = train_module.main(["--task", "copa", "--method", "dp", "--factors", "position,length,pool", "--level",
+    code = cli.main(["--task", "copa", "--method", "dp", "--factors", "position,length,pool", "--level",
                               "instance", "--where", "both", "--pool-size", "3", "--backbone", str(tiny_bert_path),
                               "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2",
                               "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
@@ -418,7 +419,9 @@ def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
 
 
 def test_multitask_shares_one_prompt_and_network_then_continues_per_task(data_dir, tiny_backbone, tmp_path):
-    from dp_core.train import TrainConfig, run, train_shared_prompt
+    from dp_core.config import TrainConfig
+    from dp_core.multitask import train_shared_prompt
+    from dp_core.train import run
 
     config = TrainConfig(prompt=DynamicPromptConfig(num_tokens=4, factors=("position", "pool"), pool_size=2),
                          data_dir=str(data_dir), k_shot=8, dev_limit=8, batch_size=4, lr=5e-2, device="cpu")
@@ -444,9 +447,9 @@ def test_multitask_shares_one_prompt_and_network_then_continues_per_task(data_di
 
 
 def test_cli_multitask_regime(data_dir, tiny_bert_path, tmp_path):
-    from dp_core import train as train_module
+    from dp_core import cli
 
-    code = train_module.main(["--task", "rte", "--method", "dp", "--multitask", "cb,rte", "--multitask-steps", "2",
+    code = cli.main(["--task", "rte", "--method", "dp", "--multitask", "cb,rte", "--multitask-steps", "2",
                               "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--k-shot", "8",
                               "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4", "--num-tokens", "4",
                               "--output-dir", str(tmp_path / "out"), "--device", "cpu"])
@@ -477,7 +480,8 @@ FACTOR_SETS = ["position", "length", "pool", "position,length", "position,pool",
 
 @pytest.mark.parametrize("task", ["boolq", "cb", "copa", "rte", "wic", "wsc", "multirc"])
 def test_cli_options_train_every_factor_combination_at_both_levels(task, data_dir, tiny_backbone):
-    from dp_core.train import build_parser, config_from_args, load_task_data
+    from dp_core.cli import build_parser, config_from_args
+    from dp_core.train import load_task_data
 
     data = None
     for factors in FACTOR_SETS:

@@ -11,15 +11,15 @@ import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 from tokenizers import processors
 from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel,
-                          LlamaConfig,
-                          LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, RobertaConfig,
-                          RobertaModel, T5Config, T5ForConditionalGeneration)
+                          LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM,
+                          RobertaConfig, RobertaModel, T5Config, T5ForConditionalGeneration)
 
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
 from dp_core.dynamic import DynamicPromptConfig
+from dp_core.encoder import body_inputs, run_encoder
 from dp_core.layout import Frame, PromptPlan, assemble
-from dp_core.model import HeadConfig, PromptClassifier, body_inputs, run_encoder
+from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import PromptTuningConfig, PTuningV2Config
 from dp_core.tasks import get_task, load_examples
 
@@ -219,7 +219,8 @@ def test_the_linear_head_of_a_decoder_reads_the_last_real_place(name, family_bac
 
 
 def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
-    from dp_core.train import TrainConfig, run
+    from dp_core.config import TrainConfig
+    from dp_core.train import run
 
     backbone = load_backbone("smollm2-135m", device="cpu")
     assert (backbone.family.name, backbone.config.model_type, backbone.num_layers, backbone.hidden_size) == \

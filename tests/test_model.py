@@ -6,8 +6,9 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Ele
 
 from dp_core.backbone import BackboneError, load_backbone, resolve_backbone_path
 from dp_core.data import collate, encode_examples
+from dp_core.encoder import cache_keyword, run_encoder, run_layers
 from dp_core.layout import Frame, PromptPlan, assemble
-from dp_core.model import HeadConfig, PromptClassifier, cache_keyword, run_encoder, run_layers
+from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import FineTuneConfig, PromptTuningConfig, PTuningV1Config, PTuningV2Config
 from dp_core.tasks import Example, get_task, load_examples
 

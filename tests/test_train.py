@@ -8,13 +8,15 @@ import threading
 import pytest
 import torch
 
-from dp_core import train as train_module
-from dp_core.model import HeadConfig, PromptClassifier
-from dp_core.methods import METHODS, method_config
+from dp_core import cli, evaluation
+from dp_core.cli import describe_choice
+from dp_core.config import TrainConfig
 from dp_core.dynamic import DynamicPromptConfig
+from dp_core.methods import METHODS, method_config
+from dp_core.model import HeadConfig, PromptClassifier
 from dp_core.prompts import PTuningV2Config
 from dp_core.tasks import TASKS
-from dp_core.train import TrainConfig, describe_choice, load_task_data, run, train
+from dp_core.train import load_task_data, run, train
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -83,7 +85,7 @@ def test_events_stream_progress(data_dir, tiny_backbone):
 
 
 def test_cli_writes_metrics_and_checkpoint(data_dir, tiny_bert_path, tmp_path, capsys):
-    code = train_module.main(["--task", "wic", "--method", "ptv2", "--backbone", str(tiny_bert_path),
+    code = cli.main(["--task", "wic", "--method", "ptv2", "--backbone", str(tiny_bert_path),
                               "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps",
                               "2", "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
                               "--device", "cpu"])
@@ -103,7 +105,7 @@ def test_cli_writes_metrics_and_checkpoint(data_dir, tiny_bert_path, tmp_path, c
     (["--task", "rte", "--data-dir", "/nonexistent/superglue"], "error: data folder /nonexistent/superglue does not"),
 ])
 def test_cli_bad_input_is_one_line(arguments, message, capsys):
-    assert train_module.main(arguments) == 2
+    assert cli.main(arguments) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(message) and "\n" not in error
 
@@ -131,7 +133,7 @@ def test_holdout_selection_never_trains_on_held_out_items_and_scores_dev_once(da
     assert result.train_size == 218 and result.holdout_size == 32 and result.selected_on == "holdout"
     assert len(dev_groups) == 16
     dev = encode(result.model, load_task_data(config)[1])
-    assert result.dev_metrics == train_module.evaluate(result.model, dev)  # the kept checkpoint, on dev
+    assert result.dev_metrics == evaluation.evaluate(result.model, dev)  # the kept checkpoint, on dev
     assert events[-1].metrics == result.dev_metrics
 
 
@@ -189,7 +191,7 @@ def test_bad_selection_settings_are_refused():
 
 
 def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsys):
-    code = train_module.main(["--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path), "--data-dir",
+    code = cli.main(["--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path), "--data-dir",
                               str(data_dir), "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
                               "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40", "--device", "cpu",
                               "--output-dir", str(tmp_path / "out")])
@@ -204,7 +206,7 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
 
 
 def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path, capsys):
-    code = train_module.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
+    code = cli.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
                               str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
                               "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
                               "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])

@@ -20,9 +20,9 @@ from dp_core.train import load_task_data, train
 
 from .. import readings, views
 from ..hall import RunRecord, RunRequest, TrainingHall
-from ..state import (BACKBONE_CHOICES, BACKBONES, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES, QUEUE_S,
-                     SHORT_RUNS, ZERO_GPU, GPU_CALL_MAX_S, Session, Shared, default_methods, method_budget, on_gpu,
-                     recorded, short_run)
+from ..state import (BACKBONE_CHOICES, BACKBONES, GPU_CALL_MAX_S, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
+                     QUEUE_S, SHORT_RUNS, ZERO_GPU, Session, Shared, default_methods, method_budget, on_gpu, recorded,
+                     short_run)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
 SUMMARY_COLUMNS = ["method", "best dev score", "at step", "stopped", "one-answer baseline", "examples/s"]
@@ -110,7 +110,7 @@ def execute(shared: Shared, record: RunRecord) -> Iterator[None]:
     record.devs = [{"method": label, "step": 0, "dev score": float("nan")} for label in request.methods]
     for position, label in enumerate(request.methods):
         config = replace(base, prompt=METHOD_CHOICES[label]())
-        if "position" in getattr(config.prompt, "factors", ()):
+        if "position" in config.prompt.choice_factors:
             record.spread = []  # the plot follows the DP method now training
         for event in train(config, backbone=backbone_model, cancel=record.cancel, data=data):
             record_event(record, label, event)
