@@ -113,7 +113,7 @@ class Backbone:
     @property
     def token_cost(self) -> int:
         """The parameters a token's forward pass multiplies by (all but the input embedding table): how much a pass
-        costs, roughly, next to another backbone's (SmolLM2: 9.7x the default's; its measured cost 8-9x)."""
+        costs, roughly, next to another backbone's (docs/benchmarks.md compares it with measured costs)."""
         embeddings = self.model.get_input_embeddings().weight
         return sum(parameter.numel() for parameter in self.model.parameters() if parameter is not embeddings)
 

@@ -1,24 +1,12 @@
-"""Dynamic Prompting (Yang et al. 2023, arXiv 2303.02909): the prompt's position, length and representation
-chosen per task or per instance.
+"""Dynamic Prompting (Yang et al. 2023, arXiv 2303.02909): the prompt's position, length and pool mix, chosen per
+task or per instance (docs/concepts.md explains each).
 
-- *position*: the L prompt slots are split around the input, slots ``p..L-1`` before it and ``0..p-1``
-  right after its text (before the closing [SEP]); p in {0..L}.
-- *length*: only the first l slots are active (l in {1..L}); inactive slots take no place and are never
-  attended, so they have no influence on the output. Every p >= l is then one layout (all l tokens after the
-  input); ``place_given_length`` draws the place given the drawn length, among its l + 1 layouts.
-- *pool*: the prompt is a convex mix of k prompts (softmax weights; Gumbel one-hot as an option).
-- *level*: one learned logit vector per factor (task) or a light network reading the frozen backbone's
-  masked-mean representation of the raw input (instance).
+- *position* p in 0..L: slots 0..p-1 go right after the input's text, slots p..L-1 before it.
+- *length* l in 1..L: only the first l slots are active; every p >= l is then one layout.
+- *pool*: a softmax mix of k prompts (a Gumbel one-hot as an option).
 
-Discrete choices are hard Gumbel-Softmax samples while training (temperature annealed) and argmax at
-evaluation. The layout of the hard choice is built directly (``dp_core.layout``). Three gradient estimators:
-``straight_through`` is the reference's (the gradient of the one-hot-weighted sum of all L + 1 candidate
-sequences, here computed from one score matrix without building them); ``score_function`` weighs the
-log-probability of each sampled choice by the instance's loss minus a baseline (the batch mean, or the item's
-other samples; the default); ``exact`` tries every candidate place and length, without gradient, for a few items
-per batch and follows the gradient of their expected loss. docs/dp_learning.md measures them.
-
-What a place changes in each model family: docs/concepts.md.
+Discrete choices are hard Gumbel-Softmax draws while training and the argmax at evaluation; the layout of the hard
+choice is built directly (``dp_core.layout``). The estimators that teach the choices: ``DynamicPromptConfig.estimator``.
 """
 
 from __future__ import annotations

@@ -214,9 +214,9 @@ def test_the_refit_benchmark_rebuilds_a_checkpoints_run_and_resumes(tmp_path, da
 
     folder = tmp_path / "checkpoints" / "cb" / "dp_input"
     assert cli.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
-                              str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
-                              "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
-                              "--device", "cpu", "--output-dir", str(folder)]) == 0
+                     str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
+                     "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
+                     "--device", "cpu", "--output-dir", str(folder)]) == 0
     metrics = json.loads((folder / "metrics.json").read_text())
     results = tmp_path / "refit.jsonl"
     argv = ["refit_choices", "--data-dir", str(data_dir), "--checkpoints", str(tmp_path / "checkpoints"),
@@ -258,9 +258,9 @@ def test_the_equivalent_places_benchmark_reads_every_dp_checkpoint(tmp_path, dat
     root = tmp_path / "checkpoints"
     for method, factors in [("dp_input", "position,length"), ("dp_deep", "length")]:
         assert cli.main(["--task", "cb", "--method", "dp", "--factors", factors, "--where", method[3:],
-                                  "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8",
-                                  "--max-steps", "1", "--batch-size", "4", "--num-tokens", "4", "--device", "cpu",
-                                  "--output-dir", str(root / "cb" / method)]) == 0
+                         "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8",
+                         "--max-steps", "1", "--batch-size", "4", "--num-tokens", "4", "--device", "cpu",
+                         "--output-dir", str(root / "cb" / method)]) == 0
     monkeypatch.setattr(sys, "argv", ["equivalent_places", "--data-dir", str(data_dir), "--checkpoints", str(root)])
     capsys.readouterr()
     equivalent_places.main()
@@ -376,7 +376,7 @@ def test_every_command_that_budgets_the_encoder_grid_names_the_ready_trained_pro
     assert select_from.EPOCHS == {task: budgets["--max-epochs-for"][task] for task in grid}
     assert select_from.EVERY == {task: budgets["--eval-every-for"][task] for task in grid}
     commands = 0
-    for doc in ("README.md", "docs/results.md"):
+    for doc in ("docs/training.md", "docs/results.md"):
         text = Path(doc).read_text().replace("\\\n", " ")
         for flag, budget in budgets.items():
             for options in re.findall(rf"{flag}((?:\s+\w+=\d+)+)", text):
@@ -384,4 +384,4 @@ def test_every_command_that_budgets_the_encoder_grid_names_the_ready_trained_pro
                 if set(named) == grid:  # the encoder grid's (calibration and decoder commands name other tasks)
                     commands += 1
                     assert named == {task: budget[task] for task in grid}, (doc, flag, named)
-    assert commands >= 8  # README's several-GPU grid; results.md's two commands and its tables' Command line
+    assert commands >= 8  # training.md's several-GPU grid; results.md's two commands and its tables' Command line

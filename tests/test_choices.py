@@ -224,7 +224,7 @@ def test_counterfactual_scores_on_the_first_items_only_keep_multirc_questions_wh
                          counterfactual_items=5)
     caplog.set_level(logging.INFO, logger="dp_core")
     result = run(config, backbone=tiny_backbone)
-    assert "forcing each candidate of position, length, one at a time, on the first 5 items of dev" in caplog.text
+    assert "position, length" in caplog.text and "the first 5 items of dev" in caplog.text  # what, and on how many
     dev_split = result.model.encode_examples(dev)
     expected = split_choice_statistics(result.model, dev_split.first(5))
     for factor, summary in result.choices.items():

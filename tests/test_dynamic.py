@@ -407,10 +407,10 @@ def test_cli_trains_dp_with_every_option(data_dir, tiny_bert_path, tmp_path):
     from dp_core import cli
 
     code = cli.main(["--task", "copa", "--method", "dp", "--factors", "position,length,pool", "--level",
-                              "instance", "--where", "both", "--pool-size", "3", "--backbone", str(tiny_bert_path),
-                              "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2",
-                              "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
-                              "--device", "cpu", "--estimator", "straight_through", "--place-given-length"])
+                     "instance", "--where", "both", "--pool-size", "3", "--backbone", str(tiny_bert_path),
+                     "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2",
+                     "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
+                     "--device", "cpu", "--estimator", "straight_through", "--place-given-length"])
     assert code == 0
     loaded = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.method.factors == ("position", "length", "pool") and loaded.method.pool_size == 3
@@ -450,9 +450,9 @@ def test_cli_multitask_regime(data_dir, tiny_bert_path, tmp_path):
     from dp_core import cli
 
     code = cli.main(["--task", "rte", "--method", "dp", "--multitask", "cb,rte", "--multitask-steps", "2",
-                              "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--k-shot", "8",
-                              "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4", "--num-tokens", "4",
-                              "--output-dir", str(tmp_path / "out"), "--device", "cpu"])
+                     "--backbone", str(tiny_bert_path), "--data-dir", str(data_dir), "--k-shot", "8",
+                     "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4", "--num-tokens", "4",
+                     "--output-dir", str(tmp_path / "out"), "--device", "cpu"])
     assert code == 0
     shared = PromptClassifier.from_pretrained(tmp_path / "out" / "shared_prompt", device="cpu")
     assert shared.metadata["multitask"] == {"tasks": ["cb", "rte"], "steps": 2}

@@ -86,9 +86,9 @@ def test_events_stream_progress(data_dir, tiny_backbone):
 
 def test_cli_writes_metrics_and_checkpoint(data_dir, tiny_bert_path, tmp_path, capsys):
     code = cli.main(["--task", "wic", "--method", "ptv2", "--backbone", str(tiny_bert_path),
-                              "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps",
-                              "2", "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
-                              "--device", "cpu"])
+                     "--data-dir", str(data_dir), "--k-shot", "8", "--dev-limit", "8", "--max-steps",
+                     "2", "--batch-size", "4", "--num-tokens", "4", "--output-dir", str(tmp_path / "out"),
+                     "--device", "cpu"])
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["task"] == "wic" and "accuracy" in metrics["best"] and metrics["trainable_parameters"] > 0
@@ -192,9 +192,9 @@ def test_bad_selection_settings_are_refused():
 
 def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsys):
     code = cli.main(["--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path), "--data-dir",
-                              str(data_dir), "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
-                              "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40", "--device", "cpu",
-                              "--output-dir", str(tmp_path / "out")])
+                     str(data_dir), "--dev-limit", "8", "--max-steps", "2", "--batch-size", "4",
+                     "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40", "--device", "cpu",
+                     "--output-dir", str(tmp_path / "out")])
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["selected_on"] == "holdout" and metrics["holdout_size"] == 32 and metrics["train_size"] == 218
@@ -207,15 +207,15 @@ def test_cli_records_holdout_selection(data_dir, tiny_bert_path, tmp_path, capsy
 
 def test_cli_refits_dp_choices_on_the_kept_checkpoint_and_records_it(data_dir, tiny_bert_path, tmp_path, capsys):
     code = cli.main(["--task", "cb", "--method", "dp", "--factors", "position,length", "--backbone",
-                              str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
-                              "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
-                              "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])
+                     str(tiny_bert_path), "--data-dir", str(data_dir), "--dev-limit", "8", "--max-steps", "2",
+                     "--batch-size", "4", "--num-tokens", "4", "--select-on", "holdout", "--holdout-max", "40",
+                     "--device", "cpu", "--refit-choices", "--output-dir", str(tmp_path / "out")])
     assert code == 0
     err = capsys.readouterr().err
     assert ("forcing each candidate of position, length, one at a time, on every item of dev and of the held-out "
             "split") in err
-    assert "refitting the kept checkpoint's choices to its frozen prompt on 218 training items" in err
-    assert "computing once the instance features DP's choices read: 8 dev rows and 32 held-out rows" in err
+    assert "218 training items" in err  # the refit's sample: every training item left after the held-out split
+    assert "8 dev rows" in err and "32 held-out rows" in err  # the features computed before the first step
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     refit = metrics["refit"]
     said = re.search(r"refit of position, length (kept|not kept) after (\d+) steps: held-out expected loss "
