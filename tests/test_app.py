@@ -89,6 +89,7 @@ def test_every_task_predicts_a_picked_dev_example_with_the_ready_trained_prompts
     assert "Where the prompt can go on this backbone" in place
 
 
+@pytest.mark.slow
 def test_training_streams_curves_then_compare_uses_the_new_run(client):
     job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED, DP], 5, 8, 0, api_name="/train")
     updates = list(job)
@@ -108,6 +109,7 @@ def test_training_streams_curves_then_compare_uses_the_new_run(client):
     assert "ready-trained" in other.predict(*compare_args("cb", fields), api_name="/compare")[6]
 
 
+@pytest.mark.slow
 def test_visitors_asking_for_the_same_run_at_once_watch_one_run_and_each_keeps_it(app_url):
     visitors = [Client(app_url, verbose=False) for _ in range(2)]
     jobs = [visitor.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 5, 8, 1, api_name="/train")
@@ -120,6 +122,7 @@ def test_visitors_asking_for_the_same_run_at_once_watch_one_run_and_each_keeps_i
         assert "trained in this session" in visitor.predict(*compare_args("cb", fields), api_name="/compare")[3]
 
 
+@pytest.mark.slow
 def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(client):
     from app.state import PROMPT_TUNING
 
@@ -151,6 +154,7 @@ def test_the_verbalizer_on_a_sentence_encoder_is_refused_in_one_line(client):
     assert client.predict("cb", 0, api_name="/pick")[0] == 0  # still up
 
 
+@pytest.mark.slow
 def test_stop_ends_a_run_within_a_step_and_keeps_its_checkpoint(client):
     job = client.submit("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 120, 8, 0, api_name="/train")
     started = time.monotonic()
@@ -190,6 +194,7 @@ def test_long_input_is_cut_with_a_visible_note(client):
     assert "Cut to 2000 characters: premise" in note and "truncated" in note
 
 
+@pytest.mark.slow
 def test_few_shot_k_above_the_train_set_says_so(client):
     status, *_ = client.predict("cb", "sentence-transformers/all-MiniLM-L6-v2", [FIXED], 5, 10_000, 0,
                                 api_name="/train")

@@ -35,6 +35,7 @@ def grid(monkeypatch, capsys, *argv):
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_decoder_grid_trains_resumes_and_compares_places_and_heads(tmp_path, data_dir, monkeypatch, capsys):
     results = tmp_path / "grid.jsonl"
     argv = ["--grid", "decoder", "--backbone", tiny("gpt2", tmp_path / "gpt2"), "--data-dir", str(data_dir),
@@ -155,6 +156,7 @@ def test_a_grid_with_more_seeds_on_some_tasks_says_which_and_pairs_only_the_seed
     assert lines[-1] == "| wsc | +0.100 [+0.100, +0.100] (3) |"
 
 
+@pytest.mark.slow
 def test_the_gpu_carry_fits_one_call_and_loads_offline_by_the_backbone_name(tmp_path, default_backbone):
     archive = tmp_path / "hf.tar.xz"
     gpu_carry.pack_hf_cache(archive, "sentence-transformers/all-MiniLM-L6-v2")

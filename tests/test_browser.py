@@ -1,7 +1,7 @@
 """A real browser (Debian's Chromium through Playwright) clicks through every tab and saves screenshots.
 
 Needs /usr/bin/chromium (``apt-get install chromium``; .ci/run installs it) or $DP_CHROMIUM. Set
-$DP_SCREENSHOTS_DIR to keep the screenshots (docs/screenshots holds the ones shown in README.md).
+$DP_SCREENSHOTS_DIR to keep the screenshots (docs/screenshots holds the ones README.md and docs/app.md show).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow  # a browser and a session run: minutes
 
 CHROMIUM = os.environ.get("DP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # How long to wait for the slow steps (a session run's what-if strips): generous, since this is not a speed test

@@ -9,6 +9,7 @@ import sys
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -40,6 +41,7 @@ def test_each_process_takes_its_own_half_of_every_batch(data_dir, default_backbo
         assert a.items.tolist() + b.items.tolist() == batch.items.tolist() and a.num_items == b.num_items == 4
 
 
+@pytest.mark.slow
 def test_two_processes_with_half_a_batch_each_make_the_update_of_one_with_all(data_dir, tiny_bert_path, tmp_path):
     # No dropout anywhere: each process draws its own masks, so with dropout the runs could not match.
     run = ["-m", "dp_core.train", "--task", "cb", "--method", "ptv2", "--backbone", str(tiny_bert_path),

@@ -233,6 +233,7 @@ def constructed_task(backbone, factor):
     return model, batch, types, torch.nonzero(keep).squeeze(1), labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["score_function", "exact"])
 @pytest.mark.parametrize("factor", ["position", "length"])
 def test_instance_level_learns_instance_dependent_choices_task_level_cannot(factor, estimator, tiny_backbone):

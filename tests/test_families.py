@@ -218,6 +218,7 @@ def test_the_linear_head_of_a_decoder_reads_the_last_real_place(name, family_bac
         assert torch.allclose(encoded.pooled, hidden[torch.arange(len(hidden)), last], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_smollm2_loads_offline_as_a_llama_decoder_and_trains(offline, data_dir):
     from dp_core.config import TrainConfig
     from dp_core.train import run

@@ -104,3 +104,21 @@ def test_a_new_option_is_one_field():
     assert (args.warm_restarts, args.verbose) == (5, True)
     assert not hasattr(args, "silent_field")
     assert "(default: 2)" in parser.format_help()
+
+
+def test_the_public_api_is_listed_in_one_place_and_every_name_resolves():
+    import dp_core
+
+    for name in dp_core.__all__:
+        assert getattr(dp_core, name) is not None, name
+    assert dp_core.TrainConfig is TrainConfig and dp_core.HeadConfig is HeadConfig
+
+
+def test_the_cli_runs_as_a_module_without_warnings():
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "dp_core.train", "--help"],
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert finished.returncode == 0, finished.stderr[-1000:]
+    assert "--feature-norm" in finished.stdout and "--time-budget" in finished.stdout

@@ -30,6 +30,7 @@ def test_every_task_trains_and_evaluates_end_to_end(task, data_dir, default_back
     assert [entry["step"] for entry in result.history if "loss" in entry] == [1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_fits_a_small_training_set(method, data_dir, default_backbone):
     """The loss falls far below the label prior's (~0.66 here): prompt, network and head really train."""
@@ -241,6 +242,7 @@ def test_gradient_accumulation_takes_one_step_per_group_of_batches(data_dir, tin
     assert events[-1].result.mixed_precision == "no" and events[-1].result.processes == 1
 
 
+@pytest.mark.slow
 def test_cli_runs_with_bf16_autocast_on_cpu(data_dir, tiny_bert_path, tmp_path):
     """In a process of its own: Accelerate keeps one precision per process (and run as ``-m``, the module is
     ``__main__``: its lines on the end of the run must still show)."""
