@@ -22,6 +22,7 @@ from .heads import HeadConfig
 from .methods import METHODS, method_config
 from .multitask import train_shared_prompt
 from .options import add_method_options, add_options, option, values_of
+from .recipes import RECIPES, recipe_defaults
 from .tasks import DataError, get_task
 from .train import log, train
 
@@ -36,6 +37,8 @@ class CommandOptions:
                                    "e.g. cb,rte,copa; then --task", metavar="TASKS")
     multitask_steps: int = option(200, "steps of the shared stage (tasks take turns)")
     push_to_hub: str | None = option(None, "push the checkpoint to this Hub repo", metavar="REPO_ID")
+    recipe: str | None = option(None, "start from a reference's settings (dpt: the Dynamic Prompting paper's, "
+                                "docs/training.md); options given explicitly win", choices=tuple(RECIPES))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_options(parser.add_argument_group("prompt methods (each option: the methods that have it)"),
                        METHODS.values())
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read over a recipe's values where ``--recipe`` names one."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.recipe:
+        parser.set_defaults(**recipe_defaults(args.recipe))
+        args = parser.parse_args(argv)
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -139,7 +152,7 @@ def save(args: argparse.Namespace, config: TrainConfig, result: TrainResult, sum
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         config = config_from_args(args)
         get_task(config.task)

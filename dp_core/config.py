@@ -16,6 +16,8 @@ from .prompts import MethodConfig, PTuningV2Config
 COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
 SELECT_ON = ("dev", "holdout")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "adafactor")
+SCHEDULES = ("linear", "constant")
 
 
 @dataclass
@@ -35,8 +37,13 @@ class TrainConfig:
     batch_size: int = option(16, "items per batch")
     lr: float = option(1e-2, "learning rate of the prompt (fine-tuning: of the backbone, use ~2e-5)")
     lr_head: float = option(1e-2, "learning rate of the head")
-    weight_decay: float = option(0.0, "AdamW's weight decay")
+    weight_decay: float = option(0.0, "weight decay")
+    optimizer: str = option("adamw", "adamw, or adafactor (transformers', at a fixed learning rate, as the prompt "
+                            "tuning and DPT references)", choices=OPTIMIZERS)
+    schedule: str = option("linear", "the learning rate after warm-up: linear decay to 0, or constant",
+                           choices=SCHEDULES)
     warmup_ratio: float = option(0.06, "share of the steps with a rising learning rate")
+    warmup_steps: int | None = option(None, "steps with a rising learning rate (overrides --warmup-ratio)")
     grad_clip: float = option(1.0, "largest gradient norm")
     eval_every: int | None = option(None, "steps between evaluations (default: once per epoch)")
     eval_batch_size: int = option(64, "items per batch when evaluating")
@@ -79,8 +86,15 @@ class TrainConfig:
             raise ValueError(f"patience counts evaluations and must be at least 1, got {self.patience}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}")
+        if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS} and schedule one of {SCHEDULES}, "
+                             f"got {self.optimizer!r} and {self.schedule!r}")
         if self.gradient_accumulation_steps < 1:
             raise ValueError(f"gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
+
+    def warmup(self, total_steps: int) -> int:
+        """Warm-up steps of a run that plans ``total_steps``."""
+        return self.warmup_steps if self.warmup_steps is not None else int(self.warmup_ratio * total_steps)
 
     def to_dict(self) -> dict:
         record = asdict(self)

@@ -8,15 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-import torch
 from accelerate.utils import set_seed
-from transformers import get_linear_schedule_with_warmup
 
 from .backbone import Backbone, load_backbone
 from .config import TrainConfig
 from .evaluation import RowFeatures
 from .model import PromptClassifier
-from .train import backward_and_step, endless_batches, load_task_data, make_accelerator, parameter_groups
+from .train import (backward_and_step, endless_batches, load_task_data, make_accelerator, make_optimizer,
+                    make_scheduler, parameter_groups)
 
 
 def shared_models(config: TrainConfig, tasks: list[str], backbone: Backbone) -> dict[str, PromptClassifier]:
@@ -46,9 +45,8 @@ def train_shared_prompt(config: TrainConfig, tasks: list[str], steps: int, backb
     shared = models[tasks[0]].prompt
     heads = [p for model in models.values() for p in model.head.parameters()]
     choice = shared.choice_parameters() if shared.choice_lr is not None else []
-    optimizer = torch.optim.AdamW(parameter_groups(heads, shared, config, shared.choice_lr, choice),
-                                  weight_decay=config.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    optimizer = make_optimizer(parameter_groups(heads, shared, config, shared.choice_lr, choice), config)
+    scheduler = make_scheduler(optimizer, config, steps)
     optimizer = accelerator.prepare(optimizer)
     shared.schedule_run(steps)
     pad = backbone.tokenizer.pad_token_id

@@ -23,7 +23,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_scheduler
+from transformers.optimization import Adafactor
 
 from .backbone import Backbone, load_backbone, resolve_device
 from .choices import chosen_factors
@@ -65,12 +66,25 @@ def parameter_groups(heads: list[nn.Parameter], prompt: PromptModule | nn.Module
     return [group for group in groups if group["params"]]
 
 
+def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or transformers' Adafactor at each group's fixed learning rate (no relative step, no scaling)."""
+    if config.optimizer == "adafactor":
+        return Adafactor(groups, lr=config.lr, weight_decay=config.weight_decay, scale_parameter=False,
+                         relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """Warm-up, then linear decay to 0 or a constant learning rate (transformers' schedules)."""
+    name = "linear" if config.schedule == "linear" else "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup(total_steps), num_training_steps=total_steps)
+
+
 def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim.Optimizer:
     choice_lr = model.prompt.choice_lr
     choice = model.prompt.choice_parameters() if choice_lr is not None else []
     heads = [p for p in model.head.parameters() if p.requires_grad]
-    groups = parameter_groups(heads, model, config, choice_lr, choice)
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    return make_optimizer(parameter_groups(heads, model, config, choice_lr, choice), config)
 
 
 def make_accelerator(config: TrainConfig, backbone: Backbone | None = None) -> Accelerator:
@@ -226,7 +240,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
     if selection.select_from_step:
         log.info("no checkpoint is kept before step %d of %d", selection.select_from_step, total_steps)
     optimizer = build_optimizer(model, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scheduler = make_scheduler(optimizer, config, total_steps)
     model.prompt.schedule_run(total_steps * config.gradient_accumulation_steps)  # it counts forward passes
     objective, optimizer = accelerator.prepare(TrainingObjective(model), optimizer)
     shard = (accelerator.process_index, accelerator.num_processes)
