@@ -104,7 +104,7 @@ def train_with_progress(config: TrainConfig, main_process: bool) -> tuple[TrainR
     with logging_redirect_tqdm([log], tqdm_class=tqdm):
         for event in train(config):
             if progress is None:
-                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.task}",
+                progress = tqdm(total=event.total_steps, desc=f"{config.prompt.method} on {config.data or config.task}",
                                 unit="step", disable=not main_process)
             if event.kind == "step":
                 progress.update(1)
@@ -122,7 +122,7 @@ def summary_of(command: str, config: TrainConfig, result: TrainResult, examples_
     """metrics.json without the history."""
     holdout = result.holdout_size > 0
     return {
-        "command": command, "task": config.task, "method": config.prompt.method, "backbone": config.backbone,
+        "command": command, "task": result.model.task.name, "method": config.prompt.method, "backbone": config.backbone,
         "best": result.dev_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
         "selected_on": result.selected_on, "processes": result.processes,
         "mixed_precision": result.mixed_precision, "trainable_parameters": result.model.trainable_parameter_count(),
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_args(args)
-        get_task(config.task)
+        config.text_data() if config.data else get_task(config.task)  # a bad task or data option fails here
         if args.multitask:
             tasks = [get_task(name).name for name in args.multitask.split(",")]
             folder = Path(args.output_dir or tempfile.mkdtemp(prefix="dp_shared_")) / "shared_prompt"

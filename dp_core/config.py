@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass, field
 
 from .backbone import DEFAULT_BACKBONE
 from .heads import HeadConfig
+from .labelled import TextData
 from .model import PromptClassifier
 from .options import option
 from .prompts import MethodConfig, PTuningV2Config
+from .tasks import DataError
 
 COUNTERFACTUAL_WHEN = ("none", "end", "every_eval")
 SELECT_ON = ("dev", "holdout")
@@ -20,9 +22,23 @@ OPTIMIZERS = ("adamw", "adafactor")
 SCHEDULES = ("linear", "constant")
 
 
+def parse_columns(text: str) -> tuple[str, ...]:
+    """"premise,hypothesis" -> ("premise", "hypothesis")."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass
 class TrainConfig:
     task: str = option("rte", "boolq, cb, copa, rte, wic, wsc or multirc")
+    data: str | None = option(None, "your own data instead of --task: a .csv, .tsv, .jsonl or .parquet file, or a "
+                              "Hub dataset id", metavar="PATH_OR_HUB_ID")
+    text_columns: tuple[str, ...] = option((), "with --data: one or two text columns, e.g. premise,hypothesis",
+                                           parse=parse_columns, metavar="A[,B]")
+    label_column: str = option("label", "with --data: the label column (integers or strings)")
+    label_names: tuple[str, ...] = option((), "with --data: the labels' names in order (default: the data's values, "
+                                          "sorted)", parse=parse_columns, metavar="A,B,...")
+    validation: str | None = option(None, "with --data: a dev file, or the Hub dataset's split (default: its "
+                                    "validation split, else a seeded 10 % of the rows)")
     prompt: MethodConfig = field(default_factory=PTuningV2Config)
     head: HeadConfig = field(default_factory=HeadConfig)
     backbone: str = option(DEFAULT_BACKBONE, "Hub id or folder")
@@ -91,6 +107,15 @@ class TrainConfig:
                              f"got {self.optimizer!r} and {self.schedule!r}")
         if self.gradient_accumulation_steps < 1:
             raise ValueError(f"gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
+
+    def text_data(self) -> TextData | None:
+        """The data this run reads instead of a SuperGLUE task, if any."""
+        if self.data is None:
+            return None
+        if not self.text_columns:
+            raise DataError("--data needs --text-columns: the one or two columns that hold the text")
+        return TextData(self.data, self.text_columns, self.label_column, self.label_names or None, self.validation,
+                        self.seed)
 
     def warmup(self, total_steps: int) -> int:
         """Warm-up steps of a run that plans ``total_steps``."""

@@ -21,6 +21,7 @@ from .backbone import Backbone, load_backbone
 from .data import Batch, EncodedSplit, encode_examples
 from .encoder import body_inputs, position_table, run_encoder
 from .heads import DEFAULT_POOLING, HeadConfig, Verbalizer, answer_template
+from .labelled import task_from_record
 from .layout import Frame, Layout, assemble
 from .methods import method_config_from_dict
 from .prompts import MethodConfig, PromptModule, PromptPlan
@@ -246,7 +247,8 @@ class PromptClassifier(nn.Module):
 
     def config_dict(self) -> dict:
         return {"backbone": self.backbone.name, "task": self.task.name, "method": self.method.to_dict(),
-                "head": asdict(self.head_config), "max_length": self.max_length}
+                "head": asdict(self.head_config), "max_length": self.max_length,
+                **({"task_spec": self.task.spec} if self.task.spec else {})}
 
     def save_pretrained(self, directory: str | Path, metrics: dict | None = None, extra: dict | None = None) -> Path:
         directory = Path(directory)
@@ -270,7 +272,8 @@ class PromptClassifier(nn.Module):
             backbone = load_backbone(record["backbone"], device=device)
         elif backbone.name != record["backbone"]:
             raise ValueError(f"checkpoint was trained on {record['backbone']!r}, not {backbone.name!r}")
-        model = cls(backbone, record["task"], method_config_from_dict(record["method"]),
+        task = task_from_record(record["task_spec"]) if "task_spec" in record else record["task"]
+        model = cls(backbone, task, method_config_from_dict(record["method"]),
                     HeadConfig(**record["head"]), max_length=record["max_length"])
         state = load_file(str(directory / WEIGHTS_FILE), device=str(backbone.device))
         missing = set(model.trainable_state()) - set(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -38,8 +39,9 @@ def flag_of(config_field: dataclasses.Field) -> str:
 def value_type(config_class: type, name: str) -> type:
     """A field's type without ``None`` (``int | None`` -> int)."""
     hint = typing.get_type_hints(config_class)[name]
-    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] or [hint]
-    return typing.get_origin(kinds[0]) or kinds[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(kind for kind in typing.get_args(hint) if kind is not type(None))
+    return typing.get_origin(hint) or hint
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class: type,

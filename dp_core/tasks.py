@@ -50,6 +50,14 @@ class Task:
     # What a verbalizer head reads for each label, in label_names order (multiple choice: the one word that scores
     # each choice's row): the LM's logit of the word's first token at the answer place.
     label_words: tuple[str, ...] = ("no", "yes")
+    text_columns: tuple[str, ...] = ()  # a task defined by data (dp_core.labelled): the columns it reads
+
+    @property
+    def spec(self) -> dict | None:
+        """What rebuilds a task defined by data (``dp_core.labelled.task_from_record``); None for SuperGLUE's."""
+        if not self.text_columns:
+            return None
+        return {"name": self.name, "text_columns": list(self.text_columns), "label_names": list(self.label_names)}
 
     @property
     def num_labels(self) -> int:

@@ -32,25 +32,34 @@ from .config import TrainConfig, TrainEvent, TrainResult
 from .data import Batch, EncodedSplit, iterate_batches
 from .evaluation import (RowFeatures, Selection, evaluate, evaluate_at_end, evaluate_with_choices, refit_kept_choices,
                          split_features)
+from .labelled import load_text_data
 from .model import PromptClassifier
 from .prompts import PromptModule
-from .tasks import Example, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot, split_holdout
+from .tasks import (Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
+                    split_holdout)
 
 log = logging.getLogger("dp_core.train")  # by name: under `python -m` __name__ is "__main__"; the CLI shows INFO
 
 
-def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
-    """The run's training and dev items, as the config asks (FewGLUE, k-shot, a dev limit)."""
-    if config.fewglue:
-        train = load_fewglue(config.task, config.data_dir)
+def load_task_and_data(config: TrainConfig) -> tuple[Task, list[Example], list[Example]]:
+    """The run's task, training and dev items, as the config asks (your data or a SuperGLUE task; FewGLUE, k-shot,
+    a dev limit)."""
+    text_data = config.text_data()
+    if text_data is not None:
+        task, train, dev = load_text_data(text_data)
     else:
-        train = load_examples(config.task, "train", config.data_dir)
+        task = get_task(config.task)
+        train = load_fewglue(task.name, config.data_dir) if config.fewglue else \
+            load_examples(task.name, "train", config.data_dir)
+        dev = load_examples(task.name, "val", config.data_dir)
     if config.k_shot:
         train = sample_k_shot(train, config.k_shot, config.seed)
-    dev = load_examples(config.task, "val", config.data_dir)
-    if config.dev_limit:
-        dev = dev[: config.dev_limit]
-    return train, dev
+    return task, train, dev[: config.dev_limit] if config.dev_limit else dev
+
+
+def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
+    """The run's training and dev items."""
+    return load_task_and_data(config)[1:]
 
 
 # --- the optimizer and the device ---------------------------------------------------------------------
@@ -178,8 +187,7 @@ class RunSetup:
 def prepare(config: TrainConfig, backbone: Backbone | None, data: tuple[list[Example], list[Example]] | None) -> RunSetup:
     """Data, model and features; bad data fails here, before the slow part."""
     set_seed(config.seed)
-    task = get_task(config.task)
-    train_examples, dev_examples = data or load_task_data(config)
+    task, train_examples, dev_examples = (get_task(config.task), *data) if data else load_task_and_data(config)
     select_examples = dev_examples
     if config.select_on == "holdout":
         train_examples, select_examples = split_holdout(

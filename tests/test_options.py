@@ -42,6 +42,8 @@ def changed_value(config_class, config_field):
         return 0.375, ["0.375"]
     if kind is str:
         return "elsewhere", ["elsewhere"]
+    if kind is tuple:  # read from a comma list
+        return ("premise", "hypothesis"), ["premise,hypothesis"]
     raise AssertionError(f"no test value for {config_field.name}")
 
 

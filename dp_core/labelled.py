@@ -1,0 +1,171 @@
+"""Any labelled text data as a task: a local CSV, TSV, JSONL or parquet file, or a Hub dataset.
+
+    data = TextData("reviews.csv", text_columns=("review",), label_column="stars")
+    task, train, dev = load_text_data(data)
+
+One or two text columns, a label column of integers or strings, accuracy and macro-F1. Without a validation split,
+a seeded 10 % of the rows is kept for dev. Bad data is refused in one line naming the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .tasks import DataError, Example, Task
+
+FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+DEV_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class TextData:
+    source: str  # a local file (.csv, .tsv, .jsonl, .json, .parquet) or a Hub dataset id
+    text_columns: tuple[str, ...]  # one column, or two read as a pair (premise and hypothesis, question and passage)
+    label_column: str
+    label_names: tuple[str, ...] | None = None  # in label order; None: the data's values, sorted
+    validation: str | None = None  # a file, or the Hub dataset's split; None: its "validation", else a seeded 10 %
+    seed: int = 0  # draws the dev rows when the data has none
+
+    def __post_init__(self):
+        if not 1 <= len(self.text_columns) <= 2:
+            raise DataError(f"give one or two text columns, got {len(self.text_columns)}: {list(self.text_columns)}")
+
+
+def pair_of(first: str, second: str | None, row: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    return ((row[first], row[second] if second else None),)
+
+
+def text_task(name: str, text_columns: tuple[str, ...], label_names: tuple[str, ...]) -> Task:
+    """The task of a dataset's text columns and labels (what a checkpoint records to rebuild it)."""
+    second = text_columns[1] if len(text_columns) > 1 else None
+    return Task(name=name, folder=name, hub_config="", label_names=tuple(label_names),
+                label_values=tuple(label_names), input_fields=tuple(text_columns),
+                build=functools.partial(pair_of, text_columns[0], second), metrics=("accuracy", "macro_f1"),
+                label_words=tuple(name.lower() for name in label_names), text_columns=tuple(text_columns))
+
+
+def task_from_record(record: dict) -> Task:
+    """The task a checkpoint's ``task_spec`` describes."""
+    return text_task(record["name"], tuple(record["text_columns"]), tuple(record["label_names"]))
+
+
+def check_encoding(path: Path) -> None:
+    """Text files must be UTF-8: say which line is not."""
+    if FORMATS[path.suffix.lower()] == "parquet":
+        return
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save it as UTF-8") \
+            from None
+
+
+def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, Any]]]:
+    """(how to name it in messages, its rows) from a local file or a Hub dataset's split."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.suffix.lower() in FORMATS or path.exists():
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        if path.suffix.lower() not in FORMATS:
+            raise DataError(f"{path}: unknown format; use one of {', '.join(FORMATS)}")
+        check_encoding(path)
+        options = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        builder, where = FORMATS[path.suffix.lower()], str(path)
+        loader = functools.partial(datasets.load_dataset, builder, data_files=where, split="train", **options)
+    else:
+        where = f"{source} ({split})"
+        loader = functools.partial(datasets.load_dataset, source, split=split)
+    try:
+        return where, [dict(row) for row in loader()]
+    except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise DataError(f"{where}: could not be read ({type(error).__name__}: {first[:200]})") from None
+
+
+def check_columns(where: str, rows: list[dict[str, Any]], data: TextData) -> None:
+    if not rows:
+        raise DataError(f"{where}: no rows")
+    for column in (*data.text_columns, data.label_column):
+        if column not in rows[0]:
+            raise DataError(f"{where}: no column {column!r}; its columns: {', '.join(map(str, rows[0]))}")
+    for number, row in enumerate(rows, start=1):
+        for column in data.text_columns:
+            if not isinstance(row[column], str) or not row[column].strip():
+                raise DataError(f"{where}, row {number}: column {column!r} is empty")
+        if row[data.label_column] is None or str(row[data.label_column]).strip() == "":
+            raise DataError(f"{where}, row {number}: column {data.label_column!r} has no label")
+
+
+def label_names_of(where: str, rows: list[dict[str, Any]], data: TextData) -> tuple[str, ...]:
+    """The given names, else the data's values sorted (numbers as numbers); two at least."""
+    if data.label_names:
+        names = tuple(data.label_names)
+    else:
+        values = sorted({row[data.label_column] for row in rows}, key=lambda v: (isinstance(v, str), v))
+        names = tuple(str(value) for value in values)
+    if len(names) < 2:
+        raise DataError(f"{where}: column {data.label_column!r} holds one label only ({names[0]!r}); a classifier "
+                        f"needs two or more")
+    return names
+
+
+def label_index(where: str, number: int, value: Any, names: tuple[str, ...], column: str) -> int:
+    """A label's index: its name, or an integer that counts into the names."""
+    if str(value) in names:
+        return names.index(str(value))
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return value
+    raise DataError(f"{where}, row {number}: column {column!r} holds {value!r}, not one of {list(names)}")
+
+
+def examples_of(where: str, rows: list[dict[str, Any]], task: Task, data: TextData, first_group: int = 0
+                ) -> list[Example]:
+    return [Example(task.build(row), label_index(where, number, row[data.label_column], task.label_names,
+                                                 data.label_column),
+                    str(first_group + number), {column: row[column] for column in data.text_columns})
+            for number, row in enumerate(rows, start=1)]
+
+
+def is_local(source: str) -> bool:
+    path = Path(source).expanduser()
+    return path.suffix.lower() in FORMATS or path.exists()
+
+
+def dev_rows_of(data: TextData) -> tuple[str, list[dict[str, Any]]] | None:
+    """The data's own dev rows: the validation file or split asked for, else a Hub dataset's "validation"."""
+    if data.validation:
+        if is_local(data.source) or is_local(data.validation):
+            return read_rows(data.validation)
+        return read_rows(data.source, data.validation)
+    if is_local(data.source):
+        return None
+    try:
+        return read_rows(data.source, "validation")
+    except DataError:  # a Hub dataset without one: split below
+        return None
+
+
+def load_text_data(data: TextData) -> tuple[Task, list[Example], list[Example]]:
+    """The task, its training items and its dev items."""
+    where, rows = read_rows(data.source)
+    check_columns(where, rows, data)
+    dev = dev_rows_of(data)
+    if dev is not None:
+        check_columns(*dev, data)
+    names = label_names_of(where, rows + (dev[1] if dev else []), data)
+    task = text_task(Path(data.source).stem if is_local(data.source) else data.source, data.text_columns, names)
+    train = examples_of(where, rows, task, data)
+    if dev is not None:
+        return task, train, examples_of(*dev, task, data, first_group=len(rows))
+    order = list(range(len(train)))
+    random.Random(data.seed).shuffle(order)
+    held = set(order[: max(1, round(DEV_SHARE * len(train)))])
+    return task, [e for i, e in enumerate(train) if i not in held], [e for i, e in enumerate(train) if i in held]
