@@ -25,6 +25,8 @@ PUBLIC = {
     "ChoiceStatistics": "choices", "split_choice_statistics": "choices",
     "counterfactuals": "explain", "explain_examples": "explain",
     "DevAnalysis": "analysis", "analyse": "analysis", "load_analysis": "analysis",
+    "TextData": "labelled", "load_text_data": "labelled", "recipe_config": "recipes",
+    "PromptForSequenceClassification": "hf", "RunLength": "hf",
 }
 __all__ = list(PUBLIC)
 

@@ -169,9 +169,14 @@ class PromptClassifier(nn.Module):
         return self.encode(batch, features, forced).logits
 
     def training_loss(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Cross-entropy, plus the prompt module's own term where it has one (DP's score-function estimator; with
-        ``samples`` > 1 every item is laid out that many times, each with its own sampled choices)."""
-        samples = self.prompt.samples
+        return self.training_outputs(batch, features)[0]
+
+    def training_outputs(self, batch: Batch, features: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the items' logits (of the first layout drawn). The loss is the cross-entropy plus
+        the prompt module's own term where it has one (DP's score-function estimator; with ``samples`` > 1 every
+        item is laid out that many times, each with its own sampled choices)."""
+        items, samples = batch.num_items, self.prompt.samples
         if samples > 1:
             if self.needs_features and features is None:
                 features = self.instance_features(batch)
@@ -185,7 +190,7 @@ class PromptClassifier(nn.Module):
             loss = loss + surrogate
         if self.prompt.exact_items and not self.prompt.warming_up():
             loss = loss + self.expected_choice_loss(batch, features)
-        return loss
+        return loss, encoded.logits[:items]
 
     def candidate_probabilities(self, batch: Batch, factor: str, features: torch.Tensor | None = None,
                                 max_rows: int = 512) -> torch.Tensor:
