@@ -27,6 +27,7 @@ PUBLIC = {
     "DevAnalysis": "analysis", "analyse": "analysis", "load_analysis": "analysis",
     "TextData": "labelled", "load_text_data": "labelled", "recipe_config": "recipes",
     "PromptForSequenceClassification": "hf", "RunLength": "hf",
+    "export_peft": "peft_interop", "load_peft_prompt": "peft_interop",
 }
 __all__ = list(PUBLIC)
 

@@ -66,7 +66,8 @@ class TrainConfig:
     max_length: int = option(128, "tokens kept of each input")
     seed: int = option(0, "seed of the prompt's start, the batches and the held-out split")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    init_prompt: str | None = option(None, "start from the prompt of this checkpoint folder", metavar="DIR")
+    init_prompt: str | None = option(None, "start from the prompt of this checkpoint folder, or of a PEFT prompt or "
+                                     "prefix adapter folder", metavar="DIR")
     counterfactuals: str = option("end", "DP: score every forced candidate on dev (own vs best single vs oracle) "
                                   "at the end, every evaluation, or never; each costs (candidates + 1) evaluations",
                                   choices=COUNTERFACTUAL_WHEN)

@@ -34,6 +34,7 @@ from .evaluation import (RowFeatures, Selection, evaluate, evaluate_at_end, eval
                          split_features)
 from .labelled import load_text_data
 from .model import PromptClassifier
+from .peft_interop import is_peft_adapter, load_peft_prompt
 from .prompts import PromptModule
 from .tasks import (Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
                     split_holdout)
@@ -195,7 +196,9 @@ def prepare(config: TrainConfig, backbone: Backbone | None, data: tuple[list[Exa
     accelerator = make_accelerator(config, backbone)
     backbone = backbone or load_backbone(config.backbone, accelerator.device)
     model = PromptClassifier(backbone, task, config.prompt, config.head, config.max_length)
-    if config.init_prompt:
+    if config.init_prompt and is_peft_adapter(config.init_prompt):
+        load_peft_prompt(model, config.init_prompt)
+    elif config.init_prompt:
         model.load_prompt(config.init_prompt)
     train_split, dev_split = model.encode_examples(train_examples), model.encode_examples(dev_examples)
     holdout = config.select_on == "holdout"
