@@ -14,8 +14,8 @@ from .backbone import Backbone, load_backbone
 from .config import TrainConfig
 from .evaluation import RowFeatures
 from .model import PromptClassifier
-from .train import (backward_and_step, endless_batches, load_task_data, make_accelerator, make_optimizer,
-                    make_scheduler, parameter_groups)
+from .optimization import backward_and_step, make_accelerator, make_optimizer, make_scheduler, parameter_groups
+from .train import endless_batches, load_task_data
 
 
 def shared_models(config: TrainConfig, tasks: list[str], backbone: Backbone) -> dict[str, PromptClassifier]:

@@ -62,7 +62,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, confi
         if kind is bool:
             arguments["action"] = "store_false" if default is True else "store_true"
         else:
-            metavar = None if metadata["choices"] else (metadata["metavar"] or flag.lstrip("-").replace("-", "_").upper())
+            named = metadata["metavar"] or flag.lstrip("-").replace("-", "_").upper()
+            metavar = None if metadata["choices"] else named
             arguments.update(type=metadata["parse"] or kind, choices=metadata["choices"], metavar=metavar)
         parser.add_argument(flag, **arguments)
 

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from torch import nn
-from transformers import get_scheduler
-from transformers.optimization import Adafactor
 
-from .backbone import Backbone, load_backbone, resolve_device
+from .backbone import Backbone, load_backbone
 from .choices import chosen_factors
 from .config import TrainConfig, TrainEvent, TrainResult
 from .data import Batch, EncodedSplit, iterate_batches
@@ -34,8 +32,8 @@ from .evaluation import (RowFeatures, Selection, evaluate, evaluate_at_end, eval
                          split_features)
 from .labelled import load_text_data
 from .model import PromptClassifier
+from .optimization import agreed, backward_and_step, build_optimizer, make_accelerator, make_scheduler
 from .peft_interop import is_peft_adapter, load_peft_prompt
-from .prompts import PromptModule
 from .tasks import (Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
                     split_holdout)
 
@@ -61,72 +59,6 @@ def load_task_and_data(config: TrainConfig) -> tuple[Task, list[Example], list[E
 def load_task_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
     """The run's training and dev items."""
     return load_task_and_data(config)[1:]
-
-
-# --- the optimizer and the device ---------------------------------------------------------------------
-
-
-def parameter_groups(heads: list[nn.Parameter], prompt: PromptModule | nn.Module, config: TrainConfig,
-                     choice_lr: float | None = None, choice: list[nn.Parameter] = ()) -> list[dict]:
-    """Heads, prompt (or backbone) and, where it has its own learning rate, DP's choice network."""
-    apart = {id(p) for p in [*heads, *choice]}
-    method = [p for p in prompt.parameters() if p.requires_grad and id(p) not in apart]
-    groups = [{"params": heads, "lr": config.lr_head}, {"params": method, "lr": config.lr},
-              {"params": list(choice), "lr": choice_lr}]
-    return [group for group in groups if group["params"]]
-
-
-def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, or transformers' Adafactor at each group's fixed learning rate (no relative step, no scaling)."""
-    if config.optimizer == "adafactor":
-        return Adafactor(groups, lr=config.lr, weight_decay=config.weight_decay, scale_parameter=False,
-                         relative_step=False, warmup_init=False)
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
-    """Warm-up, then linear decay to 0 or a constant learning rate (transformers' schedules)."""
-    name = "linear" if config.schedule == "linear" else "constant_with_warmup"
-    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup(total_steps), num_training_steps=total_steps)
-
-
-def build_optimizer(model: PromptClassifier, config: TrainConfig) -> torch.optim.Optimizer:
-    choice_lr = model.prompt.choice_lr
-    choice = model.prompt.choice_parameters() if choice_lr is not None else []
-    heads = [p for p in model.head.parameters() if p.requires_grad]
-    return make_optimizer(parameter_groups(heads, model, config, choice_lr, choice), config)
-
-
-def make_accelerator(config: TrainConfig, backbone: Backbone | None = None) -> Accelerator:
-    """Device (the given backbone's, else ``config.device``), mixed precision and accumulation, for this process.
-    Accelerate keeps one state per process: every run in a process must ask for the same device and precision."""
-    cpu = (backbone.device if backbone is not None else resolve_device(config.device)).type != "cuda"
-    precision = config.mixed_precision
-    if precision == "auto":
-        precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    # DP's choice network and pool do not all get gradients at every step (e.g. hard pool choices).
-    return Accelerator(cpu=cpu, mixed_precision=precision,
-                       gradient_accumulation_steps=config.gradient_accumulation_steps,
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-
-
-def agreed(accelerator: Accelerator, value):
-    """The main process's ``value`` in every process, so all take the same decisions (stop, keep a checkpoint)."""
-    if accelerator.num_processes == 1:
-        return value
-    box = [value]
-    broadcast_object_list(box)
-    return box[0]
-
-
-def backward_and_step(accelerator: Accelerator, loss: torch.Tensor, optimizer, grad_clip: float) -> None:
-    """Backward, clip the gradient norm once the (accumulated) step is complete, step the prepared optimizer
-    (Accelerate skips it, and the zeroing, until then)."""
-    accelerator.backward(loss)
-    if accelerator.sync_gradients:
-        accelerator.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
 
 
 def endless_batches(split: EncodedSplit, config: TrainConfig, pad: int, shard: tuple[int, int] = (0, 1)
@@ -185,7 +117,8 @@ class RunSetup:
         return math.ceil(len(self.train_split) / self.config.batch_size)
 
 
-def prepare(config: TrainConfig, backbone: Backbone | None, data: tuple[list[Example], list[Example]] | None) -> RunSetup:
+def prepare(config: TrainConfig, backbone: Backbone | None,
+            data: tuple[list[Example], list[Example]] | None) -> RunSetup:
     """Data, model and features; bad data fails here, before the slow part."""
     set_seed(config.seed)
     task, train_examples, dev_examples = (get_task(config.task), *data) if data else load_task_and_data(config)
@@ -312,7 +245,8 @@ def score_kept(setup: RunSetup, selection: Selection) -> tuple[dict, dict, list[
     if setup.holdout:
         log.info("step %d kept; scoring it on dev (%d items)", selection.best_step, len(setup.dev_split))
     if counterfactual:
-        items = "every item" if config.counterfactual_items is None else f"the first {config.counterfactual_items} items"
+        limit = config.counterfactual_items
+        items = "every item" if limit is None else f"the first {limit} items"
         log.info("forcing each candidate of %s, one at a time, on %s of dev%s", ", ".join(chosen_factors(model)),
                  items, " and of the held-out split" if setup.holdout else "")
     dev_metrics, dev_choices, dev_predictions = selection.kept

@@ -516,7 +516,7 @@ def test_leave_one_out_baseline_judges_each_sample_against_its_items_other_sampl
 
 
 def test_choice_network_gets_its_own_learning_rate_and_waits_during_warm_up(tiny_backbone, data_dir):
-    from dp_core.train import build_optimizer
+    from dp_core.optimization import build_optimizer
 
     model = dp_model(tiny_backbone, choice_lr=1e-4, choice_warmup=0.5, estimator="score_function")
     groups = build_optimizer(model, TrainConfig(lr=1e-2, lr_head=2e-2)).param_groups

@@ -8,7 +8,8 @@ from transformers.optimization import Adafactor
 from dp_core import cli
 from dp_core.dynamic import DynamicPromptConfig
 from dp_core.recipes import RECIPES, recipe_config
-from dp_core.train import build_optimizer, make_scheduler, run
+from dp_core.optimization import build_optimizer, make_scheduler
+from dp_core.train import run
 
 from .test_benchmarks import tiny
 
