@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,19 @@ def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, An
         where = f"{source} ({split})"
         loader = functools.partial(datasets.load_dataset, source, split=split)
     try:
-        return where, [dict(row) for row in loader()]
+        with tempfile.TemporaryDirectory() as cache:  # a local file leaves no copy behind
+            return where, [dict(row) for row in loader(cache_dir=cache if is_local(source) else None)]
     except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear line
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(f"{where}: could not be read ({type(error).__name__}: {first[:200]})") from None
+
+
+def preview(source: str, rows: int = 5) -> tuple[list[str], list[dict[str, Any]], int]:
+    """A file's or Hub dataset's columns, its first rows and how many rows it has (for a page to pick columns)."""
+    where, read = read_rows(source)
+    if not read:
+        raise DataError(f"{where}: no rows")
+    return list(read[0]), read[:rows], len(read)
 
 
 def check_columns(where: str, rows: list[dict[str, Any]], data: TextData) -> None:
