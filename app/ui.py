@@ -1,4 +1,4 @@
-"""The page: a task picker over the Start, Train, Compare, Explore and Learn tabs (one module each in app/tabs).
+"""The page: a task picker over the Start, Train, Compare, Explore, Learn and Your data tabs (a module each in app/tabs).
 
 UI only: every computation is a call into dp_core. What the tabs share (backbones, ready-trained prompts,
 session state) lives in app/state.py.
@@ -11,7 +11,7 @@ import gradio as gr
 from dp_core.tasks import TASKS
 
 from .state import Session, Shared
-from .tabs import compare, explore, learn, start, train
+from .tabs import compare, explore, learn, start, train, your_data
 
 
 def build_demo(data_dir: str | None = None) -> gr.Blocks:
@@ -32,6 +32,8 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                 explore_tab = explore.build(shared, session, task, compare_tab, tabs)
             with gr.Tab("Learn", id="learn"):
                 learn.build()
+            with gr.Tab("Your data", id="your-data"):
+                your_data.build(shared)
         start.wire(start_tab, shared, task, tabs, compare_tab, explore_tab)
         # Compare and Explore show the backbone one trains on (each can still pick another)
         train_backbone.change(lambda name: (name, name), train_backbone, [compare_tab.sides[2], explore_tab.sides[2]],

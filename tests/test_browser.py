@@ -115,3 +115,29 @@ def test_train_then_compare_the_session_s_run_then_learn(page, tmp_path):
     assert "hard draws follow the chances" in body and "What a prompt's place means in each kind of model" in body
     assert page.locator("img").count() >= 2  # the DP figure and the per-family attention grids
     screenshot(page, "learn", tmp_path)
+
+
+def test_your_own_data_uploads_trains_and_answers_a_typed_text(page, tmp_path):
+    import csv
+
+    path = tmp_path / "reviews.csv"
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["review", "label"])
+        for i in range(60):
+            writer.writerow([f"The film was {['awful', 'great'][i % 2]} and {['dull', 'superb'][i % 2]}.",
+                             ["bad", "good"][i % 2]])
+    page.get_by_role("tab", name="Your data").click()
+    page.get_by_text("Up to 2,000 rows").wait_for()
+    with page.expect_file_chooser() as chooser:  # as a person does: click the drop zone, pick the file
+        page.get_by_text("Click to Upload").last.click()
+    chooser.value.set_files(str(path))
+    page.get_by_text("60 rows. Check the columns, then train.").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Train both methods").click()
+    page.get_by_text("DP − fixed (paired, same items)").wait_for(timeout=SLOW_MS)  # both trained and scored
+    page.get_by_label("Your text").fill("The film was great and superb.")
+    page.get_by_role("button", name="Compare on this text").click()
+    page.get_by_text("where DP put its prompt").wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert "P-tuning v2 (fixed)" in body and "DP deep" in body and "prompt vectors ×" in body
+    screenshot(page, "your_data", tmp_path)
