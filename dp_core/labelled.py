@@ -24,7 +24,7 @@ DEV_SHARE = 0.1
 
 @dataclass(frozen=True)
 class TextData:
-    source: str  # a local file (.csv, .tsv, .jsonl, .json, .parquet) or a Hub dataset id
+    source: str  # a local file (.csv, .tsv, .jsonl, .json, .parquet), or a Hub dataset id or a folder laid out as one
     text_columns: tuple[str, ...]  # one column, or two read as a pair (premise and hypothesis, question and passage)
     label_column: str
     label_names: tuple[str, ...] | None = None  # in label order; None: the data's values, sorted
@@ -72,7 +72,7 @@ def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, An
     import datasets
 
     path = Path(source).expanduser()
-    if path.suffix.lower() in FORMATS or path.exists():
+    if is_local(source):
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         if path.suffix.lower() not in FORMATS:
@@ -85,8 +85,8 @@ def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, An
         where = f"{source} ({split})"
         loader = functools.partial(datasets.load_dataset, source, split=split)
     try:
-        with tempfile.TemporaryDirectory() as cache:  # a local file leaves no copy behind
-            return where, [dict(row) for row in loader(cache_dir=cache if is_local(source) else None)]
+        with tempfile.TemporaryDirectory() as cache:  # a local file or folder leaves no copy behind
+            return where, [dict(row) for row in loader(cache_dir=cache if path.exists() else None)]
     except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear line
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(f"{where}: could not be read ({type(error).__name__}: {first[:200]})") from None
@@ -145,8 +145,9 @@ def examples_of(where: str, rows: list[dict[str, Any]], task: Task, data: TextDa
 
 
 def is_local(source: str) -> bool:
+    """A single local file (a folder or a Hub id is a dataset with splits)."""
     path = Path(source).expanduser()
-    return path.suffix.lower() in FORMATS or path.exists()
+    return path.suffix.lower() in FORMATS or path.is_file()
 
 
 def dev_rows_of(data: TextData) -> tuple[str, list[dict[str, Any]]] | None:
@@ -171,7 +172,9 @@ def load_text_data(data: TextData) -> tuple[Task, list[Example], list[Example]]:
     if dev is not None:
         check_columns(*dev, data)
     names = label_names_of(where, rows + (dev[1] if dev else []), data)
-    task = text_task(Path(data.source).stem if is_local(data.source) else data.source, data.text_columns, names)
+    path = Path(data.source).expanduser()
+    name = path.stem if is_local(data.source) else (path.name if path.exists() else data.source)
+    task = text_task(name, data.text_columns, names)
     train = examples_of(where, rows, task, data)
     if dev is not None:
         return task, train, examples_of(*dev, task, data, first_group=len(rows))

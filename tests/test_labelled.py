@@ -107,3 +107,13 @@ def test_python_trains_on_a_csv_with_one_config(tmp_path, tiny_backbone):
                          prompt=DynamicPromptConfig(num_tokens=4), device="cpu")
     result = run(config, backbone=tiny_backbone)
     assert result.model.task.name == "reviews" and result.dev_size == 4 and set(result.choices) == {"position"}
+
+
+def test_a_dataset_with_splits_reads_its_validation_split_as_a_hub_dataset_would(tmp_path):
+    folder = tmp_path / "my_reviews"  # the layout of a Hub dataset repo: one file per split
+    folder.mkdir()
+    write_reviews(folder / "train.csv", rows=30)
+    write_reviews(folder / "validation.csv", rows=10)
+    task, train, dev = load_text_data(TextData(str(folder), ("review",), "stars"))
+    assert task.name == "my_reviews" and (len(train), len(dev)) == (30, 10)  # the data's own dev split, not 10 %
+    assert not {e.group for e in train} & {e.group for e in dev}

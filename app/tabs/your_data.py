@@ -32,8 +32,9 @@ MAX_BYTES = int(os.environ.get("DP_UPLOAD_BYTES", str(2 * 2**20)))
 MAX_SECONDS = 60  # of training per method
 DP = "DP deep: position + length + pool"
 NONE = "(none)"
-LIMITS = (f"Up to {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB; CSV, TSV, JSONL or parquet. At most {MAX_SECONDS} s "
-          "of training per method. Your file and models stay in this browser session and are freed with it.")
+LIMITS = (f"Up to {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB; CSV, TSV, JSONL or parquet. Each text is read up to "
+          f"128 tokens. At most {MAX_SECONDS} s of training per method. Your file and models stay in this browser "
+          "session and are freed with it.")
 
 
 @dataclass
