@@ -46,7 +46,7 @@ def text_task(name: str, text_columns: tuple[str, ...], label_names: tuple[str, 
     return Task(name=name, folder=name, hub_config="", label_names=tuple(label_names),
                 label_values=tuple(label_names), input_fields=tuple(text_columns),
                 build=functools.partial(pair_of, text_columns[0], second), metrics=("accuracy", "macro_f1"),
-                label_words=tuple(name.lower() for name in label_names), text_columns=tuple(text_columns))
+                label_words=tuple(label.lower() for label in label_names), text_columns=tuple(text_columns))
 
 
 def task_from_record(record: dict) -> Task:
@@ -109,7 +109,7 @@ def check_columns(where: str, rows: list[dict[str, Any]], data: TextData) -> Non
     for number, row in enumerate(rows, start=1):
         for column in data.text_columns:
             if not isinstance(row[column], str) or not row[column].strip():
-                raise DataError(f"{where}, row {number}: column {column!r} is empty")
+                raise DataError(f"{where}, row {number}: column {column!r} is empty or not text")
         if row[data.label_column] is None or str(row[data.label_column]).strip() == "":
             raise DataError(f"{where}, row {number}: column {data.label_column!r} has no label")
 

@@ -28,7 +28,7 @@ def reviews(path, rows=60):
 def test_an_upload_offers_its_columns_and_shows_its_first_rows(client, tmp_path):
     text, second, label, first_rows, note = client.predict(handle_file(str(reviews(tmp_path / "r.csv"))),
                                                            api_name="/upload_preview")
-    assert (text["value"], label["value"], second["value"]) == ("id", "label", "(none)")  # label named, text guessed
+    assert (text["value"], label["value"], second["value"]) == ("review", "label", "(none)")  # the first text column
     assert [choice[0] for choice in label["choices"]] == ["id", "review", "label"]
     assert first_rows["headers"] == ["id", "review", "label"] and len(first_rows["data"]) == 5
     assert "60 rows" in note

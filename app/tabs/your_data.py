@@ -61,7 +61,7 @@ def read_upload(path: str | None):
     except DataError as error:
         return empty, empty, empty, pd.DataFrame(), views.error_html(str(error).replace(str(path), "your file"))
     label = next((name for name in columns if name.lower() in ("label", "labels")), columns[-1])
-    text = next((name for name in columns if name != label), columns[0])
+    text = next((name for name in columns if name != label and isinstance(first_rows[0][name], str)), columns[0])
     return (gr.update(choices=columns, value=text), gr.update(choices=[NONE, *columns], value=NONE),
             gr.update(choices=columns, value=label), pd.DataFrame(first_rows).astype(str),
             f"{count:,} rows. Check the columns, then train.")
