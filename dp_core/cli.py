@@ -43,7 +43,7 @@ class CommandOptions:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dp_core.train",
-                                     description="Train a prompt method on a SuperGLUE task.")
+                                     description="Train a prompt method on a SuperGLUE task or on your own data.")
     add_options(parser, CommandOptions)
     add_options(parser.add_argument_group("training"), TrainConfig)
     add_options(parser.add_argument_group("head"), HeadConfig)
