@@ -141,3 +141,13 @@ def test_your_own_data_uploads_trains_and_answers_a_typed_text(page, tmp_path):
     body = page.inner_text("body")
     assert "P-tuning v2 (fixed)" in body and "DP deep" in body and "prompt vectors ×" in body
     screenshot(page, "your_data", tmp_path)
+
+    hostile = tmp_path / "hostile.csv"  # a file's text is shown as text, never run
+    hostile.write_text('review,label\n"<img src=x onerror=alert(1)> awful",bad\n"<b>great</b>",good\n')
+    page.locator("button[aria-label='Clear']").first.click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Click to Upload").last.click()
+    chooser.value.set_files(str(hostile))
+    page.get_by_text("2 rows. Check the columns, then train.").wait_for(timeout=60_000)
+    assert page.locator("img[src='x']").count() == 0 and page.locator("td b").count() == 0
+    assert "<img src=x onerror=alert(1)> awful" in page.inner_text("body")
