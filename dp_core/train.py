@@ -140,10 +140,10 @@ def prepare(config: TrainConfig, backbone: Backbone | None,
         log.info("computing once the instance features DP's choices read: %d dev rows%s", dev_split.num_rows,
                  f" and {select_split.num_rows} held-out rows" if holdout else "")
     dev_features = split_features(model, dev_split)
+    train_features = RowFeatures(model, train_split.num_rows) if model.needs_features else None
+    select_features = split_features(model, select_split) if holdout else dev_features
     return RunSetup(config, accelerator, model, train_examples, dev_examples, train_split, dev_split, select_split,
-               RowFeatures(model, train_split.num_rows) if model.needs_features else None, dev_features,
-               split_features(model, select_split) if holdout else dev_features,
-               planned_steps(config, len(train_split)))
+                    train_features, dev_features, select_features, planned_steps(config, len(train_split)))
 
 
 def evaluation_event(setup: RunSetup, selection: Selection, history: list[dict], step: int, last: bool,
