@@ -117,11 +117,15 @@ class RunSetup:
         return math.ceil(len(self.train_split) / self.config.batch_size)
 
 
-def prepare(config: TrainConfig, backbone: Backbone | None,
-            data: tuple[list[Example], list[Example]] | None) -> RunSetup:
-    """Data, model and features; bad data fails here, before the slow part."""
+def prepare(config: TrainConfig, backbone: Backbone | None, data: tuple[list[Example], list[Example]] | None,
+            task: Task | None = None) -> RunSetup:
+    """Data, model and features; bad data fails here, before the slow part. ``data`` (train, dev) loaded already,
+    of ``task`` (default: ``config.task``)."""
     set_seed(config.seed)
-    task, train_examples, dev_examples = (get_task(config.task), *data) if data else load_task_and_data(config)
+    if data is None:
+        task, train_examples, dev_examples = load_task_and_data(config)
+    else:
+        task, (train_examples, dev_examples) = task or get_task(config.task), data
     select_examples = dev_examples
     if config.select_on == "holdout":
         train_examples, select_examples = split_holdout(
@@ -174,9 +178,10 @@ def stop_reason(config: TrainConfig, cancel: threading.Event | None, elapsed: fl
 
 
 def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threading.Event | None = None,
-          data: tuple[list[Example], list[Example]] | None = None) -> Iterator[TrainEvent]:
-    """Train and stream events; the last one (kind "done") carries the :class:`TrainResult`."""
-    setup = prepare(config, backbone, data)
+          data: tuple[list[Example], list[Example]] | None = None, task: Task | None = None) -> Iterator[TrainEvent]:
+    """Train and stream events; the last one (kind "done") carries the :class:`TrainResult`. ``data`` and ``task``:
+    items loaded already (several runs on the same data), as ``prepare`` takes them."""
+    setup = prepare(config, backbone, data, task)
     model, accelerator, total_steps = setup.model, setup.accelerator, setup.total_steps
     eval_every = config.eval_every or setup.steps_per_epoch
     selection = Selection(math.ceil(config.select_from * total_steps), config.patience,

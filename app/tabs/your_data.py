@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +21,7 @@ from dp_core.config import TrainConfig
 from dp_core.explain import explain_examples
 from dp_core.labelled import FORMATS, preview
 from dp_core.model import PromptClassifier
-from dp_core.tasks import DataError, Example
+from dp_core.tasks import DataError, Example, Task
 from dp_core.train import load_task_and_data, train
 
 from .. import readings, views
@@ -67,23 +67,24 @@ def read_upload(path: str | None):
             f"{count:,} rows. Check the columns, then train.")
 
 
-def config_for(path: str, text: str, second: str | None, label: str, method: str, seconds: float) -> TrainConfig:
+def config_for(path: str, text: str, second: str | None, label: str, seconds: float) -> TrainConfig:
     columns = (text,) if second in (None, "", NONE) else (text, second)
-    return TrainConfig(data=path, text_columns=columns, label_column=label, prompt=METHOD_CHOICES[method](),
-                       backbone=DEFAULT_BACKBONE, time_budget_s=min(float(seconds), MAX_SECONDS), epochs=100,
-                       **SHORT_RUN)
+    return TrainConfig(data=path, text_columns=columns, label_column=label, backbone=DEFAULT_BACKBONE,
+                       time_budget_s=min(float(seconds), MAX_SECONDS), epochs=100, **SHORT_RUN)
 
 
 def train_both(shared: Shared, path: str | None, text: str, second: str | None, label: str,
                seconds: float) -> Iterator[tuple[str, pd.DataFrame, Uploaded | None]]:
-    """Train both methods in turn, saying where they are; then both on the dev rows with intervals."""
+    """Read the file once, train both methods on it in turn, saying where they are; then both on the dev rows."""
     if not path or not text or not label:
         yield views.error_html("Upload a file and pick its columns first."), pd.DataFrame(), None
         return
-    models, backbone = {}, shared.backbone(DEFAULT_BACKBONE)
+    models, backbone, config = {}, shared.backbone(DEFAULT_BACKBONE), config_for(path, text, second, label, seconds)
     try:
+        task, train_items, dev = load_task_and_data(config)
         for method in (FIXED, DP):
-            for event in train(config_for(path, text, second, label, method, seconds), backbone=backbone):
+            run = replace(config, prompt=METHOD_CHOICES[method]())
+            for event in train(run, backbone=backbone, data=(train_items, dev), task=task):
                 if event.kind == "step":
                     yield f"**{method}**: step {event.step}, about {event.eta_s or 0:.0f} s left", pd.DataFrame(), None
             models[method] = event.result.model
@@ -91,12 +92,10 @@ def train_both(shared: Shared, path: str | None, text: str, second: str | None, 
         yield views.error_html(str(error).replace(str(path), "your file")), pd.DataFrame(), None
         return
     yield "Scoring both on the dev rows…", pd.DataFrame(), Uploaded(models)
-    yield (*scores_of(models, path, text, second, label), Uploaded(models))
+    yield (*scores_of(models, task, dev), Uploaded(models))
 
 
-def scores_of(models: dict[str, PromptClassifier], path: str, text: str, second: str | None,
-              label: str) -> tuple[str, pd.DataFrame]:
-    task, _, dev = load_task_and_data(config_for(path, text, second, label, FIXED, 1))
+def scores_of(models: dict[str, PromptClassifier], task: Task, dev: list[Example]) -> tuple[str, pd.DataFrame]:
     comparison = compare_on_dev(task, dev, analyse(models[FIXED], dev, 0), analyse(models[DP], dev, 0))
     answer = task.label_names[comparison.constant_label]
     table = views.scores_table(comparison, (FIXED, DP), answer, readings.metric_name(task))
