@@ -67,29 +67,40 @@ def check_encoding(path: Path) -> None:
             from None
 
 
-def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, Any]]]:
-    """(how to name it in messages, its rows) from a local file or a Hub dataset's split."""
+def read_splits(source: str) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """(how to name it in messages, its rows by split), read once: a local file is one "train" split; a Hub dataset
+    or a folder laid out as one has its own splits."""
     import datasets
 
     path = Path(source).expanduser()
+    where, options = (str(path) if is_local(source) else source), {}
     if is_local(source):
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         if path.suffix.lower() not in FORMATS:
             raise DataError(f"{path}: unknown format; use one of {', '.join(FORMATS)}")
         check_encoding(path)
-        options = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        builder, where = FORMATS[path.suffix.lower()], str(path)
-        loader = functools.partial(datasets.load_dataset, builder, data_files=where, split="train", **options)
-    else:
-        where = f"{source} ({split})"
-        loader = functools.partial(datasets.load_dataset, source, split=split)
+        options = {"path": FORMATS[path.suffix.lower()], "data_files": {"train": where},
+                   **({"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {})}
     try:
         with tempfile.TemporaryDirectory() as cache:  # a local file or folder leaves no copy behind
-            return where, [dict(row) for row in loader(cache_dir=cache if path.exists() else None)]
+            loaded = datasets.load_dataset(**(options or {"path": source}), cache_dir=cache if path.exists() else None)
+            return where, {split: [dict(row) for row in rows] for split, rows in loaded.items()}
     except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear line
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(f"{where}: could not be read ({type(error).__name__}: {first[:200]})") from None
+
+
+def split_rows(where: str, splits: dict[str, list[dict[str, Any]]], split: str) -> tuple[str, list[dict[str, Any]]]:
+    """One split's rows, named for messages."""
+    if split not in splits:
+        raise DataError(f"{where}: no {split!r} split; it has {', '.join(splits)}")
+    return (where if list(splits) == ["train"] else f"{where} ({split})"), splits[split]
+
+
+def read_rows(source: str, split: str = "train") -> tuple[str, list[dict[str, Any]]]:
+    """(how to name it in messages, its rows) of one split of a local file or a Hub dataset."""
+    return split_rows(*read_splits(source), split)
 
 
 def preview(source: str, rows: int = 5) -> tuple[list[str], list[dict[str, Any]], int]:
@@ -150,25 +161,22 @@ def is_local(source: str) -> bool:
     return path.suffix.lower() in FORMATS or path.is_file()
 
 
-def dev_rows_of(data: TextData) -> tuple[str, list[dict[str, Any]]] | None:
-    """The data's own dev rows: the validation file or split asked for, else a Hub dataset's "validation"."""
+def dev_rows_of(data: TextData, where: str, splits: dict[str, list[dict[str, Any]]]
+                ) -> tuple[str, list[dict[str, Any]]] | None:
+    """The data's own dev rows: the validation file or split asked for, else a dataset's "validation" split."""
+    if data.validation and (is_local(data.source) or is_local(data.validation)):
+        return read_rows(data.validation)
     if data.validation:
-        if is_local(data.source) or is_local(data.validation):
-            return read_rows(data.validation)
-        return read_rows(data.source, data.validation)
-    if is_local(data.source):
-        return None
-    try:
-        return read_rows(data.source, "validation")
-    except DataError:  # a Hub dataset without one: split below
-        return None
+        return split_rows(where, splits, data.validation)
+    return split_rows(where, splits, "validation") if "validation" in splits else None
 
 
 def load_text_data(data: TextData) -> tuple[Task, list[Example], list[Example]]:
     """The task, its training items and its dev items."""
-    where, rows = read_rows(data.source)
+    read_where, splits = read_splits(data.source)
+    where, rows = split_rows(read_where, splits, "train")
     check_columns(where, rows, data)
-    dev = dev_rows_of(data)
+    dev = dev_rows_of(data, read_where, splits)
     if dev is not None:
         check_columns(*dev, data)
     names = label_names_of(where, rows + (dev[1] if dev else []), data)
