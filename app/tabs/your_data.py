@@ -24,8 +24,9 @@ from dp_core.model import PromptClassifier
 from dp_core.tasks import DataError, Example, Task
 from dp_core.train import load_task_and_data, train
 
-from .. import readings, views
+from .. import views
 from ..state import FIXED, METHOD_CHOICES, SHORT_RUN, Shared
+from .explore import scores_reading
 
 MAX_ROWS = int(os.environ.get("DP_UPLOAD_ROWS", "2000"))
 MAX_BYTES = int(os.environ.get("DP_UPLOAD_BYTES", str(2 * 2**20)))
@@ -96,11 +97,10 @@ def train_both(shared: Shared, path: str | None, text: str, second: str | None, 
 
 
 def scores_of(models: dict[str, PromptClassifier], task: Task, dev: list[Example]) -> tuple[str, pd.DataFrame]:
+    """Both on the dev rows with intervals, read as Explore reads them."""
     comparison = compare_on_dev(task, dev, analyse(models[FIXED], dev, 0), analyse(models[DP], dev, 0))
-    answer = task.label_names[comparison.constant_label]
-    table = views.scores_table(comparison, (FIXED, DP), answer, readings.metric_name(task))
-    return readings.difference_reading(comparison.difference.value, comparison.difference.low,
-                                       comparison.difference.high, comparison.items), table
+    table, reading = scores_reading(task, comparison, (FIXED, DP))
+    return reading, table
 
 
 def try_text(uploaded: Uploaded | None, text: str, second: str):
