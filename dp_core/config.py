@@ -11,7 +11,7 @@ from .backbone import DEFAULT_BACKBONE
 from .heads import HeadConfig
 from .labelled import TextData
 from .model import PromptClassifier
-from .options import option
+from .options import comma_list, option
 from .prompts import MethodConfig, PTuningV2Config
 from .tasks import DataError
 
@@ -22,21 +22,16 @@ OPTIMIZERS = ("adamw", "adafactor")
 SCHEDULES = ("linear", "constant")
 
 
-def parse_columns(text: str) -> tuple[str, ...]:
-    """"premise,hypothesis" -> ("premise", "hypothesis")."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
 @dataclass
 class TrainConfig:
     task: str = option("rte", "boolq, cb, copa, rte, wic, wsc or multirc")
     data: str | None = option(None, "your own data instead of --task: a .csv, .tsv, .jsonl or .parquet file, or a "
                               "Hub dataset id", metavar="PATH_OR_HUB_ID")
     text_columns: tuple[str, ...] = option((), "with --data: one or two text columns, e.g. premise,hypothesis",
-                                           parse=parse_columns, metavar="A[,B]")
+                                           parse=comma_list, metavar="A[,B]")
     label_column: str = option("label", "with --data: the label column (integers or strings)")
     label_names: tuple[str, ...] = option((), "with --data: the labels' names in order (default: the data's values, "
-                                          "sorted)", parse=parse_columns, metavar="A,B,...")
+                                          "sorted)", parse=comma_list, metavar="A,B,...")
     validation: str | None = option(None, "with --data: a dev file, or the Hub dataset's split (default: its "
                                     "validation split, else a seeded 10 % of the rows)")
     prompt: MethodConfig = field(default_factory=PTuningV2Config)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .options import option
+from .options import comma_list, option
 from .prompts import (INITS, NUM_TOKENS_HELP, MethodConfig, PromptModule, PromptPlan, check_deep_prompts,
                       initial_prompt_vectors)
 
@@ -35,17 +35,12 @@ TAU_SCHEDULES = ("run", "reference", "exponential")
 READY_TRAINED = {"feature_norm": "unit", "choice_lr": 0.1}
 
 
-def parse_factors(text: str) -> tuple[str, ...]:
-    """"position,length" -> ("position", "length")."""
-    return tuple(text.split(","))
-
-
 @dataclass
 class DynamicPromptConfig(MethodConfig):
     method: ClassVar[str] = "dp"
     num_tokens: int = option(16, NUM_TOKENS_HELP)
     factors: tuple[str, ...] = option(("position",), "what DP chooses: a comma list of position, length, pool "
-                                      "(default: position)", parse=parse_factors, metavar="FACTORS")
+                                      "(default: position)", parse=comma_list, metavar="FACTORS")
     level: str = option("instance", "one choice per task, or per instance by a light network", choices=LEVELS)
     where: str = option("input", "input-level tokens (the paper), deep keys/values (P-tuning v2), or both",
                         choices=WHERE)

@@ -27,6 +27,11 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Calla
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """An option read as a comma list: "premise,hypothesis" -> ("premise", "hypothesis")."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def option_fields(config_class: type) -> list[dataclasses.Field]:
     """The fields of a config dataclass that are command-line options."""
     return [f for f in dataclasses.fields(config_class) if f.metadata.get("help")]
