@@ -71,23 +71,28 @@ TASKS = ["cb", "copa", "rte", "wic", "wsc", "boolq", "multirc"]
 lines = [
     "# Ready-trained prompts", "",
     "Made by `bash assets/checkpoints/train_all.sh <SuperGLUE folder>` on 2 CPU cores, from the official SuperGLUE "
-    "train files (BoolQ: the 32-example FewGLUE set), at the results grid's budgets (docs/results.md: per task, a "
-    "maximum of epochs at which fixed P-tuning v2's held-out score had stopped rising). Each run keeps a seeded 10 % "
-    "of its training items out (at least 32, at most 200; BoolQ: 8; MultiRC: 40 questions), evaluates on them every "
-    "few steps (`eval every`), keeps the checkpoint that scores best there and stops after 5 evaluations without "
-    "improvement, at its maximum of epochs or after 900 s of training (MultiRC: one epoch at most, max length 256); "
-    "on the default backbone, no checkpoint from the first quarter of a run's planned steps is kept, and patience "
-    "counts from there (not on MultiRC, whose cap ends a run within that quarter); "
-    "dev (its first 300 items) is scored once, for that checkpoint. Each folder's `metrics.json` has the command, "
-    "the held-out history and, for DP, its choices on dev and on the held-out items. The default backbone's prompts "
-    "are in `<task>/<method>`, another backbone's in `<backbone>/<task>/<method>`, made at the same budgets: where its "
-    "steps cost more (SmolLM2: about 8× the default's), the 900 s cap ends more of its runs (`stopped`: time budget), "
-    "so their held-out score may still have been rising.", "",
-    "`best at` equal to `steps` means the held-out score was still rising when the run ended: a longer run may do "
-    "better. DP columns, for the place (position) on dev: *commitment*, the median probability of DP's top choice "
-    "(1/17 = 0.06 is no preference); *changes*, the share of dev items whose prediction depends on the place; "
-    "*own − single*, DP's own places against the single place that scored best on the held-out training items, "
-    "both scored on dev; *(first N)*: those two on the first N dev and held-out items only.",
+    "train files (BoolQ: FewGLUE's 32 items). The budgets are the results grid's (docs/results.md): per task, a "
+    "maximum of epochs past where fixed P-tuning v2's held-out score stopped rising.", "",
+    "| rule | value |", "|---|---|",
+    "| held out of training, to select on | a seeded 10 % of the training items, 32 to 200 (BoolQ: 8; MultiRC: 40 "
+    "questions) |",
+    "| evaluated | every few steps (`eval every`), on the held-out items |",
+    "| kept | the checkpoint that scores best there; on the default backbone, none from the first quarter of the "
+    "planned steps (not on MultiRC) |",
+    "| stopped | after 5 evaluations without improvement, at the maximum of epochs, or after 900 s of training |",
+    "| MultiRC | one epoch at most, max length 256 |",
+    "| dev | its first 300 items, scored once, for the kept checkpoint |", "",
+    "Each folder's `metrics.json` has the command, the held-out history and, for DP, its choices. The default "
+    "backbone's prompts are in `<task>/<method>`, another backbone's in `<backbone>/<task>/<method>`. SmolLM2's steps "
+    "cost about 8× the default's, so the 900 s cap ends more of its runs (`stopped`: time budget); their held-out "
+    "score may still have been rising.", "",
+    "`best at` equal to `steps` means the held-out score was still rising when the run ended. The DP columns are for "
+    "the place (position), on dev.", "",
+    "| column | meaning |", "|---|---|",
+    "| commitment | the median probability of DP's top choice (1/17 = 0.06 is no preference) |",
+    "| changes | the share of dev items whose prediction depends on the place |",
+    "| own − single | DP's own places against the single place that scored best on the held-out items, on dev |",
+    "| (first N) | those two on the first N dev and held-out items only |",
 ]
 runs = {}  # backbone -> [(task, folder name, metrics, folder bytes)]
 analyses = {}  # backbone -> [bytes of each folder's analysis.safetensors]
@@ -102,10 +107,10 @@ earlier = []
 for backbone in sorted(runs, key=lambda name: name != DEFAULT_BACKBONE):
     sizes = [folder_bytes for *_, folder_bytes in runs[backbone]]
     lines += ["", f"## {backbone}", "",
-              f"{len(sizes)} folders, {sum(sizes) / 1e6:.1f} MB in all (the largest "
-              f"{max(sizes) / 1e3:.0f} kB): the trained prompt and head, not the frozen backbone, and each one's "
-              f"analysis of its first 300 dev items (`analysis.safetensors`, {sum(analyses[backbone]) / 1e3:.0f} kB "
-              f"in all, the largest {max(analyses[backbone]) / 1e3:.0f} kB), which Explore reads.", "",
+              f"{len(sizes)} folders, {sum(sizes) / 1e6:.1f} MB in all (the largest {max(sizes) / 1e3:.0f} kB). Each "
+              f"holds the trained prompt and head, not the frozen backbone, and its analysis of the first 300 dev "
+              f"items, which Explore reads (`analysis.safetensors`: {sum(analyses[backbone]) / 1e3:.0f} kB in all, "
+              f"the largest {max(analyses[backbone]) / 1e3:.0f} kB).", "",
               "| task | method | train items | eval every | steps | best at | stopped | held-out score | dev score | "
               "majority | commitment | changes | own − single |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     committed = {}
@@ -141,7 +146,8 @@ if earlier:
     lines += ["", "Made by an earlier version of this script (time budget, best **dev** evaluation kept: the score "
               "flatters it), not yet re-made:", "", "| task | folder | train items | best at | dev score | majority |",
               "|---|---|---|---|---|---|", *earlier]
-lines += ["", "Commands, one per folder:", ""]
-lines += [f"- `{m['command']}`" for backbone in runs for _, _, m, _ in runs[backbone] if "command" in m]
+lines += ["", "Commands, one per folder.", "", "```bash"]
+lines += [m["command"] for backbone in runs for _, _, m, _ in runs[backbone] if "command" in m]
+lines += ["```"]
 (root / "README.md").write_text("\n".join(lines) + "\n")
 PYTHON
