@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from app.ui import build_demo
+from app.ui import LAUNCH_OPTIONS, build_demo
 from dp_core.tasks import DATA_DIR_ENV
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_dir is None:
         os.environ.pop(DATA_DIR_ENV, None)  # an unusable folder must not stand in the Hub's way
     build_demo(args.data_dir).queue(default_concurrency_limit=1, max_size=256).launch(
-        server_name=args.host, server_port=args.port, share=args.share
+        server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS
     )
 
 

@@ -16,6 +16,9 @@ TEXT_NAMES = {"boolq": ("question", "passage"), "cb": ("premise", "hypothesis"),
               "rte": ("premise", "hypothesis"), "wic": ("first sentence", "second sentence"),
               "wsc": ("text", "question"), "multirc": ("paragraph", "answer")}
 WHAT = {"position": "place", "length": "length", "pool": "pool prompt"}
+TIE = 0.05  # two answers closer than this (probability points) read as a tie
+# What "no preference" means wherever a figure is set beside it (Compare's meters, Explore's table), said once there.
+NO_PREFERENCE_MEANS = "“No preference”: what DP would give this choice if it liked every candidate equally."
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1a": "F1 over answers", "exact_match": "exact match"}
 
 
@@ -23,21 +26,43 @@ def tokens(count: int) -> str:
     return f"{count} prompt token" + ("" if count == 1 else "s")
 
 
-def where_reading(decision: InstanceDecision, task_name: str) -> str:
-    """Where a method put its prompt for one example."""
+def where_reading(rows: list[InstanceDecision], task_name: str) -> str:
+    """Where a method put its prompt for one example: each row's place where an item has several that differ
+    (COPA: one row per choice), in the same count the what-if strip and Explore use, tokens after the input."""
     first, last = TEXT_NAMES.get(task_name, ("input", "input"))
+    decision = rows[0]
     chooses = decision.position_probs is not None or decision.length_probs is not None
-    if decision.deep:
-        if not chooses:
-            return f"The same {decision.num_slots} prompt vectors in every layer, for every input."
-        return (f"DP's prompt is in every layer ({decision.active_length} of {decision.num_slots} vectors on). Its "
-                f"place only moves where the input's positions start: at {decision.tokens_before}.")
     if not chooses:
-        return f"The same {tokens(decision.num_slots)} before the {first}, for every input."
-    switched_off = decision.num_slots - decision.active_length
-    off = f" It switched {switched_off} of {decision.num_slots} off." if decision.length_probs is not None else ""
-    return (f"DP put {tokens(decision.tokens_after)} after the {last} and {decision.tokens_before} before the "
-            f"{first}.{off}")
+        what = f"{decision.num_slots} prompt vectors in every layer" if decision.deep else \
+            f"{tokens(decision.num_slots)} before the {first}"
+        return f"The same {what}, for every input."
+    places = [(row.tokens_after, row.tokens_before) for row in rows]
+    if decision.deep:
+        on = f"{decision.active_length} of {decision.num_slots} vectors on"
+        after = f"{decision.tokens_after} vector" + ("" if decision.tokens_after == 1 else "s")
+        return f"DP's prompt is in every layer ({on}). Its place: {after} after the input and " \
+               f"{decision.tokens_before} before it."
+    if len(set(places)) == 1:
+        after, before = tokens(decision.tokens_after), decision.tokens_before
+        said = f"DP put {after} after the {last} and {before} before the {first}."
+    else:
+        said = "; ".join(f"with choice {row + 1}, {after} after the {last} and {before} before the {first}"
+                         for row, (after, before) in enumerate(places))
+        said = f"DP put its prompt tokens {said}."
+    off = sorted({row.num_slots - row.active_length for row in rows} - {0})
+    if decision.length_probs is not None and off:
+        said += f" It switched {' or '.join(map(str, off))} of {decision.num_slots} off."
+    return said
+
+
+def tie_reading(class_probs: list[float], label_names: tuple[str, ...]) -> str:
+    """A near tie said as one: the two top answers within ``TIE`` of each other (nothing otherwise)."""
+    ranked = sorted(range(len(class_probs)), key=class_probs.__getitem__, reverse=True)
+    top, second = ranked[0], ranked[1]
+    if class_probs[top] - class_probs[second] >= TIE:
+        return ""
+    return (f"A tie: “{label_names[top]}” {class_probs[top]:.0%}, “{label_names[second]}” "
+            f"{class_probs[second]:.0%}. Any nudge can flip this answer.")
 
 
 def sure_reading(factor: str, probability: float, no_preference: float) -> str:
@@ -61,30 +86,31 @@ def habit_reading(factor: str, task_stats: dict | None, chosen: int, tokens_afte
     share, most, mine = ((max(counts) / max(1, sum(counts)), counts.index(max(counts)), tokens_after) if counts else
                          (task_stats["collapse"], task_stats["most_common"], chosen))
     if share >= COLLAPSED and mine == most:
-        said.append(f"DP gives this same {what} to {share:.0%} of the dev items.")
+        said.append(f"DP gives this {what} to {share:.0%} of the dev items: one {what} for the whole task.")
     changes = task_stats.get("changes_prediction")
     if changes is not None and changes < HARDLY_MATTERS:
         said.append(f"On this task the {what} changes only {changes:.0%} of the dev answers: it decides little.")
     return " ".join(said)
 
 
-def what_if_reading(factor: str, predicted: list[int], chosen: int, label_names: tuple[str, ...]) -> str:
-    """What moving the prompt (or changing its length) would change for this example."""
+def what_if_reading(factor: str, predicted: list[int], own_answer: int, label_names: tuple[str, ...]) -> str:
+    """What moving the prompt (or changing its length) would change for this example: the answer at each candidate
+    (``predicted``) against DP's own answer."""
     what = WHAT[factor]
     if len(set(predicted)) == 1:
         return f"The answer is “{label_names[predicted[0]]}” at every {what}: here the {what} changes nothing."
-    changed = sum(answer != predicted[chosen] for answer in predicted)
-    others = ", ".join(f"“{label_names[answer]}”" for answer in sorted(set(predicted) - {predicted[chosen]}))
-    return (f"At {changed} of {len(predicted)} {what}s the answer changes, to {others}. DP's {what} gives "
-            f"“{label_names[predicted[chosen]]}”.")
+    changed = sum(answer != own_answer for answer in predicted)
+    others = ", ".join(f"“{label_names[answer]}”" for answer in sorted(set(predicted) - {own_answer}))
+    return (f"At {changed} of {len(predicted)} {what}s the answer changes from DP's “{label_names[own_answer]}” "
+            f"to {others}.")
 
 
 def draws_reading(draws: Draws, temperature: float, samples: int) -> str:
     """What the playground shows: the hard draws follow the chances; the temperature shapes only the soft draw."""
     gap = max(abs(hard - chance) for hard, chance in zip(draws.hard_shares, draws.probabilities))
     return (f"The {samples:,} hard draws follow the chances (within {gap:.0%}), whatever τ. "
-            f"At τ = {temperature:g} a soft draw puts {draws.soft_top_weight:.0%} on its top place "
-            f"(one-hot: 100%; even: {1 / len(draws.probabilities):.0%}).")
+            f"At τ = {temperature:g} the soft draw shown puts {max(draws.soft_sample):.0%} on one place; soft draws "
+            f"average {draws.soft_top_weight:.0%} (one-hot: 100%; even: {1 / len(draws.probabilities):.0%}).")
 
 
 def metric_name(task: Task) -> str:

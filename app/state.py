@@ -35,7 +35,14 @@ HOSTED = bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
 # What the Train tab offers (on a Space, the allow-list): the default, the SmolLM2 decoder (offline where its package
 # is installed, else from the Hub), and Hub encoders.
 BACKBONES = (DEFAULT_BACKBONE, SMOLLM2, "sentence-transformers/all-MiniLM-L12-v2", "bert-base-uncased", "roberta-base")
-BACKBONE_CHOICES = [(DESCRIPTIONS.get(name, f"{name} (from the Hub)"), name) for name in BACKBONES]
+# Short names in the picker (a long one runs under its arrow); the picked one's description is said beneath it.
+SHORT_NAMES = {DEFAULT_BACKBONE: "all-MiniLM-L6-v2 · encoder (default)", SMOLLM2: "SmolLM2-135M · decoder"}
+BACKBONE_CHOICES = [(SHORT_NAMES.get(name, f"{name.split('/')[-1]} · encoder (Hub)"), name) for name in BACKBONES]
+
+
+def backbone_description(name: str) -> str:
+    """What the picked backbone is, in the picker's info line."""
+    return DESCRIPTIONS.get(name, f"{name}, downloaded from the Hugging Face Hub")
 HEADS = {"linear head": "linear", "verbalizer (the LM's own label words)": "verbalizer"}
 MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a public Space cannot be exhausted
 # The training the queue may hold (app/hall.py): a run that joins a longer queue gets a smaller budget, so that a
@@ -138,9 +145,33 @@ def method_title(method: MethodConfig) -> str:
 
 def dp_where(model: PromptClassifier) -> str | None:
     """"input" or "deep" for a DP model (both: "deep", whose place is the weaker); None for fixed methods."""
-    if not isinstance(model.method, DynamicPromptConfig):
+    return method_where(model.method)
+
+
+def method_where(method: MethodConfig) -> str | None:
+    """``dp_where`` of a method's configuration."""
+    if not isinstance(method, DynamicPromptConfig):
         return None
-    return "input" if model.method.where == "input" else "deep"
+    return "input" if method.where == "input" else "deep"
+
+
+@dataclass
+class Offer:
+    """What Compare and Explore can set side by side for a task on a backbone: the kinds of DP that have a prompt
+    there, the one to show, and the fixed prompts to set against it as a radio takes them, (label, value), like for
+    like first."""
+
+    dp_kinds: list[str]
+    dp_kind: str
+    lefts: list[tuple[str, str]]
+
+
+def left_choices(dp_kind: str, fixed_titles: set[str]) -> list[tuple[str, str]]:
+    """The fixed sides to set against a DP of ``dp_kind``, (label, value), for the fixed prompts at hand."""
+    lefts = [(f"like for like: {COUNTERPART[dp_kind]}", "counterpart")]
+    if COUNTERPART[dp_kind] != FIXED and FIXED in fixed_titles:
+        lefts.append((FIXED, "ptv2"))
+    return lefts
 
 
 def recorded(model: PromptClassifier) -> dict:
@@ -149,15 +180,23 @@ def recorded(model: PromptClassifier) -> dict:
     return (getattr(model, "metadata", None) or {}).get("summary", {})
 
 
-def learned_nothing(source: str, model: PromptClassifier) -> str | None:
-    """A plain warning when a model's recorded dev score is no better than a constant guess (the majority class;
-    MultiRC: "true" for every answer, since "false" everywhere scores F1a 0)."""
-    summary = recorded(model)
-    best, majority = summary.get("best", {}).get("score"), summary.get("majority_baseline")
-    if best is None or majority is None or best > majority:
+def learned_nothing(sides: dict[str, PromptClassifier]) -> str | None:
+    """One plain warning for the sides (name -> model) whose recorded dev score is no better than a constant guess
+    (the majority class; MultiRC: "true" for every answer, since "false" everywhere scores F1a 0)."""
+    stuck, majority = {}, None
+    for name, model in sides.items():
+        summary = recorded(model)
+        best, majority_here = summary.get("best", {}).get("score"), summary.get("majority_baseline")
+        if best is not None and majority_here is not None and best <= majority_here:
+            stuck[name], majority = best, majority_here
+    if not stuck:
         return None
-    return (f"{source} scored {best:.3f} on dev, no better than always giving the same answer "
-            f"({majority:.3f}): its predictions here show nothing it learned.")
+    scores = ", ".join(f"{name} {best:.3f}" for name, best in stuck.items())
+    if len(stuck) > 1:
+        return (f"Neither side beats always giving the same answer on dev ({majority:.3f}): {scores}. "
+                "Their answers here show nothing learned.")
+    return (f"{scores} on dev: no better than always giving the same answer ({majority:.3f}). "
+            "Its answers here show nothing learned.")
 
 
 def trained_on(model: PromptClassifier) -> str:
@@ -222,10 +261,16 @@ class Shared:
         self.folders: dict[int, Path] = {}  # id(model) -> the folder a ready-trained prompt was loaded from
         self.results: dict[tuple, object] = {}  # what is computed from ready-trained prompts alone, once for all
         self.ready_folders: dict[tuple[str, str], dict[str, Path]] = {}  # (task, backbone) -> method title -> folder
+        self.ready_methods: dict[tuple[str, str], dict[str, MethodConfig]] = {}  # the same -> its configuration
+        self.place_changes: dict[tuple[str, str], float] = {}  # an input DP's share of dev answers its place changes
         for config in sorted(CHECKPOINTS.rglob("dp_config.json")):
             record = json.loads(config.read_text())
-            title = method_title(method_config_from_dict(record["method"]))
-            self.ready_folders.setdefault((record["task"], record["backbone"]), {})[title] = config.parent
+            key, method = (record["task"], record["backbone"]), method_config_from_dict(record["method"])
+            self.ready_folders.setdefault(key, {})[method_title(method)] = config.parent
+            self.ready_methods.setdefault(key, {})[method_title(method)] = method
+            if method_where(method) == "input":
+                choices = json.loads((config.parent / "metrics.json").read_text()).get("choices") or {}
+                self.place_changes[key] = (choices.get("position") or {}).get("changes_prediction") or 0.0
         self.loaded: dict[tuple[str, str], dict[str, PromptClassifier]] = {}
         for task, backbone in self.ready_folders:
             if backbone == DEFAULT_BACKBONE:
@@ -287,6 +332,23 @@ class Shared:
     def analysis_cache(self, state: Session | None, model: PromptClassifier) -> dict[int, DevAnalysis]:
         """Where a model's analysis is kept: with the session for its own runs, else for everyone."""
         return state.analyses if state is not None and state.owns(model) else self.analyses
+
+    def offer(self, session: Session | None, task: str, backbone: str, wanted: str = "deep") -> Offer:
+        """The kinds of DP and the fixed sides at hand for a task on a backbone (this session's runs and the
+        ready-trained), without loading any of them: the ``wanted`` kind of DP where it has a prompt, else the first
+        that has one."""
+        methods = dict(self.ready_methods.get((task, backbone), {}))
+        methods.update({title: model.method for title, model in
+                        (session.runs if session else {}).get((task, backbone), {}).items()})
+        kinds = [kind for kind in DP_WHERE if any(method_where(method) == kind for method in methods.values())]
+        kind = wanted if wanted in kinds or not kinds else kinds[0]
+        return Offer(kinds, kind, left_choices(kind, set(methods)))
+
+    def place_matters_most(self) -> list[tuple[str, str, float]]:
+        """The ready-trained input DPs by how many dev answers their place changes, the most first: (task, backbone,
+        share), as their runs recorded it."""
+        ranked = sorted(self.place_changes.items(), key=lambda pair: -pair[1])
+        return [(task, backbone, share) for (task, backbone), share in ranked]
 
     def ready_backbones(self) -> list[str]:
         """The backbones that have ready-trained prompts, the default first."""

@@ -1,42 +1,72 @@
-"""The page: a task picker over the Start, Train, Compare, Explore, Learn and Your data tabs (a module each in app/tabs).
+"""The page: a task and a backbone picker over the Start, Train, Compare, Explore, Learn and Your data tabs (a module
+each in app/tabs).
 
 UI only: every computation is a call into dp_core. What the tabs share (backbones, ready-trained prompts,
-session state) lives in app/state.py.
+session state) lives in app/state.py. The task and the backbone are picked once, above the tabs, and every tab uses
+them; Compare's and Explore's side pickers offer the prompts that exist there and follow each other.
 """
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
+from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.tasks import TASKS
 
-from .state import Session, Shared
+from .state import BACKBONE_CHOICES, HOSTED, Session, Shared, backbone_description
 from .tabs import compare, explore, learn, start, train, your_data
+from .tabs.compare import offered
+
+# What the page passes to ``launch`` wherever it runs (app.py, the tests): Gradio's own words for a finished event,
+# which it reads to screen readers and has no English text for in this version ("common.complete").
+LAUNCH_OPTIONS = {"i18n": gr.I18n(en={"common.complete": "Done", "common.error": "Error"})}
 
 
 def build_demo(data_dir: str | None = None) -> gr.Blocks:
     shared = Shared(data_dir)
     with gr.Blocks(title="Dynamic Prompting Lab") as demo:
         session = gr.State(None, time_to_live=3600, delete_callback=lambda s: s and s.close())
-        gr.Markdown("# Dynamic Prompting Lab\nWhere should a learned prompt go? Dynamic Prompting lets each input "
-                    "choose; fixed P-tuning v2 does not. Start with three clicks.")
-        task = gr.Dropdown(list(TASKS), value="cb", label="SuperGLUE task")
+        gr.Markdown("# Dynamic Prompting Lab\nWhere should a learned prompt go? A fixed prompt always sits in one "
+                    "place; Dynamic Prompting learns where. Start with one click a step.")
+        with gr.Row():
+            task = gr.Dropdown(list(TASKS), value="cb", label="SuperGLUE task")
+            backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Backbone (every tab)",
+                                   allow_custom_value=not HOSTED, info=backbone_description(DEFAULT_BACKBONE))
         with gr.Tabs() as tabs:
             with gr.Tab("Start here", id="start"):
-                start_tab = start.build()
+                start_tab = start.build(shared)
             with gr.Tab("Train", id="train"):
-                train_backbone = train.build(shared, session, task)
+                trained = train.build(shared, session, task, backbone)
             with gr.Tab("Compare", id="compare"):
-                compare_tab = compare.build(shared, session, task)
+                compare_tab = compare.build(shared, session, task, backbone)
             with gr.Tab("Explore", id="explore"):
-                explore_tab = explore.build(shared, session, task, compare_tab, tabs)
+                explore_tab = explore.build(shared, session, task, backbone, compare_tab, tabs)
             with gr.Tab("Learn", id="learn"):
                 learn.build()
             with gr.Tab("Your data", id="your-data"):
                 your_data.build(shared)
-        start.wire(start_tab, shared, task, tabs, compare_tab, explore_tab)
-        # Compare and Explore show the backbone one trains on (each can still pick another)
-        train_backbone.change(lambda name: (name, name), train_backbone, [compare_tab.sides[2], explore_tab.sides[2]],
-                              api_visibility="private", queue=False)
-        demo.load(Session, None, session, api_visibility="private")
+
+        # Listeners
+        start.wire(start_tab, shared, task, backbone, session, tabs, compare_tab, explore_tab)
+        backbone.change(lambda name: gr.Dropdown(info=backbone_description(name)), backbone, backbone,
+                        queue=False, api_visibility="private")
+        # The side pickers offer what exists for the task on the backbone, and Compare's and Explore's follow each
+        # other: on a visitor's change (a button that sets them sets them itself), and once a run is kept.
+        sides = [*compare_tab.sides, *explore_tab.sides]
+        follow = functools.partial(both_sides, shared)
+        for picker in (task, backbone):
+            picker.input(follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
+        for tab_sides in (compare_tab.sides, explore_tab.sides):
+            for picker in tab_sides:
+                picker.input(follow, [task, backbone, *tab_sides, session], sides, api_visibility="private")
+        trained.then(follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
+        demo.load(Session, None, session, api_visibility="private").then(
+            follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
     return demo
+
+
+def both_sides(shared: Shared, task: str, backbone: str, dp_where: str, left: str, state: Session | None) -> list:
+    """Compare's and Explore's side pickers, alike, for what exists for the task on the backbone."""
+    return [*offered(shared, task, backbone, dp_where, left, state)] * 2

@@ -24,15 +24,49 @@ CHIP = "padding:1px 4px;margin:1px;border-radius:4px;display:inline-block;font-f
 def deep_layout_html(decision: InstanceDecision, caption: str, layers: int) -> str:
     """Deep prompts as they are: vectors in every layer, none in the sentence; the input's tokens in order, and where
     their positions start (the only thing a deep prompt's place moves)."""
-    words = [text for text, kind in decision.layout if kind == INPUT]
-    chips = "".join(f'<span class="dp-token" data-kind="{INPUT}" style="background:{COLOURS[INPUT]};color:#111827;'
-                    f'{CHIP}">{html.escape(shown(text))}</span>' for text in words)
+    words = [(text, kind) for text, kind in decision.layout if kind == INPUT]
+    chips = "".join(chip(text, kind, piece) for (text, kind), piece in zip(words, word_pieces(words)))
     block = (f'<span class="dp-token" data-kind="prompt-deep" style="background:{COLOURS[BEFORE]};color:#fff;'
              f'font-weight:600;{CHIP}">{decision.active_length} prompt vectors × {layers} layers</span>')
-    start = (f"<div style='font-size:85%;color:#374151'>The input's positions start at <b>{decision.tokens_before}</b>"
-             f" (0 with no prompt before it).</div>")
+    start = (f"<div style='font-size:85%;color:#374151'>The input's positions start at "
+             f"<b>{decision.tokens_before}</b>.</div>")
     title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
     return (f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{block} {chips}</div>{start}</div>")
+
+
+def word_pieces(layout: list[tuple[str, str]]) -> list[bool]:
+    """Per token: whether it continues the word before it. WordPiece marks such pieces ("##ation"); byte-level BPE
+    marks the others, which start with a space: a piece there is letters right after letters."""
+    spaced = any(text[:1].isspace() for text, kind in layout if kind == INPUT)
+    pieces, previous = [], None
+    for text, kind in layout:
+        continues = kind == INPUT and previous is not None and (
+            text.startswith("##") or spaced and text[:1].isalnum() and previous[-1:].isalnum())
+        pieces.append(continues)
+        previous = text if kind == INPUT else None
+    return pieces
+
+
+def pieces_note(decisions: list[InstanceDecision]) -> str:
+    """A line saying what touching chips are, where the drawn input has word pieces (nothing otherwise)."""
+    if not any(any(word_pieces(decision.layout)) for decision in decisions):
+        return ""
+    return ("<div style='font-size:85%;color:#6b7280'>The model reads words in pieces: touching chips are one "
+            "word.</div>")
+
+
+def chip(text: str, kind: str, piece: bool = False) -> str:
+    """One token as a chip coloured by its kind; a word piece touches the chip before it, without its "##"."""
+    text = shown(text[2:] if piece and text.startswith("##") else text)
+    if kind == INPUT:
+        style = f"background:{COLOURS[INPUT]};color:#111827"
+    elif kind == INACTIVE:
+        style = f"background:{COLOURS[INACTIVE]};color:#9ca3af;border:1px dashed #9ca3af"
+    else:
+        style = f"background:{COLOURS[kind]};color:#fff;font-weight:600"
+    joined = ";margin-left:-2px;border-left:1px solid #d1d5db" if piece else ""
+    return (f'<span class="dp-token" data-kind="{kind}"{" data-piece=1" if piece else ""} '
+            f'style="{style};{CHIP}{joined}">{html.escape(text)}</span>')
 
 
 def shown(text: str) -> str:
@@ -52,16 +86,7 @@ def layout_html(decision: InstanceDecision, caption: str = "", layers: int | Non
 
 def strip_html(layout: list[tuple[str, str]], caption: str = "") -> str:
     """Tokens as chips, each coloured by its kind (input, prompt before or after it, switched off), with a legend."""
-    chips = []
-    for text, kind in layout:
-        text = shown(text)
-        if kind == INPUT:
-            style = f"background:{COLOURS[INPUT]};color:#111827"
-        elif kind == INACTIVE:
-            style = f"background:{COLOURS[INACTIVE]};color:#9ca3af;border:1px dashed #9ca3af"
-        else:
-            style = f"background:{COLOURS[kind]};color:#fff;font-weight:600"
-        chips.append(f'<span class="dp-token" data-kind="{kind}" style="{style};{CHIP}">{html.escape(text)}</span>')
+    chips = [chip(text, kind, piece) for (text, kind), piece in zip(layout, word_pieces(layout))]
     legend = " ".join(f'<span style="color:{COLOURS[kind] if kind != INACTIVE else "#6b7280"}">■ {label}</span>'
                       for kind, label in LEGEND.items() if any(k == kind for _, k in layout))
     title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
@@ -70,15 +95,16 @@ def strip_html(layout: list[tuple[str, str]], caption: str = "") -> str:
 
 
 def sure_meter(title: str, probability: float, no_preference: float) -> str:
-    """How sure DP is of a choice, as one bar: filled to its probability, a mark where no preference would be."""
+    """How sure DP is of a choice, as one bar: filled to its probability, a mark where no preference would be
+    (``title`` says both figures in words)."""
     return (f"<div class='dp-meter' data-probability='{probability:.4f}' style='margin:6px 0'>"
-            f"<div style='font-size:90%'>{html.escape(title)}: <b>{probability:.0%}</b></div>"
+            f"<div style='font-size:90%'>{html.escape(title)}</div>"
             f"<div style='position:relative;height:14px;background:#e5e7eb;border-radius:7px'>"
             f"<div style='width:{probability:.1%};height:100%;background:#2563eb;border-radius:7px'></div>"
             f"<div title='no preference' style='position:absolute;left:{no_preference:.1%};top:-3px;width:2px;"
             f"height:20px;background:#111827'></div></div>"
-            f"<div style='font-size:80%;color:#6b7280;margin-left:max(0px,calc({no_preference:.1%} - 40px))'>"
-            f"▲ no preference: {no_preference:.0%}</div></div>")
+            f"<div style='font-size:80%;color:#6b7280;white-space:nowrap;"
+            f"margin-left:max(0px,calc({no_preference:.1%} - 40px))'>▲ no preference</div></div>")
 
 
 CLASS_COLOURS = ("#0d9488", "#e11d48", "#d97706", "#7c3aed")  # one per class: teal, rose, amber, violet
@@ -87,7 +113,8 @@ CLASS_COLOURS = ("#0d9488", "#e11d48", "#d97706", "#7c3aed")  # one per class: t
 def what_if_strip(title: str, forced: list[list[float]], marks: dict[int, str], names: list[str],
                   label_names: tuple[str, ...]) -> str:
     """The answer of DP's own prompt moved to each candidate (``names``), one square per candidate coloured by its
-    class; ``marks`` (candidate -> words: DP's choice, the fixed prompt's layout) written under their squares."""
+    class; ``marks`` (candidate -> a short word: DP's choice, the fixed prompt's layout) written under their squares
+    (``what_if_legend`` says what the colours and marks mean, once for every strip)."""
     cells = []
     for candidate, (name, row) in enumerate(zip(names, forced)):
         answer = max(range(len(row)), key=row.__getitem__)
@@ -96,14 +123,19 @@ def what_if_strip(title: str, forced: list[list[float]], marks: dict[int, str], 
                      f"style='text-align:center;width:38px'><div title='{html.escape(label_names[answer])} "
                      f"{max(row):.0%}' style='background:{CLASS_COLOURS[answer % len(CLASS_COLOURS)]};color:#fff;"
                      f"border-radius:4px;padding:3px 0;font-size:85%'>{html.escape(name)}</div>"
-                     f"<div style='font-size:75%;font-weight:600;min-height:1.2em;line-height:1.1'>"
-                     f"{'▲ ' + html.escape(mark) if mark else ''}</div></div>")
-    legend = " ".join(f"<span style='color:{CLASS_COLOURS[index % len(CLASS_COLOURS)]}'>■ {html.escape(name)}</span>"
-                      for index, name in enumerate(label_names))
+                     f"<div class='dp-mark' style='font-size:75%;font-weight:600;min-height:1.2em;line-height:1.1;"
+                     f"white-space:nowrap'>{'▲ ' + html.escape(mark) if mark else ''}</div></div>")
     return (f"<div class='dp-what-if' style='margin:8px 0'><div style='font-weight:600'>{html.escape(title)}</div>"
-            f"<div style='display:flex;flex-wrap:wrap;gap:2px'>{''.join(cells)}</div>"
-            f"<div style='font-size:85%'>Each square: DP's own prompt moved there, coloured by its answer: "
-            f"{legend}</div></div>")
+            f"<div style='display:flex;flex-wrap:wrap;gap:2px'>{''.join(cells)}</div></div>")
+
+
+def what_if_legend(label_names: tuple[str, ...], marks: dict[str, str]) -> str:
+    """What the strips' colours and marks mean (``marks``: a mark's word -> what it marks)."""
+    colours = " ".join(f"<span style='color:{CLASS_COLOURS[index % len(CLASS_COLOURS)]}'>■ {html.escape(name)}</span>"
+                       for index, name in enumerate(label_names))
+    said = "; ".join(f"▲ {html.escape(word)}: {html.escape(meaning)}" for word, meaning in marks.items())
+    return (f"<div class='dp-what-if-legend' style='font-size:85%'>Colour: DP's answer with its prompt there "
+            f"({colours}). {said}.</div>")
 
 
 def class_probabilities(decision: InstanceDecision, label_names: tuple[str, ...]) -> dict[str, float]:
@@ -140,9 +172,14 @@ def choice_counts(frame: pd.DataFrame, split_by: str, choice: str, candidates: r
     return counts.astype({split_by: str, choice: str}).reset_index(drop=True)
 
 
-def place_note(backbone) -> str:
-    """What a prompt's place means on the backbone a model stands on (Compare and Explore say it)."""
-    return f"*Where the prompt can go on this backbone:* {backbone.place_meaning}"
+DEEP_PLACE = ("A deep prompt sits in every layer, outside the sentence: its place only moves where the input's "
+              "positions start.")
+
+
+def place_note(backbone, deep: bool = False) -> str:
+    """What a prompt's place means where a student looks at one, in one sentence: on the backbone's family for an
+    input-level prompt, for a deep prompt what its place moves."""
+    return f"*{DEEP_PLACE if deep else backbone.family.place_in_brief}*"
 
 
 def scores_table(comparison, sources: tuple[str, str], answer: str, metric: str) -> pd.DataFrame:
@@ -172,15 +209,14 @@ def empty_what_if() -> pd.DataFrame:
     return pd.DataFrame(columns=["candidate", "class", "probability"])
 
 
-def counterfactual_frame(factor: str, counterfactual: list[list[float]], chosen: int, fixed: int | None,
+def counterfactual_frame(factor: str, counterfactual: list[list[float]], marks: dict[int, str],
                          label_names: tuple[str, ...]) -> pd.DataFrame:
-    """The probability of every class with the prompt forced to each candidate, DP's choice and the fixed
-    layout named on the axis (e.g. "5 · DP", "0 · fixed"), in candidate order."""
+    """The probability of every class with the prompt forced to each candidate, the marked candidates named on the
+    axis as on the strips (e.g. "5 · DP", "0 · fixed"), in candidate order."""
     names = candidate_names(factor, len(counterfactual))
-    marks = [name + (" · DP" if c == chosen else "") + (" · fixed" if c == fixed else "")
-             for c, name in enumerate(names)]
-    return pd.DataFrame([{"candidate": mark, "class": label, "probability": float(p)}
-                         for mark, row in zip(marks, counterfactual) for label, p in zip(label_names, row)],
+    named = [name + (f" · {marks[c]}" if c in marks else "") for c, name in enumerate(names)]
+    return pd.DataFrame([{"candidate": name, "class": label, "probability": float(p)}
+                         for name, row in zip(named, counterfactual) for label, p in zip(label_names, row)],
                         columns=["candidate", "class", "probability"])
 
 
@@ -194,7 +230,8 @@ def choice_summary(stats: dict[str, ChoiceStatistics]) -> pd.DataFrame:
     for factor, s in stats.items():
         sure, no_preference = how_sure(s)
         best = s.best_single
-        rows.append({"choice": WHAT[factor], "how sure (median)": f"{sure:.0%} (none: {no_preference:.0%})",
+        rows.append({"choice": WHAT[factor],
+                     "how sure (median)": f"{sure:.0%} (no preference: {no_preference:.0%})",
                      "same choice for": f"{same_choice_share(s):.0%}",
                      "answers it changes": f"{s.changes_prediction or 0:.0%}",
                      "DP's choices score": "–" if s.own_score is None else f"{s.own_score:.3f}",

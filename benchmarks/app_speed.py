@@ -103,7 +103,7 @@ def main() -> None:
                 firsts, times = [], []
                 for index in range(args.examples):
                     _, *boxes, question = client.predict(task, index, api_name="/pick")
-                    first, done = round_trip(http, "compare", [task, *boxes, question, "deep", "P-tuning v2"])
+                    first, done = round_trip(http, "compare", [task, *boxes, question, "deep", "ptv2"])
                     firsts.append(first)
                     times.append(done)
                 print(f"compare {task}: predictions shown after a median {1000 * statistics.median(firsts):.0f} ms "
@@ -133,8 +133,8 @@ def class_at_once(url: str, visitors: int, budget_s: float) -> None:
     started, jobs = time.perf_counter(), []
     for index, (client, (_, *boxes, question)) in enumerate(zip(clients, picked)):
         seed = 0 if index % 3 else 1 + index % 2  # two in three ask for the defaults; the others for two other seeds
-        jobs += [("Compare", client.submit("cb", *boxes, question, "deep", "P-tuning v2", api_name="/compare")),
-                 ("Explore", client.submit("cb", "deep", "P-tuning v2", api_name="/explore")),
+        jobs += [("Compare", client.submit("cb", *boxes, question, "deep", "ptv2", api_name="/compare")),
+                 ("Explore", client.submit("cb", "deep", "ptv2", api_name="/explore")),
                  ("Train", client.submit("cb", DEFAULT_BACKBONE, methods, budget_s, 0, seed, api_name="/train"))]
     first: dict[int, float] = {}
     while len(first) < len(jobs):
@@ -171,7 +171,7 @@ def explore_times(data_dir: str) -> None:
             times = {}
             for source, session in (("shipped", None), ("session", as_session_runs(shared, task, where))):
                 started, first = time.perf_counter(), None
-                for update in run_exploration(shared, task, where, "its fixed counterpart (like for like)",
+                for update in run_exploration(shared, task, where, "counterpart",
                                               DEFAULT_BACKBONE, session):
                     first = first or time.perf_counter() - started
                 times[source] = (first, time.perf_counter() - started, update[2].split(":")[0])

@@ -31,22 +31,28 @@ class Family:
     attention: str  # "bidirectional" or "causal"
     no_deep_prompts: str | None  # why deep key/value prompts are refused; None where they work
     place: str  # one short text: what moving an input-level prompt changes
+    place_in_brief: str  # the same in one sentence, for where a student looks at a place
 
 
 FAMILIES = (
     Family("encoder", ("bert", "roberta", "electra", "xlm-roberta"), "bidirectional", None,
            "Every token sees every other, whatever the order: moving an input-level prompt changes only the position "
            "numbers each token carries. A deep prompt has no place of its own: moving it only shifts where the "
-           "input's positions start."),
+           "input's positions start.",
+           "On an encoder every token reads every other: moving a prompt changes only the position numbers it "
+           "carries."),
     Family("decoder", ("llama", "qwen2", "gpt2"), "causal", None,
            "Each token sees only what comes before it: a prompt before the input steers how every input token is "
            "read but cannot see the input; one after it reads the whole input and is read by the answer. Here the "
-           "place decides what the prompt can do."),
+           "place decides what the prompt can do.",
+           "On a decoder each token reads only what comes before it: a prompt before the input cannot read it; "
+           "one after it reads all of it."),
     Family("encoder-decoder", ("t5",), "bidirectional",
            "T5's encoder attention takes no key/value cache, and its relative position bias has no place for "
            "prompt keys: use an input-level prompt",
            "The encoder sees the whole input both ways, like BERT, but positions are relative: moving a prompt "
-           "changes how far it is from each input token, which T5's attention bias reads."),
+           "changes how far it is from each input token, which T5's attention bias reads.",
+           "On T5's encoder every token reads every other: moving a prompt changes its distance to each word."),
 )
 # How positions enter each model type (what a place changes beyond attention).
 POSITIONS = {"bert": "absolute", "roberta": "absolute", "electra": "absolute", "xlm-roberta": "absolute",

@@ -75,19 +75,31 @@ def choice_worth(task: Task, examples: list[Example], dp: DevAnalysis, place_giv
     return ChoiceWorth(len(head), statistics, intervals)
 
 
+# How far DP's top class must stand above the next for its answer to count as clear (probability points): an item
+# whose answer is a coin toss flips wherever the prompt goes, which shows nothing about the place.
+CLEAR_MARGIN = 0.2
+
+
+def answer_margins(class_probs: torch.Tensor) -> list[float]:
+    """Per item: the top class's probability minus the next one's (0: a tie; 1: certain)."""
+    top = class_probs.float().topk(2, dim=-1).values
+    return (top[:, 0] - top[:, 1]).tolist()
+
+
 @dataclass
 class NotableItems:
     """Dev items worth showing a student first (None where a task has none), by DP's place."""
 
-    place_matters: int | None  # moving the prompt changes the answer at the most places (DP right first)
+    place_matters: int | None  # DP's answer is clear (``CLEAR_MARGIN``), yet moving the prompt changes it
     sure_and_right: int | None  # DP's surest place among the items it gets right
     no_preference: int | None  # DP's least sure place, when it is close to no preference at all
 
 
 def notable_items(dp: DevAnalysis, examples: list[Example], factor: str = "position") -> NotableItems:
-    """The items Compare offers beside a random one, from DP's analysis (its place, or ``factor``). How sure DP is of
-    an item's place is the probability of its layout against no preference (``layout_confidence``), as Compare shows
-    it."""
+    """The items Compare offers beside a random one, from DP's analysis (its place, or ``factor``). Where the place
+    matters: among the items whose answer is clear, the one whose answer the most places change (DP right first).
+    How sure DP is of an item's place is the probability of its layout against no preference
+    (``layout_confidence``), as Compare shows it."""
     if factor not in dp.choice_probs:
         return NotableItems(None, None, None)
     sure = item_confidence(dp, factor)
@@ -97,8 +109,9 @@ def notable_items(dp: DevAnalysis, examples: list[Example], factor: str = "posit
     place_matters = None
     if forced is not None:
         changed = (forced.argmax(-1) != torch.tensor(own[:len(forced)])[:, None]).sum(-1).tolist()
-        best = max(range(len(forced)), key=lambda i: (changed[i] > 0, right[i], changed[i], -i))
-        place_matters = best if changed[best] else None
+        clear = [margin >= CLEAR_MARGIN for margin in answer_margins(dp.class_probs)]
+        best = max(range(len(forced)), key=lambda i: (changed[i] > 0 and clear[i], right[i], changed[i], -i))
+        place_matters = best if changed[best] and clear[best] else None
     sure_and_right = max((i for i in range(len(examples)) if right[i]), key=lambda i: sure[i][0], default=None)
     unsure = min(range(len(examples)), key=lambda i: sure[i][0] / no_preference_bar(sure[i][1]))
     return NotableItems(place_matters, sure_and_right,

@@ -73,12 +73,13 @@ def app_url(data_dir):
     """The app, launched once on a free port, as `python app.py` would."""
     import socket
 
-    from app.ui import build_demo
+    from app.ui import LAUNCH_OPTIONS, build_demo
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     demo = build_demo(str(data_dir))
-    demo.queue(default_concurrency_limit=1).launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.queue(default_concurrency_limit=1).launch(server_port=port, prevent_thread_lock=True, quiet=True,
+                                                   **LAUNCH_OPTIONS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

@@ -140,12 +140,12 @@ def test_explore_and_the_what_if_of_a_dev_item_on_a_shipped_prompt_run_no_backbo
 
     monkeypatch.setattr(shared.backbone(state.DEFAULT_BACKBONE).model, "forward", refuse)
     for task, where in (("cb", "deep"), ("wic", "input")):
-        updates = list(run_exploration(shared, task, where, "its fixed counterpart (like for like)"))
+        updates = list(run_exploration(shared, task, where, "counterpart"))
         assert len(updates) == 1, "a shipped analysis holds everything: one complete update"
         table, _, verdict, choices, *_ = updates[0]
         items = min(DEV_ITEMS, len(load_examples(task, "val", data_dir)))
-        assert set(table["items"]) == {items} and f"On the first {items} dev items" in verdict
-        assert len(choices) == 3  # position, length and pool, each tried on every item
+        assert set(table["value"]["items"]) == {items} and f"On the first {items} dev items" in verdict
+        assert len(choices["value"]) == 3  # position, length and pool, each tried on every item
         _, dp_side = shared.models(None, task, where)
         assert set(stored_what_if(shared, None, dp_side[1], task, items - 1)) == {"position", "length", "pool"}
 
@@ -161,13 +161,15 @@ def test_explore_on_a_run_of_this_session_shows_the_scores_then_the_choices_and_
     fixed = PromptClassifier(tiny_backbone, "cb", PTuningV2Config(num_tokens=4)).eval()
     dp_model = PromptClassifier(tiny_backbone, "cb", DynamicPromptConfig(num_tokens=4, where="deep")).eval()
     session = state.Session(runs={("cb", tiny_backbone.name): {state.FIXED: fixed, "DP deep: position": dp_model}})
-    first, last = run_exploration(shared, "cb", "deep", "P-tuning v2", tiny_backbone.name, session)
-    assert first[3] is None and "trying every candidate" in first[2]  # the scores first, the choices to come
-    assert first[0].equals(last[0]) and "On the first 56 dev items" in last[2] and len(last[3]) == 1
+    first, last = run_exploration(shared, "cb", "deep", "ptv2", tiny_backbone.name, session)
+    # the scores first, the choices to come (their table hidden meanwhile)
+    assert first[3] == {"__type__": "update", "visible": False} and "trying every candidate" in first[2]
+    assert first[0]["value"].equals(last[0]["value"]) and "On the first 56 dev items" in last[2]
+    assert len(last[3]["value"]) == 1 and last[3]["visible"]
     assert set(session.analyses) == {id(fixed), id(dp_model)} and session.analyses[id(dp_model)].counterfactual_items
     assert not set(shared.analyses) & set(session.analyses)  # a session's runs stay with the session
-    again = list(run_exploration(shared, "cb", "deep", "P-tuning v2", tiny_backbone.name, session))
-    assert len(again) == 1 and again[0][0].equals(last[0])  # made once: read back at once
+    again = list(run_exploration(shared, "cb", "deep", "ptv2", tiny_backbone.name, session))
+    assert len(again) == 1 and again[0][0]["value"].equals(last[0]["value"])  # made once: read back at once
 
 
 def test_the_notable_items_are_where_the_place_changes_the_answer_where_dp_is_sure_and_where_it_has_no_preference(
@@ -192,6 +194,8 @@ def test_the_notable_items_are_where_the_place_changes_the_answer_where_dp_is_su
     assert notable_items(analysis, examples).no_preference is None
     assert notable_items(analysis, examples).place_matters == 1  # the only item whose answer the place changes
     assert notable_items(made([[1.0, 0.0]] * 4), examples).place_matters is None  # a fixed prompt has no place
+    analysis.class_probs[1] = torch.tensor([0.45, 0.55]) if own[1] == 1 else torch.tensor([0.55, 0.45])
+    assert notable_items(analysis, examples).place_matters is None  # a 10-point margin is a coin toss: not shown
 
 
 def test_the_first_example_a_visitor_sees_is_input_dp_where_the_place_changes_the_answer_as_the_lesson_says(
@@ -201,11 +205,16 @@ def test_the_first_example_a_visitor_sees_is_input_dp_where_the_place_changes_th
     from app import state
     from app.tabs.start import first_example
 
+    from dp_core.comparison import CLEAR_MARGIN, answer_margins
+
     shared = state.Shared(str(data_dir))
-    task, index = first_example(shared)
+    task, index = first_example(shared, "cb")
+    assert task != "cb"  # the default backbone's CB has no such item: the first task that has one (the page says so)
+    assert first_example(shared, task) == (task, index)  # a task that has one keeps it
     _, dp_side = shared.models(None, task, "input")
     analysis = shared.known_analysis(None, dp_side[1], shared.dev_examples(task)[:DEV_ITEMS])
     answers = analysis.counterfactual["position"][index].argmax(-1)
-    assert len(set(answers.tolist())) > 1  # the place changes this item's answer
+    assert len(set(answers.tolist())) > 1  # the place changes this item's answer ...
+    assert answer_margins(analysis.class_probs)[index] >= CLEAR_MARGIN  # ... which DP gives clearly
     lesson = (Path(__file__).parent.parent / "docs" / "teaching.md").read_text()
     assert f"{task.upper()} dev example {index}" in lesson  # docs/teaching.md names the example the page shows

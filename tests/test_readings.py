@@ -1,6 +1,8 @@
 """Each plain reading, shown for a model built to produce it: the facts it states (which class, which place, which
 figure), and that it stays under 40 words."""
 
+from dataclasses import replace
+
 import torch
 
 from app import readings
@@ -40,18 +42,18 @@ def read(model, data_dir, index=0):
     forced = counterfactuals(model, batch, "position")[0]
     probability, share = layout_confidence(decision.position_probs, decision.active_length, decision.tokens_after)
     predicted = forced.argmax(-1).tolist()
+    own = max(range(len(decision.class_probs)), key=decision.class_probs.__getitem__)
     return {"sure": short(readings.sure_reading("position", probability, share)),
             "habit": short(readings.habit_reading("position", stats.summary(), decision.split_position)),
-            "what if": short(readings.what_if_reading("position", predicted, decision.split_position,
-                                                      model.task.label_names)),
-            "predicted": predicted, "chosen": decision.split_position}, stats
+            "what if": short(readings.what_if_reading("position", predicted, own, model.task.label_names)),
+            "predicted": predicted, "chosen": decision.split_position, "own": own}, stats
 
 
 def test_a_committed_choice_reads_sure_and_the_same_place_for_almost_every_item(tiny_backbone, data_dir):
     said, stats = read(task_level(tiny_backbone, [0.0, 0.0, 6.0, 0.0, 0.0]), data_dir)
     assert stats.commitment > 0.9 and stats.collapse == 1.0
     assert said["sure"].startswith("DP is sure") and "99%" in said["sure"] and "20%" in said["sure"]  # 1 in 5
-    assert "same place to 100%" in said["habit"]
+    assert "this place to 100%" in said["habit"] and "one place for the whole task" in said["habit"]
 
 
 def test_a_uniform_choice_reads_no_preference_with_one_figure_against_another(tiny_backbone, data_dir):
@@ -80,11 +82,13 @@ def test_a_place_that_matters_reads_how_many_places_change_the_answer_and_to_wha
     changing = []
     for index in range(16):
         said, _ = read(model, data_dir, index)
-        predicted, chosen = said["predicted"], said["chosen"]
+        predicted, chosen, own = said["predicted"], said["chosen"], said["own"]
+        assert predicted[chosen] == own  # DP's own answer is the one at its own place
         if len(set(predicted)) > 1:
-            changed = sum(answer != predicted[chosen] for answer in predicted)
-            other = model.task.label_names[1 - predicted[chosen]]
-            assert said["what if"].startswith(f"At {changed} of 5 places") and f"“{other}”" in said["what if"]
+            changed = sum(answer != own for answer in predicted)
+            names = model.task.label_names
+            assert said["what if"].startswith(f"At {changed} of 5 places")
+            assert f"from DP's “{names[own]}” to “{names[1 - own]}”" in said["what if"]
             changing.append(index)
         assert said["sure"].startswith("DP leans") and "40%" in said["sure"]  # place 4: e / (e + 4)
         assert "decides little" not in said["habit"]
@@ -126,7 +130,7 @@ def test_the_same_place_for_almost_every_item_counts_layouts_when_dp_also_choose
              "changes_prediction": 0.2}
     assert readings.habit_reading("position", stats, 9, tokens_after=5) == ""  # 60 %: not almost every item
     stats["layout_counts"] = [0, 5, 0, 0, 0, 95] + [0] * 11
-    assert "same place to 95%" in readings.habit_reading("position", stats, 9, tokens_after=5)
+    assert "this place to 95%" in readings.habit_reading("position", stats, 9, tokens_after=5)
     assert readings.habit_reading("position", stats, 9, tokens_after=1) == ""  # this item has the other layout
 
 
@@ -140,19 +144,31 @@ def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preferen
 def test_where_each_method_put_its_prompt_names_the_task_s_texts_and_the_counts(tiny_backbone, data_dir):
     examples = load_examples("copa", "val", data_dir)[:1]
     model = PromptClassifier(tiny_backbone, "copa", DynamicPromptConfig(num_tokens=4, factors=("position", "length")))
-    decision = explain_examples(model.eval(), examples).decisions[0]
-    said = short(readings.where_reading(decision, "copa"))
-    assert said.startswith(f"DP put {decision.tokens_after} prompt token")
-    assert f"after the choice and {decision.tokens_before} before the premise" in said
-    assert f"switched {4 - decision.active_length} of 4 off" in said
+    rows = explain_examples(model.eval(), examples).item(0)
+    decision = replace(rows[0], active_length=3, tokens_after=1, tokens_before=2)  # both choices' rows alike
+    said = short(readings.where_reading([decision, decision], "copa"))
+    assert said.startswith("DP put 1 prompt token after the choice and 2 before the premise")
+    assert "switched 1 of 4 off" in said
+    apart = replace(decision, tokens_after=2, tokens_before=1)  # one place per row, each said
+    said = short(readings.where_reading([decision, apart], "copa"))
+    assert "with choice 1, 1 after the choice and 2 before the premise" in said
+    assert "with choice 2, 2 after the choice and 1 before the premise" in said
     rte = load_examples("rte", "val", data_dir)[:1]
     for method, where in ((PTuningV2Config(num_tokens=4), "in every layer"),
                           (PromptTuningConfig(num_tokens=4), "before the premise")):
-        fixed = explain_examples(PromptClassifier(tiny_backbone, "rte", method).eval(), rte).decisions[0]
-        assert where in short(readings.where_reading(fixed, "rte")) and "4 prompt" in readings.where_reading(fixed,
-                                                                                                            "rte")
+        fixed = explain_examples(PromptClassifier(tiny_backbone, "rte", method).eval(), rte).decisions
+        said = short(readings.where_reading(fixed, "rte"))
+        assert where in said and "4 prompt" in said
     deep = PromptClassifier(tiny_backbone, "rte", DynamicPromptConfig(num_tokens=4, where="deep")).eval()
     decision = explain_examples(deep, rte).decisions[0]
-    said = short(readings.where_reading(decision, "rte"))
-    assert "every layer" in said and said.endswith(f"positions start: at {decision.tokens_before}.")
-    assert "after the" not in said  # a deep prompt has no tokens after the input
+    said = short(readings.where_reading([decision], "rte"))
+    # in the count the what-if strip and Explore use: vectors after the input, the rest before it
+    assert "every layer" in said and f"Its place: {decision.tokens_after} vector" in said
+    assert said.endswith(f"after the input and {decision.tokens_before} before it.")
+
+
+def test_a_tie_is_said_as_a_tie_and_a_clear_answer_is_not():
+    labels = ("entailment", "not_entailment")
+    said = short(readings.tie_reading([0.51, 0.49], labels))
+    assert said.startswith("A tie:") and "“entailment” 51%" in said and "“not_entailment” 49%" in said
+    assert readings.tie_reading([0.7, 0.3], labels) == ""

@@ -5,13 +5,14 @@ change (a strip of the answer at every place); every probability one click deepe
 from __future__ import annotations
 
 import functools
+import html
 import random
 from dataclasses import dataclass, field
 
 import gradio as gr
 import pandas as pd
 
-from dp_core.backbone import DEFAULT_BACKBONE
+from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
 from dp_core.choices import chosen_factors, layout_confidence
 from dp_core.comparison import notable_items
 from dp_core.data import collate
@@ -19,12 +20,16 @@ from dp_core.explain import InstanceDecision, counterfactuals, explain_examples
 from dp_core.tasks import DataError, Example, example_from_fields, get_task
 
 from .. import readings, views
-from ..state import (BACKBONE_CHOICES, DEV_LIMIT, DP_WHERE, FIELD_LABELS, HOSTED, MAX_CHARS, PickedExample, Session,
-                     Shared, counterfactual_limit, learned_nothing, recorded, task_fields)
+from ..state import (DEV_LIMIT, DP_WHERE, FIELD_LABELS, FIXED, MAX_CHARS, PickedExample, Session, Shared,
+                     counterfactual_limit, learned_nothing, left_choices, recorded, task_fields)
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" Compare draws
 WHAT_IF_NAMES = {"position": "place", "length": "length"}
-LEFT = {"its fixed counterpart (like for like)": "counterpart", "P-tuning v2": "ptv2"}
+WHAT_IF_TITLES = {"position": "If DP's prompt moved: tokens after the input",
+                  "length": "If DP's prompt were longer or shorter: tokens on"}
+# The fixed side set beside DP, by value (the radio's labels name the method: ``state.left_choices``): its like-for-like
+# counterpart, or P-tuning v2 whatever DP's kind.
+LEFT = ("counterpart", "ptv2")
 # The dev items Compare offers beside a random one (dp_core.comparison.NotableItems), by button.
 NOTABLE = {"Where the place changes the answer": "place_matters", "Where DP is sure and right": "sure_and_right",
            "Where DP has no preference": "no_preference"}
@@ -32,12 +37,12 @@ NOTABLE = {"Where the place changes the answer": "place_matters", "Where DP is s
 
 @dataclass
 class CompareTab:
-    """What other tabs wire to: the dev index box, which models are compared, the pick step and the comparison."""
+    """What other tabs wire to: the dev index, the sides compared (DP's kind, the fixed side) and what showing an
+    item fills."""
 
     dev_index: gr.Number
-    sides: tuple[gr.Radio, gr.Radio, gr.Dropdown]  # DP on the right, the left side, the backbone
-    pick: tuple  # (function, inputs, outputs)
-    compare: tuple  # (function, inputs, outputs)
+    sides: tuple[gr.Radio, gr.Radio]  # DP on the right, the left side
+    item_outputs: list  # the picked item's session, index and fields, then the comparison (``show_item``)
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Side:
     label: dict | None = None
     layout: str = ""
     reading: str = ""
-    decision: InstanceDecision | None = None  # its first row (COPA: the first choice's)
+    rows: list[InstanceDecision] = field(default_factory=list)  # one per row (COPA: one per choice)
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Comparison:
     dp: Side = field(default_factory=Side)
     sure: str = ""  # the meters: how sure DP is of each choice
     what_if: str = ""  # the strips and what moving the prompt changes, in words
-    place: str = ""  # what a prompt's place means on the backbone (fine print)
+    place: str = ""  # what a prompt's place means on the backbone, in one sentence
     candidates: list = field(default_factory=lambda: [pd.DataFrame()] * 3)  # every candidate's probability
     what_if_frames: list = field(default_factory=lambda: [views.empty_what_if()] * 2)
 
@@ -77,64 +82,102 @@ def item_batch(model, example):
 
 
 def side_view(source: str, model, example: Example, task_name: str, notes: list[str]) -> Side:
-    """One method's prediction, its layout drawn, and where it put the prompt in words."""
-    warning = learned_nothing(source, model)
-    if warning:
-        notes.append(warning)
+    """One method's prediction, its layout drawn, and where it put the prompt in words (each row's, where they
+    differ); a tie said as one."""
     explanation = explain_examples(model, [example])
-    if explanation.truncated:
-        notes.append(f"{source}: the input was longer than {model.max_length} tokens and was truncated.")
+    truncated = f"The input was cut to its first {model.max_length} tokens."
+    if explanation.truncated and truncated not in notes:
+        notes.append(truncated)
     rows = explanation.item(0)
     captions = ["with choice 1", "with choice 2"] if len(rows) > 1 else [""]
     layers = model.backbone.num_layers
     drawing = "".join(views.layout_html(row, caption, layers) for row, caption in zip(rows, captions))
-    return Side(views.class_probabilities(rows[0], model.task.label_names), drawing,
-                f"*{source}.* {readings.where_reading(rows[0], task_name)}", rows[0])
+    label_names = model.task.label_names
+    said = [f"*{source}.* {readings.where_reading(rows, task_name)}", readings.tie_reading(rows[0].class_probs,
+                                                                                          label_names)]
+    return Side(views.class_probabilities(rows[0], label_names), drawing + views.pieces_note(rows),
+                " ".join(sentence for sentence in said if sentence), rows)
 
 
-def sure_view(model, decision: InstanceDecision) -> tuple[str, list[str]]:
-    """How sure DP is of its place and its length: a meter each, and in words (with its habit over the dev set)."""
-    stats, meters, said = recorded(model).get("choices") or {}, [], []
-    if decision.position_probs is not None:
-        probability, share = layout_confidence(decision.position_probs, decision.active_length,
-                                               decision.tokens_after)
-        meters.append(views.sure_meter("How sure DP is of this place", probability, share))
-        said += [readings.sure_reading("position", probability, share),
-                 readings.habit_reading("position", stats.get("position"), decision.split_position,
-                                        decision.tokens_after)]
-    if decision.length_probs is not None:
-        probability, share = decision.length_probs[decision.active_length - 1], 1 / len(decision.length_probs)
-        meters.append(views.sure_meter("How sure DP is of this length", probability, share))
-        said += [readings.sure_reading("length", probability, share),
-                 readings.habit_reading("length", stats.get("length"), decision.active_length - 1)]
+def layouts_differ(rows: list[InstanceDecision]) -> bool:
+    """Whether an item's rows (COPA's two choices) put the prompt differently."""
+    return len({(row.tokens_after, row.active_length) for row in rows}) > 1
+
+
+def chosen_probability(factor: str, row: InstanceDecision) -> tuple[float, float] | None:
+    """How sure DP is of a row's choice of ``factor``, beside what no preference would give it (None: not chosen)."""
+    if factor == "position" and row.position_probs is not None:
+        return layout_confidence(row.position_probs, row.active_length, row.tokens_after)
+    if factor == "length" and row.length_probs is not None:
+        return row.length_probs[row.active_length - 1], 1 / len(row.length_probs)
+    return None
+
+
+def sure_view(model, rows: list[InstanceDecision]) -> tuple[str, list[str]]:
+    """How sure DP is of its place and its length: a meter each (one per row where an item's rows chose apart),
+    titled in words; and DP's habit over the dev set, where it says something."""
+    stats, meters = recorded(model).get("choices") or {}, []
+    first = rows[0]
+    for factor in WHAT_IF:
+        chosen = [(row_index, row.tokens_after if factor == "position" else row.active_length)
+                  for row_index, row in enumerate(rows)]
+        apart = len({choice for _, choice in chosen}) > 1
+        for row_index, _ in chosen if apart else chosen[:1]:
+            sure = chosen_probability(factor, rows[row_index])
+            if sure is not None:
+                title = readings.sure_reading(factor, *sure) + (f" (choice {row_index + 1})" if apart else "")
+                meters.append(views.sure_meter(title, *sure))
+    if meters:
+        meters.append(f"<div style='font-size:80%;color:#6b7280'>{html.escape(readings.NO_PREFERENCE_MEANS)}</div>")
+    said = []
+    if first.position_probs is not None:
+        said.append(readings.habit_reading("position", stats.get("position"), first.split_position,
+                                           first.tokens_after))
+    if first.length_probs is not None:
+        said.append(readings.habit_reading("length", stats.get("length"), first.active_length - 1))
     return "".join(meters), [sentence for sentence in said if sentence]
 
 
-def what_if(model, example, decision, label_names, stored: dict | None = None
+def what_if_marks(factor: str, rows: list[InstanceDecision]) -> dict[int, str]:
+    """The squares a strip marks: the fixed prompt's layout (all before the input, every token on), then DP's own
+    choice (each row's, where they differ), which wins a shared square."""
+    first = rows[0]
+    marks = {0 if factor == "position" else first.num_slots - 1: "fixed"}
+    chosen = [row.tokens_after if factor == "position" else row.active_length - 1 for row in rows]
+    if len(set(chosen)) == 1:
+        marks[chosen[0]] = "DP"
+    else:
+        marks.update({candidate: f"DP {row + 1}" for row, candidate in enumerate(chosen)})
+    return marks
+
+
+def what_if(model, example, rows: list[InstanceDecision], label_names, stored: dict | None = None
             ) -> tuple[list[pd.DataFrame], list[str], str]:
     """For DP's place and length: the class probabilities at every candidate (every row of the item forced alike),
-    as plot tables, in words, and as strips with DP's choice and the fixed layout marked. ``stored``: factor -> the
-    item's class probabilities at every candidate, read from an analysis (then the backbone does not run)."""
+    as plot tables, in words, and as strips with DP's choice and the fixed layout marked. A place counts tokens after
+    the input: places past the longest prompt are one layout (all of it after), drawn once. ``stored``: factor ->
+    the item's class probabilities at every candidate, read from an analysis (then the backbone does not run)."""
     batch = None if stored else item_batch(model, example)
-    chosen = {"position": decision.split_position, "length": decision.active_length - 1}
-    fixed = {"position": 0, "length": decision.num_slots - 1}  # the fixed prompt's layout: all before, all on
-    fixed_words = {"position": "all before", "length": "all on"}
-    titles = {"position": "If the input's positions started elsewhere (prompt vectors before the input)"
-              if decision.deep else "If the prompt moved (tokens after the input)",
-              "length": "If the prompt were longer or shorter (active tokens)"}
+    own_answer = max(range(len(label_names)), key=rows[0].class_probs.__getitem__)
     frames, said, strips = [], [], []
     for factor in WHAT_IF:
         if factor not in chosen_factors(model):
             frames.append(views.empty_what_if())
             continue
         forced = (stored[factor] if stored else counterfactuals(model, batch, factor)[0]).tolist()
+        if factor == "position":
+            forced = forced[:max(row.active_length for row in rows) + 1]
+        marks = what_if_marks(factor, rows)
         names = views.candidate_names(factor, len(forced))
-        frames.append(views.counterfactual_frame(factor, forced, chosen[factor], fixed[factor], label_names))
-        marks = {fixed[factor]: fixed_words[factor], chosen[factor]: "DP"}  # DP's choice wins a shared square
-        strips.append(views.what_if_strip(titles[factor], forced, marks, names, label_names))
+        frames.append(views.counterfactual_frame(factor, forced, marks, label_names))
+        strips.append(views.what_if_strip(WHAT_IF_TITLES[factor], forced, marks, names, label_names))
         predicted = [max(range(len(row)), key=row.__getitem__) for row in forced]
-        said.append(readings.what_if_reading(factor, predicted, chosen[factor], label_names))
-    return frames, said, "".join(strips)
+        said.append(readings.what_if_reading(factor, predicted, own_answer, label_names))
+    if not strips:
+        return frames, said, ""
+    mark_words = {} if not layouts_differ(rows) else {"DP 1, DP 2": "with choice 1, 2 (a square moves both)"}
+    mark_words["fixed"] = "where the fixed prompt sits"
+    return frames, said, "".join(strips) + views.what_if_legend(label_names, mark_words)
 
 
 def stored_what_if(shared: Shared, state: Session, model, task_name: str, index: int) -> dict | None:
@@ -164,27 +207,27 @@ def typed_example(shared: Shared, task_name: str, typed: dict[str, str], state: 
 def run_compare(shared: Shared, task_name: str, premise: str = "", hypothesis: str = "", question: str = "",
                 passage: str = "", choice1: str = "", choice2: str = "", word: str = "", sentence1: str = "",
                 sentence2: str = "", text: str = "", span1_text: str = "", span2_text: str = "", paragraph: str = "",
-                answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = next(iter(LEFT)),
+                answer: str = "", copa_asks: str = "cause", dp_where: str = "deep", left: str = "counterpart",
                 backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
     """Predict one example with a fixed prompt and with DP; fill the fields the task uses (the others are ignored).
-    COPA: ``copa_asks`` is "cause" or "effect"; ``backbone_name``: the backbone both sides are on. The predictions
-    come first; the what-if strips follow (read from the analysis for a picked dev item, else computed)."""
+    COPA: ``copa_asks`` is "cause" or "effect"; ``left``: "counterpart" (like for like) or "ptv2";
+    ``backbone_name``: the backbone both sides are on. The predictions come first; the what-if strips follow (read
+    from the analysis for a picked dev item, else computed). Whatever goes wrong is said in the note, in one line."""
     typed = {"premise": premise, "hypothesis": hypothesis, "question": question, "passage": passage,
              "choice1": choice1, "choice2": choice2, "word": word, "sentence1": sentence1, "sentence2": sentence2,
              "text": text, "span1_text": span1_text, "span2_text": span2_text, "paragraph": paragraph,
              "answer": answer, **({"question": copa_asks} if task_name == "copa" else {})}
+    backbone_name = backbone_name or DEFAULT_BACKBONE
     try:
         example, index, notes = typed_example(shared, task_name, typed, state)
-    except DataError as error:
-        gr.Warning(str(error))
-        yield [views.error_html(str(error))] + [gr.skip()] * (len(Comparison().outputs()) - 1)
+        fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                                  left if left in LEFT else "counterpart", backbone_name)
+    except (DataError, BackboneError) as error:
+        yield Comparison(note=views.error_html(str(error))).outputs()
         return
-    fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                              LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
     if fixed is None and dp is None:
-        gr.Warning(f"No trained prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
-        yield [views.error_html(f"No trained prompt for this task on {backbone_name} yet.")] + \
-            [gr.skip()] * (len(Comparison().outputs()) - 1)
+        yield Comparison(note=views.error_html(f"No trained prompt for {task_name} on {backbone_name} yet: train "
+                                               "one on the Train tab.")).outputs()
         return
     shown = Comparison()
     for name, side in (("fixed", fixed), ("dp", dp)):
@@ -192,42 +235,82 @@ def run_compare(shared: Shared, task_name: str, premise: str = "", hypothesis: s
         view = side_view(*side, example, task_name, notes) if side else \
             Side(reading=f"*No {kind} for this task yet: train one on the Train tab.*")
         setattr(shown, name, view)
+    warning = learned_nothing({side[0].split(",")[0]: side[1] for side in (fixed, dp) if side})
     label_names = get_task(task_name).label_names
     if index is not None:
         notes.append(f"Gold label of dev example {index}: <b>{label_names[example.label]}</b>.")
-    shown.note = "<br>".join(notes)
+    shown.note = "<br>".join(note for note in (warning, *notes) if note)
     if dp is None:
         yield shown.outputs()
         return
-    shown.place = views.place_note(dp[1].backbone)
-    shown.sure, said = sure_view(dp[1], shown.dp.decision)
-    shown.dp.reading = "\n\n".join([shown.dp.reading, *said])
-    shown.candidates = views.candidate_frames(shown.dp.decision)
+    shown.place = views.place_note(dp[1].backbone, deep=shown.dp.rows[0].deep)
+    shown.sure, said = sure_view(dp[1], shown.dp.rows)
+    shown.dp.reading = " ".join([shown.dp.reading, *said])
+    shown.candidates = views.candidate_frames(shown.dp.rows[0])
     stored = index is not None and stored_what_if(shared, state, dp[1], task_name, index)
     if not stored:
         yield shown.outputs()  # the predictions at once; the what-if follows
-    shown.what_if_frames, said, strips = what_if(dp[1], example, shown.dp.decision, label_names, stored or None)
+    shown.what_if_frames, said, strips = what_if(dp[1], example, shown.dp.rows, label_names, stored or None)
     shown.what_if = strips + "".join(f"<p>{sentence}</p>" for sentence in said)
     yield shown.outputs()
 
 
 def notable_index(shared: Shared, which: str, task_name: str, dp_where: str, backbone_name: str,
-                  state: Session | None) -> int:
-    """The dev item of a kind worth seeing (``NOTABLE``), found in the analysis of the DP shown on the right."""
+                  state: Session | None) -> int | str:
+    """The dev item of a kind worth seeing (``NOTABLE``), found in the analysis of the DP shown on the right; or,
+    where there is none, why, in one line."""
     _, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
                           backbone=backbone_name or DEFAULT_BACKBONE)
     if dp is None:
-        raise gr.Error(f"No DP {dp_where} prompt for {task_name} on {backbone_name} yet: train one on the Train tab.")
-    try:
-        examples = shared.dev_examples(task_name)[:DEV_LIMIT]
-    except DataError as error:
-        raise gr.Error(str(error)) from None
+        return f"No DP {dp_where} prompt for {task_name} on {backbone_name} yet: train one on the Train tab."
+    examples = shared.dev_examples(task_name)[:DEV_LIMIT]
     analysis = shared.analysis(state, dp[1], examples, counterfactual_limit(dp[1].backbone,
                                                                             shared.backbone(DEFAULT_BACKBONE)))
     index = getattr(notable_items(analysis, examples), NOTABLE[which])
     if index is None:
-        raise gr.Error(f"No such example among {task_name}'s first {len(examples)} dev items for this DP.")
+        return (f"None of {task_name}'s first {len(examples)} dev items is of this kind for this DP: "
+                f"{NONE[NOTABLE[which]]}")
     return index
+
+
+NONE = {"place_matters": "moving its prompt never flips an answer it gives by a clear margin (20 points).",
+        "sure_and_right": "it gets none right.", "no_preference": "it prefers a place for every item."}
+
+
+PICKED = len(FIELD_LABELS) + 3  # what a pick fills (session, index, fields, COPA's radio): the comparison follows
+
+
+def note_only(message: str) -> list:
+    """What showing an item fills when it cannot: the pick left as it is, the comparison cleared, the reason in its
+    note."""
+    return [gr.skip()] * PICKED + Comparison(note=views.error_html(message)).outputs()
+
+
+def show_item(shared: Shared, task_name: str, index, dp_where: str, left: str, backbone_name: str,
+              state: Session | None):
+    """A dev item picked into the fields and compared at once: what the pick and the comparison fill, in order."""
+    state = state or Session()
+    try:
+        picked = pick_example(shared, task_name, index, state)
+    except gr.Error as error:
+        yield note_only(error.message)
+        return
+    boxes, question = picked[2:-1], picked[-1]
+    for outputs in run_compare(shared, task_name, *boxes, question, dp_where, left, backbone_name, state):
+        yield picked + outputs
+
+
+def show_notable(shared: Shared, which: str, task_name: str, dp_where: str, left: str, backbone_name: str,
+                 state: Session | None):
+    """The dev item of a kind worth seeing, picked and compared; where there is none, why, in the note."""
+    try:
+        index = notable_index(shared, which, task_name, dp_where, backbone_name, state)
+    except (DataError, BackboneError) as error:
+        index = str(error)
+    if isinstance(index, str):
+        yield note_only(index)
+        return
+    yield from show_item(shared, task_name, index, dp_where, left, backbone_name, state)
 
 
 def pick_example(shared: Shared, task_name: str, index, state: Session | None) -> list:
@@ -261,11 +344,26 @@ def show_fields(task_name: str) -> list:
             for name in FIELD_LABELS] + [gr.update(visible=task_name == "copa")]
 
 
-def backbone_picker(shared: Shared) -> gr.Dropdown:
-    """Which backbone's prompts are set side by side (both sides are always on the same one)."""
-    ready = ", ".join(shared.ready_backbones()) or "none"
-    return gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Backbone", allow_custom_value=not HOSTED,
-                       info=f"both sides on this one: this session's runs, else ready-trained prompts ({ready})")
+def side_pickers(dp_label: str = "DP on the right", left_label: str = "On the left") -> tuple[gr.Radio, gr.Radio]:
+    """Which DP is set on the right and which fixed prompt beside it: every choice, as the API takes them; each
+    page's follow the task and the backbone (``offered``, from the page's load on)."""
+    dp_kind = gr.Radio(list(DP_WHERE), value="deep", label=dp_label,
+                       info="input: prompt tokens read like words; deep: vectors in every layer")
+    left = gr.Radio(left_choices("input", {FIXED}), value="counterpart", label=left_label,
+                    info="the fixed prompt set beside DP")
+    return dp_kind, left
+
+
+def offered(shared: Shared, task_name: str, backbone_name: str, dp_where: str, left: str,
+            state: Session | None) -> tuple[gr.Radio, gr.Radio]:
+    """The side pickers for a task on a backbone: the kinds of DP that have a prompt there (the one asked for where
+    it has one) and the fixed prompts beside it (``state.Shared.offer``)."""
+    offer = shared.offer(state, task_name, backbone_name or DEFAULT_BACKBONE, dp_where)
+    lefts = [value for _, value in offer.lefts]
+    info = ("input: prompt tokens read like words; deep: vectors in every layer" if offer.dp_kinds else
+            f"nothing trained for {task_name} on this backbone yet: train on the Train tab")
+    return (gr.Radio(offer.dp_kinds or list(DP_WHERE), value=offer.dp_kind, info=info),
+            gr.Radio(offer.lefts, value=left if left in lefts else lefts[0]))
 
 
 def results_layout() -> tuple[list, list]:
@@ -282,6 +380,7 @@ def results_layout() -> tuple[list, list]:
             gr.Markdown("### Dynamic Prompting")
             dp_label = gr.Label(label="Prediction")
             dp_layout = gr.HTML()
+            place = gr.Markdown()
             sure = gr.HTML()
             dp_reading = gr.Markdown()
     what_if_strips = gr.HTML()
@@ -292,16 +391,15 @@ def results_layout() -> tuple[list, list]:
         with gr.Row():
             what_if_plots = [gr.BarPlot(x="candidate", y="probability", color="class", y_lim=[0, 1.001],
                                         title="Class probabilities at every " + WHAT_IF_NAMES[f],
-                                        x_title="tokens after the input" if f == "position" else "active length",
+                                        x_title="tokens after the input" if f == "position" else "tokens on",
                                         caption="DP's own prompt at each: “· DP” its choice, “· fixed” the fixed "
                                                 "prompt's layout")
                              for f in WHAT_IF]
-        place = gr.Markdown()
     return ([note, fixed_label, fixed_layout, fixed_reading, dp_label, dp_layout, dp_reading, *candidates,
              *what_if_plots, sure, what_if_strips, place], [what_if_strips, *what_if_plots])
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dropdown) -> CompareTab:
     with gr.Row():
         dev_index = gr.Number(0, precision=0, minimum=0, label="Dev example #")
         pick = gr.Button("Pick this dev example")
@@ -309,11 +407,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     with gr.Row():
         notable = {which: gr.Button(which, size="sm") for which in NOTABLE}
     with gr.Row():
-        dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP on the right",
-                           info="input: prompt tokens read like words; deep: vectors in every layer")
-        left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="On the left",
-                             info="prompt tuning beside input DP, P-tuning v2 beside deep DP; or P-tuning v2 always")
-        backbone = backbone_picker(shared)
+        dp_kind, left_side = side_pickers()
     inputs = {name: gr.Textbox("", label=label, lines=3 if name in ("passage", "paragraph", "text") else 1,
                                visible=name in task_fields("cb")) for name, label in FIELD_LABELS.items()}
     copa_question = gr.Radio(["cause", "effect"], value="cause", label="COPA asks for the", visible=False)
@@ -329,18 +423,14 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> CompareTab:
     pick_random.click(functools.partial(random_index, shared), task, dev_index, api_visibility="private").then(
         picked, [task, dev_index, session], pick_outputs, api_visibility="private")
     compared = functools.partial(run_compare, shared)
-    compare_outputs = outputs  # in Comparison.outputs()'s order
     compare_inputs = [task, *field_boxes, copa_question, dp_kind, left_side, backbone, session]
-    for which, button in notable.items():  # the item, then it is picked and compared, as a click on each would do
-        button.click(functools.partial(notable_index, shared, which), [task, dp_kind, backbone, session], dev_index,
-                     api_name=f"notable_{NOTABLE[which]}").success(
-            picked, [task, dev_index, session], pick_outputs, api_visibility="private").success(
-            compared, compare_inputs, compare_outputs, api_visibility="private")
+    item_outputs = pick_outputs + outputs  # in Comparison.outputs()'s order after the pick's
+    for which, button in notable.items():  # the item picked and compared, as a click on each would do
+        button.click(functools.partial(show_notable, shared, which), [task, dp_kind, left_side, backbone, session],
+                     item_outputs, api_name=f"notable_{NOTABLE[which]}", show_progress_on=slow)
     # Progress only where the what-if part lands: the predictions, drawn first, stay in view meanwhile.
-    compare.click(compared, compare_inputs, compare_outputs, api_name="compare",
-                  show_progress_on=slow)
-    return CompareTab(dev_index, (dp_kind, left_side, backbone), (picked, [task, dev_index, session], pick_outputs),
-                      (compared, compare_inputs, compare_outputs))
+    compare.click(compared, compare_inputs, outputs, api_name="compare", show_progress_on=slow)
+    return CompareTab(dev_index, (dp_kind, left_side), item_outputs)
 
 
 assert list(FIELD_LABELS) == ["premise", "hypothesis", "question", "passage", "choice1", "choice2", "word",

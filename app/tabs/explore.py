@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from dp_core.backbone import DEFAULT_BACKBONE
+from dp_core.backbone import DEFAULT_BACKBONE, BackboneError
 from dp_core.comparison import ChoiceWorth, DevComparison, choice_worth, compare_on_dev
 from dp_core.tasks import DataError, Example, Task, get_task
 
 from .. import readings, views
-from ..state import COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded
-from .compare import LEFT, CompareTab, backbone_picker
+from ..state import (COUNTERFACTUAL_LIMIT, DEV_LIMIT, DP_WHERE, Session, Shared, counterfactual_limit, recorded,
+                     task_fields)
+from .compare import LEFT, CompareTab, show_item, side_pickers
 
 FINE_PRINT = """
 - **How sure**: the median, over the items, of the probability DP gives its own choice. For the place, places that
@@ -34,6 +35,18 @@ FINE_PRINT = """
 """
 CHOICES = {"tokens after the input": "tokens_after", "active length": "active_length"}  # plotted: column -> field
 SPLITS = ("gold label", "input length")
+LENGTH_GROUPS = 3  # the input lengths split into this many groups of about as many items each
+DISAGREEMENTS_SHOWN = 10  # rows of the disagreement table: each shown whole, no scroll box
+
+
+def length_groups(lengths: list[int], groups: int = LENGTH_GROUPS) -> pd.Categorical:
+    """The items' input lengths in ``groups`` ranges of about as many items each (this task's own lengths: COPA's
+    are all short), named by their token ranges, shortest first."""
+    ordered = sorted(lengths)
+    edges = sorted({ordered[max(0, len(ordered) * group // groups - 1)] for group in range(1, groups)})
+    bounds = [0, *edges, max(ordered)]
+    names = [f"{low + 1}-{high} tokens" for low, high in zip(bounds, bounds[1:]) if high > low]
+    return pd.cut(lengths, bins=sorted(set(bounds)), labels=names)
 
 
 def choice_frame(task: Task, examples: list[Example], analysis) -> pd.DataFrame:
@@ -43,8 +56,7 @@ def choice_frame(task: Task, examples: list[Example], analysis) -> pd.DataFrame:
     return pd.DataFrame({
         **{column: getattr(analysis, name)[firsts].tolist() for column, name in CHOICES.items()},
         "gold label": pd.Categorical([task.label_names[e.label] for e in examples], categories=task.label_names),
-        "input length": pd.cut(analysis.input_lengths[firsts].tolist(), bins=[0, 32, 64, 96, 10_000],
-                               labels=["1-32 tokens", "33-64 tokens", "65-96 tokens", "97+ tokens"])})
+        "input length": length_groups(analysis.input_lengths[firsts].tolist())})
 
 
 def choice_plots(frame: pd.DataFrame, slots: int) -> list[gr.BarPlot]:
@@ -58,11 +70,22 @@ def choice_plots(frame: pd.DataFrame, slots: int) -> list[gr.BarPlot]:
             for split_by in SPLITS for choice in candidates]
 
 
-def disagreement_table(task: Task, examples: list[Example], comparison: DevComparison, fixed, dp) -> pd.DataFrame:
+def shown_table(frame: pd.DataFrame | None, **settings) -> dict:
+    """A table's update: shown with ``frame`` (``update["value"]``), or hidden without one (before Explore has run,
+    a table has no headers to show)."""
+    return gr.update(value=frame, visible=True, **settings) if frame is not None else gr.update(visible=False)
+
+
+def disagreement_table(task: Task, examples: list[Example], comparison: DevComparison, fixed, dp) -> dict:
+    """The first items the two methods answer differently, each row whole, the count in the label."""
     rows = [{"dev #": i, "gold": task.label_names[examples[i].label],
              "fixed": task.label_names[fixed.predictions[i]], "DP": task.label_names[dp.predictions[i]],
-             "input": " / ".join(str(v) for v in examples[i].fields.values())[:160]} for i in comparison.disagreements]
-    return pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"])
+             "input": " / ".join(str(examples[i].fields.get(name, "")) for name in task_fields(task.name))[:120]}
+            for i in comparison.disagreements[:DISAGREEMENTS_SHOWN]]
+    total = len(comparison.disagreements)
+    shown = f"the first {len(rows)} of {total}" if total > len(rows) else f"all {total}"
+    return shown_table(pd.DataFrame(rows, columns=["dev #", "gold", "fixed", "DP", "input"]),
+                       label=f"Where the methods disagree: {shown} items (click a row to open it in Compare)")
 
 
 def scores_reading(task: Task, comparison: DevComparison, sources: tuple[str, str]) -> tuple[pd.DataFrame, str]:
@@ -86,69 +109,82 @@ def worth_reading(worth: ChoiceWorth, dp_model) -> tuple[str, pd.DataFrame, pd.D
             views.choice_table(worth.statistics, worth.intervals, picks))
 
 
+def hidden_results(message: str) -> tuple:
+    """Explore's outputs when there is nothing to show: the reason in one line, the tables and plots empty."""
+    hidden = shown_table(None)
+    empty = [gr.BarPlot(pd.DataFrame(columns=["items"]))] * len(SPLITS) * len(CHOICES)
+    return (hidden, views.error_html(message), "", hidden, *empty, hidden, hidden, "")
+
+
 def run_exploration(shared: Shared, task_name: str, dp_where: str, left: str,
                     backbone_name: str = DEFAULT_BACKBONE, state: Session | None = None):
     """Both methods on the first dev items: the scores, plots and disagreements, then what DP's choices are worth
-    (at once where the analyses are shipped; else the second part follows, every candidate tried on each item)."""
-    fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
-                              LEFT.get(left, "counterpart"), backbone_name or DEFAULT_BACKBONE)
-    if fixed is None or dp is None:
-        raise gr.Error(f"Explore needs a fixed and a DP {dp_where} prompt for this task on {backbone_name}: "
-                       "train them first.")
+    (at once where the analyses are shipped; else the second part follows, every candidate tried on each item).
+    ``left``: "counterpart" (like for like) or "ptv2". What is missing is said in one line where the scores go."""
+    backbone_name = backbone_name or DEFAULT_BACKBONE
     try:
+        fixed, dp = shared.models(state, task_name, dp_where if dp_where in DP_WHERE else "deep",
+                                  left if left in LEFT else "counterpart", backbone_name)
         examples = shared.dev_examples(task_name)[:DEV_LIMIT]
-    except DataError as error:
-        raise gr.Error(str(error)) from None
+    except (DataError, BackboneError) as error:
+        yield hidden_results(str(error))
+        return
+    if fixed is None or dp is None:
+        yield hidden_results(f"Explore needs a fixed and a DP {dp_where} prompt for {task_name} on {backbone_name}: "
+                             "train them on the Train tab.")
+        return
     task = get_task(task_name)
     fixed_analysis, dp_analysis = (shared.analysis(state, side[1], examples) for side in (fixed, dp))
     comparison = shared.once(state, (fixed[1], dp[1]), "comparison",
                              lambda: compare_on_dev(task, examples, fixed_analysis, dp_analysis))
-    scored = scores_reading(task, comparison, (fixed[0], dp[0]))
+    table, said = scores_reading(task, comparison, (fixed[0], dp[0]))
+    scored = (shown_table(table), said)
     plots = choice_plots(choice_frame(task, examples, dp_analysis), dp[1].method.num_tokens)
     disagreeing = disagreement_table(task, examples, comparison, fixed_analysis, dp_analysis)
+    place = views.place_note(dp[1].backbone, deep=dp_where == "deep")
     limit = counterfactual_limit(dp[1].backbone, shared.backbone(DEFAULT_BACKBONE))
     if dp_analysis.counterfactual_items < min(limit, len(examples)):  # the slow part is still to come: show the rest
         counted = f"*On the first {min(limit, len(examples))} dev items: trying every candidate place on each…*"
-        yield (*scored, counted, None, *plots, disagreeing, None, views.place_note(dp[1].backbone))
+        yield (*scored, counted, shown_table(None), *plots, disagreeing, shown_table(None), place)
     dp_analysis = shared.analysis(state, dp[1], examples, counterfactual_items=limit)
     worth = shared.once(state, (dp[1],), f"worth {dp_analysis.counterfactual_items}",
                         lambda: choice_worth(task, examples, dp_analysis, dp[1].prompt.config.place_given_length))
     verdict, summary, details = worth_reading(worth, dp[1])
-    yield (*scored, verdict, summary, *plots, disagreeing, details, views.place_note(dp[1].backbone))
+    yield (*scored, verdict, shown_table(summary), *plots, disagreeing, shown_table(details), place)
 
 
-def open_in_compare(table: pd.DataFrame, dp_where, left, backbone_name, event: gr.SelectData):
-    """The clicked item in Compare, with the same two models as here."""
+def open_in_compare(table: pd.DataFrame, event: gr.SelectData):
+    """Compare opened on the clicked item's dev index (``show_item`` then picks and compares it)."""
     row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-    return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"]), dp_where, left, backbone_name
+    return gr.Tabs(selected="compare"), int(table.iloc[row]["dev #"])
 
 
 @dataclass
 class ExploreTab:
     """What other tabs wire to: which models are explored, and the exploration."""
 
-    sides: tuple[gr.Radio, gr.Radio, gr.Dropdown]  # DP, what it is set against, the backbone
+    sides: tuple[gr.Radio, gr.Radio]  # DP, what it is set against
     run: tuple  # (function, inputs, outputs)
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: CompareTab, tabs: gr.Tabs) -> ExploreTab:
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dropdown, compare: CompareTab,
+          tabs: gr.Tabs) -> ExploreTab:
     gr.Markdown(f"Both methods on the task's dev set: its first {DEV_LIMIT} items at most (the table says how many).")
     with gr.Row():
-        dp_kind = gr.Radio(list(DP_WHERE), value="deep", label="DP")
-        left_side = gr.Radio(list(LEFT), value=next(iter(LEFT)), label="Against")
-        backbone = backbone_picker(shared)
+        dp_kind, left_side = side_pickers("DP", "Against")
     run_explore = gr.Button("Evaluate on the dev set", variant="primary")
-    scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False)
+    scores = gr.Dataframe(label="Dev score with a 95 % bootstrap interval", interactive=False, visible=False)
     beat = gr.Markdown()
     gr.Markdown("### DP's choices: how sure it is, and what they change")
     choice_verdict = gr.Markdown()
     choice_stats = gr.Dataframe(label="How decided DP is, and what its choices are worth", interactive=False,
-                                wrap=True)
+                                wrap=True, visible=False)
+    gr.Markdown(readings.NO_PREFERENCE_MEANS)
     with gr.Accordion("Every figure, with its interval, and what each means", open=False):
-        choice_details = gr.Dataframe(interactive=False, wrap=True)
+        choice_details = gr.Dataframe(interactive=False, wrap=True, visible=False)
         gr.Markdown(f"Every candidate is tried on each item: on a ready-trained prompt every item above, on a run "
                     f"of this session the first {COUNTERFACTUAL_LIMIT} (fewer on bigger backbones).\n{FINE_PRINT}")
-        place = gr.Markdown()
+    place = gr.Markdown()
     plots = []
     for split_by in SPLITS:
         with gr.Row():
@@ -157,17 +193,15 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, compare: Compare
             plots.append(gr.BarPlot(x="active length", y="items", color=split_by,
                                     title=f"How long DP made it, by {split_by}"))
     disagreements = gr.Dataframe(label="Where the methods disagree (click a row to open it in Compare)",
-                                 interactive=False, wrap=True, column_widths=["8%", "12%", "12%", "12%", "56%"])
+                                 interactive=False, wrap=True, column_widths=["8%", "12%", "12%", "12%", "56%"],
+                                 max_height=2000, visible=False)
 
     explored = functools.partial(run_exploration, shared)
     explore_inputs = [task, dp_kind, left_side, backbone, session]
     explore_outputs = [scores, beat, choice_verdict, choice_stats, *plots, disagreements, choice_details, place]
     run_explore.click(explored, explore_inputs, explore_outputs, api_name="explore",
                       show_progress_on=[choice_verdict, choice_stats])  # the scores stay in view while these come
-    pick, pick_inputs, pick_outputs = compare.pick
-    run_compare, compare_inputs, compare_outputs = compare.compare
-    disagreements.select(open_in_compare, [disagreements, dp_kind, left_side, backbone],
-                         [tabs, compare.dev_index, *compare.sides], api_visibility="private").then(
-        pick, pick_inputs, pick_outputs, api_visibility="private").then(
-        run_compare, compare_inputs, compare_outputs, api_visibility="private")
-    return ExploreTab((dp_kind, left_side, backbone), (explored, explore_inputs, explore_outputs))
+    disagreements.select(open_in_compare, disagreements, [tabs, compare.dev_index], api_visibility="private").then(
+        functools.partial(show_item, shared), [task, compare.dev_index, dp_kind, left_side, backbone, session],
+        compare.item_outputs, api_visibility="private")
+    return ExploreTab((dp_kind, left_side), (explored, explore_inputs, explore_outputs))

@@ -20,7 +20,7 @@ from dp_core.train import load_task_data, train
 
 from .. import readings, views
 from ..hall import RunRecord, RunRequest, TrainingHall
-from ..state import (BACKBONE_CHOICES, BACKBONES, GPU_CALL_MAX_S, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
+from ..state import (BACKBONES, GPU_CALL_MAX_S, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
                      QUEUE_S, SHORT_RUNS, ZERO_GPU, Session, Shared, default_methods, method_budget, on_gpu, recorded,
                      short_run)
 
@@ -239,13 +239,9 @@ def stop_training(hall: TrainingHall, state: Session | None) -> str:
     return "Stopping after the current step…" if not others else f"{others} others watch this run: it goes on."
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
-    """The tab; returns its backbone picker, which Compare and Explore follow."""
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dropdown):
+    """The tab, on the page's backbone; returns its Train event, which the side pickers follow once a run is kept."""
     with gr.Row():
-        backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Frozen backbone",
-                               allow_custom_value=not HOSTED,
-                               info="the first two work offline (SmolLM2 with its package installed); the others "
-                                    "download from the Hub")
         head = gr.Radio(list(HEADS), value=next(iter(HEADS)), label="Head",
                         info="the verbalizer needs a model with an LM head (not the default sentence encoder)")
         methods = gr.CheckboxGroup(list(METHOD_CHOICES), value=default_methods(DEFAULT_BACKBONE),
@@ -279,11 +275,11 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown) -> gr.Dropdown:
     run = functools.partial(train_on_gpu, shared) if ZERO_GPU else functools.partial(watch_training, hall)
     # Watching costs nothing (the hall trains one run at a time): every visitor's Train starts at once. The progress
     # bar on the status line only: on every output it would cover the curves it is streaming.
-    start.click(run, [task, backbone, methods, budget, k_shot, seed, head, session],
-                [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train",
-                concurrency_limit=1 if ZERO_GPU else None, show_progress_on=status)
+    trained = start.click(run, [task, backbone, methods, budget, k_shot, seed, head, session],
+                          [session, status, loss_plot, dev_plot, choice_plot, summary], api_name="train",
+                          concurrency_limit=1 if ZERO_GPU else None, show_progress_on=status)
     stop.click(functools.partial(stop_training, hall), session, status, api_name="stop", queue=False)
-    return backbone
+    return trained
 
 
 def expectation_for(shared: Shared, task_name: str, backbone_name: str = DEFAULT_BACKBONE) -> str:
