@@ -18,7 +18,7 @@ TEXT_NAMES = {"boolq": ("question", "passage"), "cb": ("premise", "hypothesis"),
 WHAT = {"position": "place", "length": "length", "pool": "pool prompt"}
 TIE = 0.05  # two answers closer than this (probability points) read as a tie
 # What "no preference" means wherever a figure is set beside it (Compare's meters, Explore's table), said once there.
-NO_PREFERENCE_MEANS = "“No preference”: what DP would give this choice if it liked every candidate equally."
+NO_PREFERENCE_MEANS = "No preference: every candidate equally likely."
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1a": "F1 over answers", "exact_match": "exact match"}
 
 
@@ -46,9 +46,10 @@ def where_reading(rows: list[InstanceDecision], task_name: str) -> str:
         after, before = tokens(decision.tokens_after), decision.tokens_before
         said = f"DP put {after} after the {last} and {before} before the {first}."
     else:
-        said = "; ".join(f"with choice {row + 1}, {after} after the {last} and {before} before the {first}"
-                         for row, (after, before) in enumerate(places))
-        said = f"DP put its prompt tokens {said}."
+        (after, before), *others = places
+        said = (f"With choice 1, DP put {tokens(after)} after the {last} and {before} before the {first}; " +
+                "; ".join(f"with choice {row + 2}, {after} and {before}" for row, (after, before) in enumerate(others))
+                + ".")
     off = sorted({row.num_slots - row.active_length for row in rows} - {0})
     if decision.length_probs is not None and off:
         said += f" It switched {' or '.join(map(str, off))} of {decision.num_slots} off."
@@ -61,18 +62,32 @@ def tie_reading(class_probs: list[float], label_names: tuple[str, ...]) -> str:
     top, second = ranked[0], ranked[1]
     if class_probs[top] - class_probs[second] >= TIE:
         return ""
-    return (f"A tie: “{label_names[top]}” {class_probs[top]:.0%}, “{label_names[second]}” "
-            f"{class_probs[second]:.0%}. Any nudge can flip this answer.")
+    return f"A tie: {class_probs[top]:.0%} against {class_probs[second]:.0%}."
+
+
+def sure_verdict(probability: float, no_preference: float) -> str:
+    """How sure DP is of one choice, in a word or two: "sure", "leaning" or "a coin toss" (near no preference)."""
+    if probability < no_preference_bar(no_preference):
+        return "a coin toss"
+    return "sure" if probability >= COMMITTED else "leaning"
 
 
 def sure_reading(factor: str, probability: float, no_preference: float) -> str:
     """How sure DP is of one choice: its probability against what no preference would give it."""
     what, against = WHAT[factor], f"with no preference: {no_preference:.0%}"
-    if probability < no_preference_bar(no_preference):
+    verdict = sure_verdict(probability, no_preference)
+    if verdict == "a coin toss":
         return f"DP has no preference for this {what}: {probability:.0%} ({against}). Its pick is close to a coin toss."
-    if probability >= COMMITTED:
+    if verdict == "sure":
         return f"DP is sure of this {what}: {probability:.0%} ({against})."
     return f"DP leans to this {what}: {probability:.0%} ({against})."
+
+
+def sure_title(factor: str, probability: float, no_preference: float, row: str = "") -> str:
+    """A meter's title: the choice (``row``: whose, where an item's rows chose apart), how sure in a word, both
+    figures."""
+    return (f"{WHAT[factor].capitalize()}{row}: {sure_verdict(probability, no_preference)}, {probability:.0%} "
+            f"(no preference: {no_preference:.0%})")
 
 
 def habit_reading(factor: str, task_stats: dict | None, chosen: int, tokens_after: int | None = None) -> str:

@@ -181,8 +181,8 @@ def recorded(model: PromptClassifier) -> dict:
 
 
 def learned_nothing(sides: dict[str, PromptClassifier]) -> str | None:
-    """One plain warning for the sides (name -> model) whose recorded dev score is no better than a constant guess
-    (the majority class; MultiRC: "true" for every answer, since "false" everywhere scores F1a 0)."""
+    """One plain warning for the sides (what to call it -> model) whose recorded dev score is no better than a
+    constant guess (the majority class; MultiRC: "true" for every answer, since "false" everywhere scores F1a 0)."""
     stuck, majority = {}, None
     for name, model in sides.items():
         summary = recorded(model)
@@ -191,12 +191,11 @@ def learned_nothing(sides: dict[str, PromptClassifier]) -> str | None:
             stuck[name], majority = best, majority_here
     if not stuck:
         return None
-    scores = ", ".join(f"{name} {best:.3f}" for name, best in stuck.items())
     if len(stuck) > 1:
-        return (f"Neither side beats always giving the same answer on dev ({majority:.3f}): {scores}. "
-                "Their answers here show nothing learned.")
-    return (f"{scores} on dev: no better than always giving the same answer ({majority:.3f}). "
-            "Its answers here show nothing learned.")
+        scores = ", ".join(f"{name} {best:.3f}" for name, best in stuck.items())
+        return f"Neither prompt beats one answer for all on dev ({majority:.3f}): {scores}."
+    (name, best), = stuck.items()
+    return f"{name.capitalize()} scored {best:.3f} on dev: no better than one answer for all ({majority:.3f})."
 
 
 def trained_on(model: PromptClassifier) -> str:
@@ -228,6 +227,7 @@ class Session:
     runs: dict[tuple[str, str], dict[str, PromptClassifier]] = field(default_factory=dict)
     watching: RunRecord | None = None  # the training run this session last asked for (app/hall.py)
     picked: PickedExample | None = None  # the dev example last picked in Compare
+    sides: tuple[str, str] = ("deep", "counterpart")  # the DP and the fixed side the visitor last asked to compare
     analyses: dict[int, DevAnalysis] = field(default_factory=dict)  # id(model) -> its runs on dev
 
     def close(self) -> None:

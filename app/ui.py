@@ -32,7 +32,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
                     "place; Dynamic Prompting learns where. Start with one click a step.")
         with gr.Row():
             task = gr.Dropdown(list(TASKS), value="cb", label="SuperGLUE task")
-            backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Backbone (every tab)",
+            backbone = gr.Dropdown(BACKBONE_CHOICES, value=DEFAULT_BACKBONE, label="Backbone",
                                    allow_custom_value=not HOSTED, info=backbone_description(DEFAULT_BACKBONE))
         with gr.Tabs() as tabs:
             with gr.Tab("Start here", id="start"):
@@ -52,21 +52,33 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
         start.wire(start_tab, shared, task, backbone, session, tabs, compare_tab, explore_tab)
         backbone.change(lambda name: gr.Dropdown(info=backbone_description(name)), backbone, backbone,
                         queue=False, api_visibility="private")
-        # The side pickers offer what exists for the task on the backbone, and Compare's and Explore's follow each
-        # other: on a visitor's change (a button that sets them sets them itself), and once a run is kept.
+        # The side pickers offer what exists for the task on the backbone, as near the visitor's wish as it can be,
+        # and Compare's and Explore's follow each other: on a visitor's change (a button that sets them sets them
+        # itself), and once a run is kept. The pickers are never read back here: a pick is checked against the
+        # choices at hand, which an answer on its way may have changed.
         sides = [*compare_tab.sides, *explore_tab.sides]
         follow = functools.partial(both_sides, shared)
         for picker in (task, backbone):
-            picker.input(follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
+            picker.input(follow, [task, backbone, session], sides, api_visibility="private")
         for tab_sides in (compare_tab.sides, explore_tab.sides):
-            for picker in tab_sides:
-                picker.input(follow, [task, backbone, *tab_sides, session], sides, api_visibility="private")
-        trained.then(follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
+            for which, picker in enumerate(tab_sides):
+                picker.input(functools.partial(wish, shared, which), [task, backbone, picker, session], sides,
+                             api_visibility="private")
+        trained.then(follow, [task, backbone, session], sides, api_visibility="private")
         demo.load(Session, None, session, api_visibility="private").then(
-            follow, [task, backbone, *compare_tab.sides, session], sides, api_visibility="private")
+            follow, [task, backbone, session], sides, api_visibility="private")
     return demo
 
 
-def both_sides(shared: Shared, task: str, backbone: str, dp_where: str, left: str, state: Session | None) -> list:
-    """Compare's and Explore's side pickers, alike, for what exists for the task on the backbone."""
-    return [*offered(shared, task, backbone, dp_where, left, state)] * 2
+def both_sides(shared: Shared, task: str, backbone: str, state: Session | None) -> list:
+    """Compare's and Explore's side pickers, alike: what exists for the task on the backbone, the visitor's wish
+    where it does."""
+    wanted = state.sides if state else Session().sides
+    return [*offered(shared, task, backbone, *wanted, state)] * 2
+
+
+def wish(shared: Shared, which: int, task: str, backbone: str, picked: str, state: Session | None) -> list:
+    """A visitor's pick of DP's kind (``which`` 0) or of the fixed side (1), kept as their wish; both tabs follow."""
+    if state is not None:
+        state.sides = tuple(picked if index == which else side for index, side in enumerate(state.sides))
+    return both_sides(shared, task, backbone, state)

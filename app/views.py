@@ -16,6 +16,7 @@ from .readings import WHAT, how_sure, same_choice_share
 
 COLOURS = {INPUT: "#f3f4f6", BEFORE: "#2563eb", AFTER: "#ea580c", INACTIVE: "#ffffff"}
 LEGEND = {BEFORE: "prompt before the input", AFTER: "prompt after the input", INACTIVE: "switched off (length)"}
+SHORT_LEGEND = {BEFORE: "before the input", AFTER: "after it", INACTIVE: "off"}  # under a comparison's layouts
 
 
 CHIP = "padding:1px 4px;margin:1px;border-radius:4px;display:inline-block;font-family:monospace"
@@ -51,8 +52,7 @@ def pieces_note(decisions: list[InstanceDecision]) -> str:
     """A line saying what touching chips are, where the drawn input has word pieces (nothing otherwise)."""
     if not any(any(word_pieces(decision.layout)) for decision in decisions):
         return ""
-    return ("<div style='font-size:85%;color:#6b7280'>The model reads words in pieces: touching chips are one "
-            "word.</div>")
+    return "<div style='font-size:85%;color:#6b7280'>Touching chips are pieces of one word.</div>"
 
 
 def chip(text: str, kind: str, piece: bool = False) -> str:
@@ -74,24 +74,32 @@ def shown(text: str) -> str:
     return text if text.strip() else ("↵" if "\n" in text else "␣")
 
 
-def layout_html(decision: InstanceDecision, caption: str = "", layers: int | None = None) -> str:
+def layout_html(decision: InstanceDecision, caption: str = "", layers: int | None = None,
+                legend: dict[str, str] | None = LEGEND) -> str:
     """The input's tokens in order with the prompt slots where the method put them (deep prompts: ``layers``, the
-    backbone's layer count, draws them as they are, ``deep_layout_html``)."""
+    backbone's layer count, draws them as they are, ``deep_layout_html``); ``legend``: None to leave it out."""
     if decision.deep and layers:
         return deep_layout_html(decision, caption, layers)
     note = ("<div style='font-size:85%;color:#6b7280'>Deep prompts: the slots stand for keys/values in every "
             "layer; their side only decides where the input's positions start.</div>" if decision.deep else "")
-    return strip_html(decision.layout, caption) + note
+    return strip_html(decision.layout, caption, legend) + note
 
 
-def strip_html(layout: list[tuple[str, str]], caption: str = "") -> str:
-    """Tokens as chips, each coloured by its kind (input, prompt before or after it, switched off), with a legend."""
+def layout_legend(layouts: list[list[tuple[str, str]]], legend: dict[str, str] = SHORT_LEGEND) -> str:
+    """What the colours of the chips mean, for the kinds these layouts hold."""
+    kinds = {kind for layout in layouts for _, kind in layout} - {INPUT}
+    shown = " ".join(f'<span style="color:{COLOURS[kind] if kind != INACTIVE else "#6b7280"}">■ {label}</span>'
+                     for kind, label in legend.items() if kind in kinds)
+    return f"<div style='font-size:85%'>{shown}</div>" if shown else ""
+
+
+def strip_html(layout: list[tuple[str, str]], caption: str = "", legend: dict[str, str] | None = LEGEND) -> str:
+    """Tokens as chips, each coloured by its kind (input, prompt before or after it, switched off), with a legend
+    (None: without)."""
     chips = [chip(text, kind, piece) for (text, kind), piece in zip(layout, word_pieces(layout))]
-    legend = " ".join(f'<span style="color:{COLOURS[kind] if kind != INACTIVE else "#6b7280"}">■ {label}</span>'
-                      for kind, label in LEGEND.items() if any(k == kind for _, k in layout))
     title = f"<div style='font-weight:600;margin:4px 0'>{html.escape(caption)}</div>" if caption else ""
-    return f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{''.join(chips)}</div>" \
-           f"<div style='font-size:85%'>{legend}</div></div>"
+    below = layout_legend([layout], legend) if legend else ""
+    return f"<div class='dp-layout'>{title}<div style='line-height:1.9'>{''.join(chips)}</div>{below}</div>"
 
 
 def sure_meter(title: str, probability: float, no_preference: float) -> str:
@@ -104,7 +112,7 @@ def sure_meter(title: str, probability: float, no_preference: float) -> str:
             f"<div title='no preference' style='position:absolute;left:{no_preference:.1%};top:-3px;width:2px;"
             f"height:20px;background:#111827'></div></div>"
             f"<div style='font-size:80%;color:#6b7280;white-space:nowrap;"
-            f"margin-left:max(0px,calc({no_preference:.1%} - 40px))'>▲ no preference</div></div>")
+            f"margin-left:max(0px,calc({no_preference:.1%} - 4px))'>▲</div></div>")
 
 
 CLASS_COLOURS = ("#0d9488", "#e11d48", "#d97706", "#7c3aed")  # one per class: teal, rose, amber, violet
@@ -134,8 +142,7 @@ def what_if_legend(label_names: tuple[str, ...], marks: dict[str, str]) -> str:
     colours = " ".join(f"<span style='color:{CLASS_COLOURS[index % len(CLASS_COLOURS)]}'>■ {html.escape(name)}</span>"
                        for index, name in enumerate(label_names))
     said = "; ".join(f"▲ {html.escape(word)}: {html.escape(meaning)}" for word, meaning in marks.items())
-    return (f"<div class='dp-what-if-legend' style='font-size:85%'>Colour: DP's answer with its prompt there "
-            f"({colours}). {said}.</div>")
+    return f"<div class='dp-what-if-legend' style='font-size:85%'>Colour: DP's answer there ({colours}). {said}.</div>"
 
 
 def class_probabilities(decision: InstanceDecision, label_names: tuple[str, ...]) -> dict[str, float]:
@@ -188,7 +195,7 @@ def scores_table(comparison, sources: tuple[str, str], answer: str, metric: str)
     rows = [(sources[0], comparison.fixed, ""), (sources[1], comparison.dp, ""),
             ("DP − fixed (paired, same items)", comparison.difference, "+"),
             (f"always “{answer}” (the best single answer on these items)", comparison.constant, "")]
-    return pd.DataFrame([{"method": name, f"score ({metric})": round(score.value, 3),
+    return pd.DataFrame([{"method": name, f"score ({metric})": f"{score.value:{sign}.3f}",
                           "95 % interval": f"{score.low:{sign}.3f} – {score.high:{sign}.3f}", "items": comparison.items}
                          for name, score, sign in rows])
 

@@ -32,3 +32,10 @@ def test_the_playground_draws_again_with_another_seed_and_reads_in_under_40_word
     draws = draw_choices(SCORES, 0.1)
     reading = readings.draws_reading(draws, 0.1, 1000)
     assert len(reading.split()) <= 40 and "τ = 0.1" in reading and f"{draws.soft_top_weight:.0%}" in reading
+
+
+def test_the_playground_s_reading_says_the_soft_draw_it_draws():
+    chances, hard, soft, reading = draws_frames(*SCORES, 1.0, 0)
+    assert f"the soft draw shown puts {max(soft.share):.0%} on one place" in reading  # the bar beside it
+    average = draw_choices(SCORES, 1.0).soft_top_weight
+    assert f"soft draws average {average:.0%}" in reading and len(reading.split()) <= 40

@@ -30,7 +30,8 @@ def test_an_upload_offers_its_columns_and_shows_its_first_rows(client, tmp_path)
                                                            api_name="/upload_preview")
     assert (text["value"], label["value"], second["value"]) == ("review", "label", "(none)")  # the first text column
     assert [choice[0] for choice in label["choices"]] == ["id", "review", "label"]
-    assert first_rows["headers"] == ["id", "review", "label"] and len(first_rows["data"]) == 5
+    assert first_rows["visible"] and first_rows["value"]["headers"] == ["id", "review", "label"]
+    assert len(first_rows["value"]["data"]) == 5
     assert "60 rows" in note
 
 

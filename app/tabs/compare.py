@@ -25,8 +25,8 @@ from ..state import (DEV_LIMIT, DP_WHERE, FIELD_LABELS, FIXED, MAX_CHARS, Picked
 
 WHAT_IF = ("position", "length")  # the factors whose "what if" Compare draws
 WHAT_IF_NAMES = {"position": "place", "length": "length"}
-WHAT_IF_TITLES = {"position": "If DP's prompt moved: tokens after the input",
-                  "length": "If DP's prompt were longer or shorter: tokens on"}
+WHAT_IF_TITLES = {"position": "Moving DP's prompt: tokens after the input",
+                  "length": "Making it longer or shorter: tokens on"}
 # The fixed side set beside DP, by value (the radio's labels name the method: ``state.left_choices``): its like-for-like
 # counterpart, or P-tuning v2 whatever DP's kind.
 LEFT = ("counterpart", "ptv2")
@@ -81,21 +81,23 @@ def item_batch(model, example):
     return collate(split, [0], model.backbone.tokenizer.pad_token_id).to(model.backbone.device)
 
 
-def side_view(source: str, model, example: Example, task_name: str, notes: list[str]) -> Side:
-    """One method's prediction, its layout drawn, and where it put the prompt in words (each row's, where they
-    differ); a tie said as one."""
+def side_view(source: str, model, example: Example, task_name: str, notes: list[str], pieces: bool = True) -> Side:
+    """One method's prediction, its layout drawn (one legend for its rows; what word pieces are, with ``pieces``),
+    and where it put the prompt in words (each row's, where they differ); a tie said as one."""
     explanation = explain_examples(model, [example])
     truncated = f"The input was cut to its first {model.max_length} tokens."
     if explanation.truncated and truncated not in notes:
         notes.append(truncated)
     rows = explanation.item(0)
-    captions = ["with choice 1", "with choice 2"] if len(rows) > 1 else [""]
+    captions = ["choice 1", "choice 2"] if len(rows) > 1 else [""]
     layers = model.backbone.num_layers
-    drawing = "".join(views.layout_html(row, caption, layers) for row, caption in zip(rows, captions))
+    drawing = "".join(views.layout_html(row, caption, layers, legend=None) for row, caption in zip(rows, captions))
+    drawing += views.layout_legend([row.layout for row in rows if not row.deep]) + \
+        (views.pieces_note(rows) if pieces else "")
     label_names = model.task.label_names
     said = [f"*{source}.* {readings.where_reading(rows, task_name)}", readings.tie_reading(rows[0].class_probs,
                                                                                           label_names)]
-    return Side(views.class_probabilities(rows[0], label_names), drawing + views.pieces_note(rows),
+    return Side(views.class_probabilities(rows[0], label_names), drawing,
                 " ".join(sentence for sentence in said if sentence), rows)
 
 
@@ -125,10 +127,10 @@ def sure_view(model, rows: list[InstanceDecision]) -> tuple[str, list[str]]:
         for row_index, _ in chosen if apart else chosen[:1]:
             sure = chosen_probability(factor, rows[row_index])
             if sure is not None:
-                title = readings.sure_reading(factor, *sure) + (f" (choice {row_index + 1})" if apart else "")
-                meters.append(views.sure_meter(title, *sure))
+                row = f" (choice {row_index + 1})" if apart else ""
+                meters.append(views.sure_meter(readings.sure_title(factor, *sure, row), *sure))
     if meters:
-        meters.append(f"<div style='font-size:80%;color:#6b7280'>{html.escape(readings.NO_PREFERENCE_MEANS)}</div>")
+        meters.append(f"<div style='font-size:80%;color:#6b7280'>▲ {html.escape(readings.NO_PREFERENCE_MEANS)}</div>")
     said = []
     if first.position_probs is not None:
         said.append(readings.habit_reading("position", stats.get("position"), first.split_position,
@@ -175,8 +177,9 @@ def what_if(model, example, rows: list[InstanceDecision], label_names, stored: d
         said.append(readings.what_if_reading(factor, predicted, own_answer, label_names))
     if not strips:
         return frames, said, ""
-    mark_words = {} if not layouts_differ(rows) else {"DP 1, DP 2": "with choice 1, 2 (a square moves both)"}
-    mark_words["fixed"] = "where the fixed prompt sits"
+    mark_words = {"fixed": "the fixed prompt's place"}
+    if layouts_differ(rows):
+        mark_words["DP 1, DP 2"] = "each choice's (a square moves both)"
     return frames, said, "".join(strips) + views.what_if_legend(label_names, mark_words)
 
 
@@ -232,10 +235,10 @@ def run_compare(shared: Shared, task_name: str, premise: str = "", hypothesis: s
     shown = Comparison()
     for name, side in (("fixed", fixed), ("dp", dp)):
         kind = "fixed prompt" if name == "fixed" else f"DP {dp_where} prompt"
-        view = side_view(*side, example, task_name, notes) if side else \
+        view = side_view(*side, example, task_name, notes, pieces=name == "fixed" or fixed is None) if side else \
             Side(reading=f"*No {kind} for this task yet: train one on the Train tab.*")
         setattr(shown, name, view)
-    warning = learned_nothing({side[0].split(",")[0]: side[1] for side in (fixed, dp) if side})
+    warning = learned_nothing({name: side[1] for name, side in (("the fixed prompt", fixed), ("DP", dp)) if side})
     label_names = get_task(task_name).label_names
     if index is not None:
         notes.append(f"Gold label of dev example {index}: <b>{label_names[example.label]}</b>.")

@@ -61,10 +61,11 @@ def first_example(shared: Shared, task: str | None = None) -> tuple[str, int] | 
 SETTINGS = 7  # what ``settings`` fills: the task, the backbone, Compare's and Explore's side pickers, the tab
 
 
-def settings(shared: Shared, task: str, backbone: str, state: Session | None) -> list:
+def settings(shared: Shared, task: str, backbone: str, state: Session) -> list:
     """The top pickers and both tabs' side pickers set for input DP beside its like-for-like fixed prompt, and the
     tab: Compare."""
-    dp_kind, left = offered(shared, task, backbone, "input", "counterpart", state)
+    state.sides = ("input", "counterpart")
+    dp_kind, left = offered(shared, task, backbone, *state.sides, state)
     return [task, backbone, dp_kind, left, dp_kind, left, gr.Tabs(selected="compare")]
 
 
@@ -113,6 +114,8 @@ def show_place_matters_most(shared: Shared, state: Session | None):
 
 def show_verdict(shared: Shared, task: str, backbone: str, state: Session | None):
     """Step 3: the same pair on the whole dev set, in Explore (the task and backbone as they are now)."""
+    if state is not None:
+        state.sides = ("input", "counterpart")
     dp_kind, left = offered(shared, task, backbone, "input", "counterpart", state)
     return gr.Tabs(selected="explore"), dp_kind, left, dp_kind, left
 

@@ -264,7 +264,7 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dro
                              color_map=views.candidate_colours(17), y_lim=[0, 1],
                              title="Where DP puts the prompt on the dev set, at each evaluation (blue: before the "
                                    "input, orange: after it)")
-    summary = gr.Dataframe(label="Best dev score of each run", interactive=False)
+    summary = gr.Dataframe(label="Best dev score of each run", headers=SUMMARY_COLUMNS, interactive=False)
 
     hall = TrainingHall(functools.partial(execute, shared), QUEUE_S)
     backbone.change(lambda name: gr.CheckboxGroup(value=default_methods(name)), backbone, methods,

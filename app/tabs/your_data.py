@@ -34,8 +34,8 @@ MAX_SECONDS = 60  # of training per method
 DP = "DP deep: position + length + pool"
 NONE = "(none)"
 LIMITS = (f"Up to {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB; CSV, TSV, JSONL or parquet. Each text is read up to "
-          f"128 tokens. At most {MAX_SECONDS} s of training per method. Your file and models stay in this browser "
-          "session and are freed with it.")
+          f"128 tokens. At most {MAX_SECONDS} s of training per method, on the default backbone (all-MiniLM-L6-v2) "
+          "whatever the picker above says. Your file and models stay in this browser session and are freed with it.")
 
 
 @dataclass
@@ -47,9 +47,9 @@ class Uploaded:
 
 def read_upload(path: str | None):
     """Columns to pick and the first rows, or a one-line error."""
-    empty = gr.update(choices=[], value=None)
+    empty, no_rows = gr.update(choices=[], value=None), gr.update(value=None, visible=False)
     if not path:
-        return empty, empty, empty, pd.DataFrame(), ""
+        return empty, empty, empty, no_rows, ""
     try:
         if Path(path).suffix.lower() not in FORMATS:
             raise DataError(f"use a {', '.join(FORMATS)} file, not {Path(path).suffix or 'a file without one'}")
@@ -60,11 +60,12 @@ def read_upload(path: str | None):
         if count > MAX_ROWS:
             raise DataError(f"the file has {count:,} rows; this page takes {MAX_ROWS:,} at most")
     except DataError as error:
-        return empty, empty, empty, pd.DataFrame(), views.error_html(str(error).replace(str(path), "your file"))
+        return empty, empty, empty, no_rows, views.error_html(str(error).replace(str(path), "your file"))
     label = next((name for name in columns if name.lower() in ("label", "labels")), columns[-1])
     text = next((name for name in columns if name != label and isinstance(first_rows[0][name], str)), columns[0])
+    shown = gr.update(value=pd.DataFrame(first_rows).astype(str), visible=True)
     return (gr.update(choices=columns, value=text), gr.update(choices=[NONE, *columns], value=NONE),
-            gr.update(choices=columns, value=label), pd.DataFrame(first_rows).astype(str),
+            gr.update(choices=columns, value=label), shown,
             f"{count:,} rows. Check the columns, then train.")
 
 
@@ -130,11 +131,12 @@ def build(shared: Shared) -> None:
         second = gr.Dropdown(label="Second text column (optional)", choices=[])
         label = gr.Dropdown(label="Label column", choices=[])
     note = gr.Markdown()
-    first_rows = gr.Dataframe(label="The first rows", interactive=False)
+    first_rows = gr.Dataframe(label="The first rows", interactive=False, visible=False)
     seconds = gr.Slider(10, MAX_SECONDS, value=30, step=5, label="Seconds of training per method")
     train_button = gr.Button("Train both methods", variant="primary")
     status = gr.Markdown()
-    scores = gr.Dataframe(label="Dev score of each method, with its 95 % interval", interactive=False)
+    scores = gr.Dataframe(label="Dev score of each method, with its 95 % interval", interactive=False,
+                          headers=["method", "score", "95 % interval", "items"])
     with gr.Row():
         typed = gr.Textbox(label="Your text")
         typed_second = gr.Textbox(label="Second text (if the data has two)")
