@@ -13,6 +13,20 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from dp_core.labelled import TextSplits
+
+
+@dataclass(frozen=True)
+class UploadedData:
+    """A visitor's own labelled data, read once before its run joins the hall: visitors whose files hold the same
+    bytes, read with the same columns, ask for the same run."""
+
+    digest: str  # of the file's bytes and the columns read
+    path: str = field(compare=False)
+    text_columns: tuple[str, ...] = field(compare=False)
+    label_column: str = field(compare=False)
+    splits: TextSplits = field(compare=False, repr=False)
+
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -25,6 +39,7 @@ class RunRequest:
     k_shot: int | None
     seed: int
     head: str
+    data: UploadedData | None = None  # a visitor's own data (Your data), else the SuperGLUE task
 
 
 @dataclass
@@ -40,6 +55,7 @@ class RunRecord:
     status: str = ""
     note: str = ""  # said once to every watcher (few-shot k above the train set)
     models: dict = field(default_factory=dict)  # method title -> trained model, when each method ends
+    outcome: object = None  # what a run leaves beside its models (Your data: its dev scores, read)
     elapsed: dict[str, float] = field(default_factory=dict)  # method title -> seconds trained so far
     started: bool = False
     finished: bool = False

@@ -15,17 +15,21 @@ import gradio as gr
 from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.tasks import TASKS
 
-from .state import BACKBONE_CHOICES, HOSTED, Session, Shared, backbone_description
+from .hall import RunRecord, TrainingHall
+from .state import BACKBONE_CHOICES, HOSTED, QUEUE_S, Session, Shared, backbone_description
 from .tabs import compare, explore, learn, start, train, your_data
 from .tabs.compare import offered
 
 # What the page passes to ``launch`` wherever it runs (app.py, the tests): Gradio's own words for a finished event,
-# which it reads to screen readers and has no English text for in this version ("common.complete").
-LAUNCH_OPTIONS = {"i18n": gr.I18n(en={"common.complete": "Done", "common.error": "Error"})}
+# which it reads to screen readers and has no English text for in this version ("common.complete"); the size of an
+# upload, refused before it is stored.
+LAUNCH_OPTIONS = {"i18n": gr.I18n(en={"common.complete": "Done", "common.error": "Error"}),
+                  "max_file_size": your_data.MAX_BYTES}
 
 
 def build_demo(data_dir: str | None = None) -> gr.Blocks:
     shared = Shared(data_dir)
+    hall = TrainingHall(functools.partial(run_in_hall, shared), QUEUE_S)  # Train's and Your data's runs, in turn
     with gr.Blocks(title="Dynamic Prompting Lab") as demo:
         session = gr.State(None, time_to_live=3600, delete_callback=lambda s: s and s.close())
         gr.Markdown("# Dynamic Prompting Lab\nWhere should a learned prompt go? A fixed prompt always sits in one "
@@ -38,7 +42,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
             with gr.Tab("Start here", id="start"):
                 start_tab = start.build(shared)
             with gr.Tab("Train", id="train"):
-                trained = train.build(shared, session, task, backbone)
+                trained = train.build(shared, session, task, backbone, hall)
             with gr.Tab("Compare", id="compare"):
                 compare_tab = compare.build(shared, session, task, backbone)
             with gr.Tab("Explore", id="explore"):
@@ -46,7 +50,7 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
             with gr.Tab("Learn", id="learn"):
                 learn.build()
             with gr.Tab("Your data", id="your-data"):
-                your_data.build(shared)
+                your_data.build(hall, session)
 
         # Listeners
         start.wire(start_tab, shared, task, backbone, session, tabs, compare_tab, explore_tab)
@@ -68,6 +72,11 @@ def build_demo(data_dir: str | None = None) -> gr.Blocks:
         demo.load(Session, None, session, api_visibility="private").then(
             follow, [task, backbone, session], sides, api_visibility="private")
     return demo
+
+
+def run_in_hall(shared: Shared, record: RunRecord):
+    """A run of the hall: a visitor's own data (Your data), or a SuperGLUE task (Train)."""
+    return (your_data.execute if record.request.data is not None else train.execute)(shared, record)
 
 
 def both_sides(shared: Shared, task: str, backbone: str, state: Session | None) -> list:

@@ -3,6 +3,7 @@
     python -m benchmarks.app_speed --data-dir ../shared/superglue
     python -m benchmarks.app_speed --data-dir ../shared/superglue --only explore
     python -m benchmarks.app_speed --data-dir ../shared/superglue --only class --visitors 30
+    python -m benchmarks.app_speed --data-dir ../shared/superglue --only uploads --visitors 30
 
 Cold start: from a fresh Python process to the page answering HTTP (imports, backbone, ready-trained prompts).
 Compare: the round trip over HTTP through Gradio's queue (POST the inputs, read the answer's event stream: the
@@ -15,19 +16,26 @@ session's runs (analysed there: the scores first, then every candidate on the fi
 Training: fixed P-tuning v2 and DP (input, position + length + pool) on CB, 60 s each, against the majority class.
 A class at once: ``--visitors`` sessions press Compare (each its own dev example), Explore and Train (the default
 methods on CB, a third of them with another seed) at the same moment; each one's wait before its first update.
+Uploads at once: ``--visitors`` sessions each upload a file of their own (no two alike: no run is shared), then press
+Your data's Train at the same moment (``--upload-seconds`` per method); each one's wait for its first update and for
+its scores. Before them, one visitor's worst file the page accepts (2,000 rows, 50 labels, long texts), timed from
+Train to scores: the job's bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import httpx
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
 from app import readings, views
 from app.state import DEFAULT_BACKBONE, FIXED, Session, Shared
@@ -73,18 +81,25 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7870)
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--budget", type=float, default=60, help="seconds per method of the CB run; 0 skips it")
-    parser.add_argument("--only", choices=["explore", "class"], help="time Explore alone, or a class at once")
+    parser.add_argument("--only", choices=["explore", "class", "uploads"],
+                        help="time Explore alone, a class at once, or a class uploading at once")
     parser.add_argument("--visitors", type=int, default=30, help="sessions of the class")
     parser.add_argument("--class-budget", type=float, default=20, help="seconds per method of the class's runs")
+    parser.add_argument("--upload-seconds", type=float, default=30, help="Your data's seconds per method")
     args = parser.parse_args()
     if args.only == "explore":
         explore_times(args.data_dir)
         return
     seconds, server = cold_start(args.data_dir, args.port)
     print(f"cold start to a usable page: {seconds:.1f} s")
-    if args.only == "class":
+    if args.only in ("class", "uploads"):
+        url = f"http://127.0.0.1:{args.port}/"
         try:
-            class_at_once(f"http://127.0.0.1:{args.port}/", args.visitors, args.class_budget)
+            if args.only == "class":
+                class_at_once(url, args.visitors, args.class_budget)
+            else:
+                upload_bound(url, args.upload_seconds)
+                uploads_at_once(url, args.visitors, args.upload_seconds)
         finally:
             server.terminate()
         return
@@ -153,6 +168,68 @@ def class_at_once(url: str, visitors: int, budget_s: float) -> None:
           f"done after {time.perf_counter() - started:.0f} s")
 
 
+def labelled_file(path: Path, rows: int, labels: int, words: int, extra: str = "") -> Path:
+    """A CSV a visitor might bring: ``rows`` texts of ``words`` words, ``labels`` labels in turn (``extra`` makes
+    one row differ, so that no two visitors' files are alike)."""
+    vocabulary = ["great", "dull", "film", "plot", "acting", "slow", "bright", "story", "music", "ending"]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["review", "label"])
+        for row in range(rows):
+            text = " ".join(vocabulary[(row * 7 + word) % len(vocabulary)] for word in range(words))
+            writer.writerow([text + (extra if row == 0 else ""), f"class {row % labels}"])
+    return path
+
+
+def upload_bound(url: str, seconds: float) -> None:
+    """One visitor's worst file the page accepts, timed from Train to its scores: reading, both methods, scoring."""
+    client = Client(url, verbose=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = handle_file(str(labelled_file(Path(folder) / "worst.csv", 2000, 50, 150)))
+        client.predict(path, api_name="/upload_preview")
+        started = time.perf_counter()
+        status, *_ = client.predict(path, "review", "(none)", "label", seconds, api_name="/train_uploaded")
+    took = time.perf_counter() - started
+    print(f"Your data, the worst accepted file (2,000 rows, 50 labels, 150 words a text), {seconds:g} s a method: "
+          f"scores after {took:.0f} s, {took - 2 * seconds:.0f} s past the training budget "
+          f"({'scores' if 'interval' in status else 'no scores'})")
+
+
+def uploads_at_once(url: str, visitors: int, seconds: float) -> None:
+    """Every visitor uploads a file of its own, then all press Train at one moment: the waits for the first update
+    and for the scores, and the budgets the hall gave."""
+    clients = [Client(url, verbose=False) for _ in range(visitors)]
+    with tempfile.TemporaryDirectory() as folder:
+        files = [handle_file(str(labelled_file(Path(folder) / f"class-{n}.csv", 200, 2, 12, f" {n}")))
+                 for n in range(visitors)]
+        started = time.perf_counter()
+        previews = [client.submit(file, api_name="/upload_preview") for client, file in zip(clients, files)]
+        for preview in previews:
+            preview.result()
+        print(f"{visitors} uploads read at once: all previews after {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        jobs = [client.submit(file, "review", "(none)", "label", seconds, api_name="/train_uploaded")
+                for client, file in zip(clients, files)]
+        first: dict[int, float] = {}
+        while len(first) < len(jobs):
+            for number, job in enumerate(jobs):
+                if number not in first and (job.outputs() or job.done()):
+                    first[number] = time.perf_counter() - started
+            time.sleep(0.02)
+        firsts = sorted(first.values())
+        done = []
+        for job in jobs:
+            job.result()
+            done.append(time.perf_counter() - started)
+    budgets = [float(line.split("Your budget: ")[1].split(" s")[0]) for job in jobs for line in
+               [job.outputs()[0][0]] if "Your budget: " in line]
+    scored = sum("interval" in job.outputs()[-1][0] for job in jobs)
+    print(f"{visitors} visitors uploading at once, Your data's Train ({seconds:g} s a method asked): first update "
+          f"after a median {statistics.median(firsts):.1f} s, the last after {firsts[-1]:.1f} s; scores for "
+          f"{scored} of {visitors}, the last after {max(done):.0f} s; budgets given {min(budgets):.0f} to "
+          f"{max(budgets):.0f} s a method")
+
+
 def as_session_runs(shared: Shared, task: str, where: str) -> Session:
     """The ready-trained pair that Explore sets side by side, loaded again as if trained in a session: nothing of
     theirs is read from beside the checkpoints, so Explore analyses them as it would a new run."""
@@ -195,12 +272,13 @@ def handler_split(data_dir: str, count: int) -> None:
             dp_rows = explain_examples(dp, [example]).item(0)
             parts["DP (feature pass + prompted pass)"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            what_if(dp, example, dp_rows[0], dp.task.label_names)
+            what_if(dp, example, dp_rows, dp.task.label_names)
             parts["what if (every place and length)"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            for row in fixed_rows + dp_rows:
-                views.layout_html(row)
-                readings.where_reading(row, task)
+            for rows in (fixed_rows, dp_rows):
+                for row in rows:
+                    views.layout_html(row)
+                readings.where_reading(rows, task)
             views.candidate_frames(dp_rows[0])
             parts["drawing"].append(time.perf_counter() - started)
         print(f"inside compare {task}: " + ", ".join(f"{name} {1000 * statistics.median(times):.0f} ms"

@@ -136,7 +136,7 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     fields = {"premise": "The cat sat on the mat.", "hypothesis": "A cat sat."}
     # the decoder ships prompt tuning and DP input only (assets/checkpoints/train_all.sh): none for deep DP's side
     nothing = client.predict(*compare_args("cb", fields, where="deep"), "smollm2-135m", api_name="/compare")
-    assert "No trained prompt for this task on smollm2-135m yet" in nothing[0]
+    assert "No trained prompt for cb on smollm2-135m yet" in nothing[0]
     like_for_like = compare_args("cb", fields, where="input", left="counterpart")
     shipped = client.predict(*like_for_like, "smollm2-135m", api_name="/compare")
     assert "ready-trained on smollm2-135m" in shipped[3] and "ready-trained on smollm2-135m" in shipped[6]
@@ -146,7 +146,7 @@ def test_the_decoder_backbone_trains_and_compare_says_what_its_place_means(clien
     result = client.predict(*like_for_like, "smollm2-135m", api_name="/compare")
     assert "trained in this session on smollm2-135m" in result[3]  # this session's runs before the shipped ones
     assert "trained in this session on smollm2-135m" in result[6]
-    assert "smollm2-135m is a decoder (causal attention, rotary positions)" in result[-1]
+    assert "On a decoder each token reads only what comes before it" in result[-1]
     default = client.predict(*compare_args("cb", fields, where="input"), api_name="/compare")
     assert "ready-trained" in default[6] and "smollm2" not in default[6]  # the default backbone's prompts
     _, _, verdict, *_ = client.predict("cb", "input", "counterpart", "smollm2-135m",
@@ -169,7 +169,7 @@ def test_stop_ends_a_run_within_a_step_and_keeps_its_checkpoint(client):
         time.sleep(0.2)
     client.predict(api_name="/stop")
     final = job.result()
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120  # sooner than the 120 s it was given: stopped, not finished
     assert final[0].startswith("Stopped") and final[4]["data"][0][3] == "cancelled"
 
 

@@ -155,6 +155,12 @@ def test_train_then_compare_the_session_s_run_then_learn(page, tmp_path):
     body = page.inner_text("body")
     assert "positions start at" in body and page.locator(".dp-token[data-kind='prompt-deep']").count() == 2
     assert re.search(r"at every place|At \d+ of \d+ places", body)
+    # deep DP's place in one count: the reading's vectors after the input are the square the strip marks "DP"
+    after = re.search(r"Its place: (\d+) vectors? after the input", body)[1]
+    marked = page.locator(".dp-what-if").first.locator(".dp-cell", has_text="▲ DP")
+    assert marked.count() == 1 and marked.first.inner_text().split()[0] == after
+    no_error_notice(page)
+    screenshot(page, "compare_deep", tmp_path)
 
     page.get_by_role("tab", name="Learn").click()
     page.get_by_text("Play with the choice").wait_for()
@@ -182,22 +188,23 @@ def test_your_own_data_uploads_trains_and_answers_a_typed_text(page, tmp_path):
     with page.expect_file_chooser() as chooser:  # as a person does: click the drop zone, pick the file
         page.get_by_text("Click to Upload").last.click()
     chooser.value.set_files(str(path))
-    page.get_by_text("60 rows. Check the columns, then train.").wait_for(timeout=60_000)
+    page.get_by_text("60 rows. Check the columns, then train.").wait_for(timeout=SLOW_MS)
     page.get_by_role("button", name="Train both methods").click()
     page.get_by_text("DP − fixed (paired, same items)").wait_for(timeout=SLOW_MS)  # both trained and scored
     page.get_by_label("Your text").fill("The film was great and superb.")
     page.get_by_role("button", name="Compare on this text").click()
-    page.get_by_text("where DP put its prompt").wait_for(timeout=60_000)
+    page.get_by_text("where DP put its prompt").wait_for(timeout=SLOW_MS)
     body = page.inner_text("body")
     assert "P-tuning v2 (fixed)" in body and "DP deep" in body and "prompt vectors ×" in body
     screenshot(page, "your_data", tmp_path)
 
     hostile = tmp_path / "hostile.csv"  # a file's text is shown as text, never run
-    hostile.write_text('review,label\n"<img src=x onerror=alert(1)> awful",bad\n"<b>great</b>",good\n')
+    hostile.write_text('review,label\n"<img src=x onerror=alert(1)> awful",bad\n"<b>great</b>",good\n' +
+                       "".join(f"A film {i},{'good' if i % 2 else 'bad'}\n" for i in range(20)))
     page.locator("button[aria-label='Clear']").first.click()
     with page.expect_file_chooser() as chooser:
         page.get_by_text("Click to Upload").last.click()
     chooser.value.set_files(str(hostile))
-    page.get_by_text("2 rows. Check the columns, then train.").wait_for(timeout=60_000)
+    page.get_by_text("22 rows. Check the columns, then train.").wait_for(timeout=SLOW_MS)
     assert page.locator("img[src='x']").count() == 0 and page.locator("td b").count() == 0
     assert "<img src=x onerror=alert(1)> awful" in page.inner_text("body")

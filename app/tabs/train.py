@@ -21,7 +21,7 @@ from dp_core.train import load_task_data, train
 from .. import readings, views
 from ..hall import RunRecord, RunRequest, TrainingHall
 from ..state import (BACKBONES, GPU_CALL_MAX_S, HEADS, HOSTED, MAX_BUDGET_S, MAX_SEED, METHOD_CHOICES,
-                     QUEUE_S, SHORT_RUNS, ZERO_GPU, Session, Shared, default_methods, method_budget, on_gpu, recorded,
+                     SHORT_RUNS, ZERO_GPU, Session, Shared, default_methods, method_budget, on_gpu, recorded,
                      short_run)
 
 CHOICE_COLUMNS = ["step", "tokens after the input", "share of dev items"]
@@ -239,8 +239,9 @@ def stop_training(hall: TrainingHall, state: Session | None) -> str:
     return "Stopping after the current step…" if not others else f"{others} others watch this run: it goes on."
 
 
-def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dropdown):
-    """The tab, on the page's backbone; returns its Train event, which the side pickers follow once a run is kept."""
+def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dropdown, hall: TrainingHall):
+    """The tab, on the page's backbone, its runs in ``hall``; returns its Train event, which the side pickers follow
+    once a run is kept."""
     with gr.Row():
         head = gr.Radio(list(HEADS), value=next(iter(HEADS)), label="Head",
                         info="the verbalizer needs a model with an LM head (not the default sentence encoder)")
@@ -266,7 +267,6 @@ def build(shared: Shared, session: gr.State, task: gr.Dropdown, backbone: gr.Dro
                                    "input, orange: after it)")
     summary = gr.Dataframe(label="Best dev score of each run", headers=SUMMARY_COLUMNS, interactive=False)
 
-    hall = TrainingHall(functools.partial(execute, shared), QUEUE_S)
     backbone.change(lambda name: gr.CheckboxGroup(value=default_methods(name)), backbone, methods,
                     api_visibility="private")
     task.change(functools.partial(expectation_for, shared), [task, backbone], expectation, api_name="short_run_note")
