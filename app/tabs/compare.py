@@ -101,6 +101,11 @@ def side_view(source: str, model, example: Example, task_name: str, notes: list[
                 " ".join(sentence for sentence in said if sentence), rows)
 
 
+def chosen_candidate(factor: str, row: InstanceDecision) -> int:
+    """A row's choice as the strips count it: tokens after the input (the place), or the length's index."""
+    return row.tokens_after if factor == "position" else row.active_length - 1
+
+
 def layouts_differ(rows: list[InstanceDecision]) -> bool:
     """Whether an item's rows (COPA's two choices) put the prompt differently."""
     return len({(row.tokens_after, row.active_length) for row in rows}) > 1
@@ -121,14 +126,12 @@ def sure_view(model, rows: list[InstanceDecision]) -> tuple[str, list[str]]:
     stats, meters = recorded(model).get("choices") or {}, []
     first = rows[0]
     for factor in WHAT_IF:
-        chosen = [(row_index, row.tokens_after if factor == "position" else row.active_length)
-                  for row_index, row in enumerate(rows)]
-        apart = len({choice for _, choice in chosen}) > 1
-        for row_index, _ in chosen if apart else chosen[:1]:
-            sure = chosen_probability(factor, rows[row_index])
+        apart = len({chosen_candidate(factor, row) for row in rows}) > 1
+        for row_index, row in enumerate(rows if apart else rows[:1]):
+            sure = chosen_probability(factor, row)
             if sure is not None:
-                row = f" (choice {row_index + 1})" if apart else ""
-                meters.append(views.sure_meter(readings.sure_title(factor, *sure, row), *sure))
+                whose = f" (choice {row_index + 1})" if apart else ""
+                meters.append(views.sure_meter(readings.sure_title(factor, *sure, whose), *sure))
     if meters:
         meters.append(f"<div style='font-size:80%;color:#6b7280'>▲ {html.escape(readings.NO_PREFERENCE_MEANS)}</div>")
     said = []
@@ -143,9 +146,8 @@ def sure_view(model, rows: list[InstanceDecision]) -> tuple[str, list[str]]:
 def what_if_marks(factor: str, rows: list[InstanceDecision]) -> dict[int, str]:
     """The squares a strip marks: the fixed prompt's layout (all before the input, every token on), then DP's own
     choice (each row's, where they differ), which wins a shared square."""
-    first = rows[0]
-    marks = {0 if factor == "position" else first.num_slots - 1: "fixed"}
-    chosen = [row.tokens_after if factor == "position" else row.active_length - 1 for row in rows]
+    marks = {0 if factor == "position" else rows[0].num_slots - 1: "fixed"}
+    chosen = [chosen_candidate(factor, row) for row in rows]
     if len(set(chosen)) == 1:
         marks[chosen[0]] = "DP"
     else:
