@@ -29,7 +29,7 @@ from .hall import RunRecord
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # The default backbone's ready-trained prompts: checkpoints/<task>/<method>; another backbone's:
-# checkpoints/<backbone>/<task>/<method> (each folder's dp_config.json names its backbone).
+# checkpoints/<backbone>/<task>/<method> (each folder's config.json names its backbone).
 CHECKPOINTS = ASSETS / "checkpoints"
 HOSTED = bool(os.environ.get("SPACE_ID"))  # set on Hugging Face Spaces
 # What the Train tab offers (on a Space, the allow-list): the default, the SmolLM2 decoder (offline where its package
@@ -263,7 +263,7 @@ class Shared:
         self.ready_folders: dict[tuple[str, str], dict[str, Path]] = {}  # (task, backbone) -> method title -> folder
         self.ready_methods: dict[tuple[str, str], dict[str, MethodConfig]] = {}  # the same -> its configuration
         self.place_changes: dict[tuple[str, str], float] = {}  # an input DP's share of dev answers its place changes
-        for config in sorted(CHECKPOINTS.rglob("dp_config.json")):
+        for config in sorted(CHECKPOINTS.rglob("config.json")):
             record = json.loads(config.read_text())
             key, method = (record["task"], record["backbone"]), method_config_from_dict(record["method"])
             self.ready_folders.setdefault(key, {})[method_title(method)] = config.parent

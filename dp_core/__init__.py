@@ -1,6 +1,7 @@
 """Dynamic Prompting Lab's core: SuperGLUE tasks, frozen backbones, prompt methods, training and analysis.
 
-What a user imports, in one place:
+What a user imports, in one place (importing it also makes ``PromptForSequenceClassification`` known to
+transformers' ``AutoConfig``, ``AutoModelForSequenceClassification`` and ``pipeline``):
 
     from dp_core import DynamicPromptConfig, TrainConfig, run
     result = run(TrainConfig(task="cb", prompt=DynamicPromptConfig(factors=("position", "length"))))
@@ -26,10 +27,13 @@ PUBLIC = {
     "counterfactuals": "explain", "explain_examples": "explain",
     "DevAnalysis": "analysis", "analyse": "analysis", "load_analysis": "analysis",
     "TextData": "labelled", "load_text_data": "labelled", "recipe_config": "recipes",
-    "PromptForSequenceClassification": "hf", "RunLength": "hf",
+    "PromptForSequenceClassification": "hf", "PromptConfig": "hf", "Prediction": "hf", "RunLength": "hf",
     "export_peft": "peft_interop", "load_peft_prompt": "peft_interop",
 }
 __all__ = list(PUBLIC)
+
+# The model class known to transformers' Auto classes and pipeline as soon as dp_core is imported
+from . import hf as _registered  # noqa: E402,F401
 
 
 def __getattr__(name: str):

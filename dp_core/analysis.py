@@ -26,7 +26,7 @@ from .backbone import load_backbone
 from .choices import SplitPredictions, chosen_factors, predict_split
 from .data import EncodedSplit, iterate_batches
 from .explain import counterfactuals
-from .model import CONFIG_FILE, WEIGHTS_FILE, PromptClassifier
+from .model import CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_PREFIX, PromptClassifier
 from .tasks import DataError, Example, load_examples
 
 ANALYSIS_FILE = "analysis.safetensors"
@@ -119,7 +119,9 @@ def is_current(folder: str | Path, examples: list[Example]) -> bool:
         return False
     with safe_open(str(path), framework="pt") as stored:
         metadata = stored.metadata() or {}
-    return metadata.get("weights") == weights_fingerprint(load_file(str(Path(folder) / WEIGHTS_FILE))) and \
+    saved = {name.removeprefix(WEIGHTS_PREFIX): tensor for name, tensor in
+             load_file(str(Path(folder) / WEIGHTS_FILE)).items()}
+    return metadata.get("weights") == weights_fingerprint(saved) and \
         metadata.get("examples") == examples_fingerprint(examples)
 
 
@@ -181,7 +183,7 @@ def analyse_checkpoint(folder: Path, data_dir: str | None, items: int = DEV_ITEM
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dp_core.analysis", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="checkpoint folders (dp_config.json inside)")
+    parser.add_argument("folders", nargs="+", type=Path, help="checkpoint folders (config.json inside)")
     parser.add_argument("--data-dir", default=None, help="local SuperGLUE folder (default: the Hugging Face Hub)")
     parser.add_argument("--items", type=int, default=DEV_ITEMS, help="the first dev items to analyse")
     parser.add_argument("--counterfactual-items", type=int, default=None,

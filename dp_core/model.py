@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .backbone import Backbone, load_backbone
@@ -27,8 +26,10 @@ from .methods import method_config_from_dict
 from .prompts import MethodConfig, PromptModule, PromptPlan
 from .tasks import Example, Task, get_task
 
-CONFIG_FILE = "dp_config.json"
+CONFIG_FILE = "config.json"  # transformers' (dp_core.hf.PromptConfig)
+LEGACY_CONFIG_FILE = "dp_config.json"  # checkpoints saved before dp_core 0.2
 WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_PREFIX = "classifier."  # the classifier's weights inside PromptForSequenceClassification's
 
 
 @dataclass
@@ -160,6 +161,42 @@ class PromptClassifier(nn.Module):
         template, the template's end or its [MASK]). Kept places come first in every row."""
         return (mask.sum(1).long() - 1 - self.backbone.special_tokens[1]).clamp(min=0)
 
+    def move_backbone(self, device: str | torch.device) -> None:
+        """The frozen backbone (shared, not a submodule) onto ``device``, with the model."""
+        device = torch.device(device)
+        for module in (self.backbone.model, self.backbone.full):
+            if module is not None:
+                module.to(device)
+        self.backbone.device = device
+
+    def fit_rows(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows from a plain tokenizer (``pipeline``'s) as ``encode_examples`` makes them: the answer template a
+        decoder's head reads before the closing special tokens, and at most ``max_length`` tokens (the text cut, its
+        special tokens kept). Rows made by ``encode_examples`` come back as they are."""
+        token_type_ids = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        lengths, tail, answer = attention_mask.sum(1).tolist(), self.backbone.special_tokens[1], list(self.answer_ids)
+        rows, types, changed = [], [], False
+        for ids, kinds, length in zip(input_ids.tolist(), token_type_ids.tolist(), lengths):
+            ids, kinds = ids[:length], kinds[:length]
+            body = length - tail
+            closed = not answer or ids[body - len(answer):body] == answer
+            if closed and length <= self.max_length:
+                rows.append(ids), types.append(kinds)
+                continue
+            changed = True
+            keep = self.max_length - tail - (0 if closed else len(answer))
+            head = min(body, keep)
+            rows.append(ids[:head] + ([] if closed else answer) + ids[body:])
+            types.append(kinds[:head] + ([] if closed else [kinds[body - 1]] * len(answer)) + kinds[body:])
+        if not changed:
+            return input_ids, attention_mask, token_type_ids
+        width, pad = max(map(len, rows)), self.backbone.tokenizer.pad_token_id
+        fitted = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=input_ids.device)
+        fitted_types = torch.tensor([kinds + [0] * (width - len(kinds)) for kinds in types], device=input_ids.device)
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=input_ids.device)
+        return fitted, mask, fitted_types
+
     def encode_examples(self, examples: list[Example]) -> EncodedSplit:
         """The examples tokenised for this model: its max length, and its answer template where it has one."""
         return encode_examples(self.backbone.tokenizer, self.task, examples, self.max_length, self.answer_ids)
@@ -243,10 +280,15 @@ class PromptClassifier(nn.Module):
 
     # --- checkpoints: trained weights as safetensors, everything else as JSON; never pickle --------------
 
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Trained parameters plus the prompt module's buffers (DP's step count drives its temperature)."""
+    def trainable_names(self) -> set[str]:
+        """What a checkpoint keeps: the trained parameters and the prompt module's buffers (DP's step count drives its
+        temperature); never the frozen backbone or a frozen head's borrowed weights."""
         names = {name for name, p in self.named_parameters() if p.requires_grad}
-        names |= {f"prompt.{name}" for name, _ in self.prompt.named_buffers()}
+        return names | {f"prompt.{name}" for name, _ in self.prompt.named_buffers()}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The tensors ``trainable_names`` names, detached copies."""
+        names = self.trainable_names()
         return {name: tensor.detach().clone().contiguous() for name, tensor in self.state_dict().items()
                 if name in names}
 
@@ -255,24 +297,49 @@ class PromptClassifier(nn.Module):
                 "head": asdict(self.head_config), "max_length": self.max_length,
                 **({"task_spec": self.task.spec} if self.task.spec else {})}
 
-    def save_pretrained(self, directory: str | Path, metrics: dict | None = None, extra: dict | None = None) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.cpu() for k, v in self.trainable_state().items()}, str(directory / WEIGHTS_FILE))
-        record = {**self.config_dict(), "metrics": metrics or {}, **(extra or {})}
-        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
-        return directory
+    def save_pretrained(self, directory: str | Path, metrics: dict | None = None, extra: dict | None = None,
+                        tokenizer: bool = True) -> Path:
+        """A checkpoint as ``PromptForSequenceClassification`` saves it (config.json, model.safetensors, the
+        tokenizer unless ``tokenizer`` is False): the Auto classes, ``pipeline`` and ``from_pretrained`` read it.
+        ``metrics`` and ``extra`` (what the run recorded) are kept in its configuration's ``metadata``."""
+        from .hf import PromptForSequenceClassification
+
+        wrapped = PromptForSequenceClassification.from_classifier(self, {"metrics": metrics or {}, **(extra or {})})
+        wrapped.save_pretrained(directory, save_tokenizer=tokenizer)
+        return Path(directory)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, backbone: Backbone | None = None,
                         device: str = "auto") -> "PromptClassifier":
-        """Load from a folder or a Hub repo id; pass ``backbone`` to share one already loaded."""
+        """Load from a folder or a Hub repo id; pass ``backbone`` to share one already loaded. Reads checkpoints
+        saved before config.json (dp_config.json) too."""
+        from .hf import PromptConfig, PromptForSequenceClassification
+
         directory = Path(source)
         if not directory.is_dir():
             from huggingface_hub import snapshot_download
 
             directory = Path(snapshot_download(repo_id=str(source)))
-        record = json.loads((directory / CONFIG_FILE).read_text())
+        if (directory / LEGACY_CONFIG_FILE).is_file() and not (directory / CONFIG_FILE).is_file():
+            return cls.from_legacy(directory, backbone, device)
+        config = PromptConfig.from_pretrained(directory)
+        if backbone is None:
+            backbone = load_backbone(config.backbone, device=device)
+        elif backbone.name != config.backbone:
+            raise ValueError(f"checkpoint was trained on {config.backbone!r}, not {backbone.name!r}")
+        wrapped, info = PromptForSequenceClassification.from_pretrained(directory, shared_backbone=backbone,
+                                                                        output_loading_info=True)
+        model = wrapped.classifier
+        missing = {f"classifier.{name}" for name in model.trainable_names()} & set(info["missing_keys"])
+        if missing:
+            raise ValueError(f"checkpoint {directory} lacks {sorted(missing)[:3]}")
+        model.metadata = config.metadata
+        return model
+
+    @classmethod
+    def from_legacy(cls, directory: Path, backbone: Backbone | None, device: str) -> "PromptClassifier":
+        """A checkpoint of dp_core before 0.2 (dp_config.json and the classifier's own weight names)."""
+        record = json.loads((directory / LEGACY_CONFIG_FILE).read_text())
         if backbone is None:
             backbone = load_backbone(record["backbone"], device=device)
         elif backbone.name != record["backbone"]:
@@ -281,19 +348,19 @@ class PromptClassifier(nn.Module):
         model = cls(backbone, task, method_config_from_dict(record["method"]),
                     HeadConfig(**record["head"]), max_length=record["max_length"])
         state = load_file(str(directory / WEIGHTS_FILE), device=str(backbone.device))
-        missing = set(model.trainable_state()) - set(state)
+        missing = model.trainable_names() - set(state)
         if missing:
             raise ValueError(f"checkpoint {directory} lacks {sorted(missing)[:3]}")
         model.load_state_dict(state, strict=False)
-        model.metadata = record
+        model.metadata = {key: record[key] for key in record if key not in model.config_dict()}
         return model
 
     def load_prompt(self, source: str | Path) -> None:
         """Start from the prompt module of another checkpoint (same method and backbone, any task): how the
         multitask regime continues per task from prompts trained on several."""
         state = load_file(str(Path(source) / WEIGHTS_FILE), device=str(self.backbone.device))
-        prompt_state = {name.removeprefix("prompt."): tensor for name, tensor in state.items()
-                        if name.startswith("prompt.")}
+        prompt_state = {name.removeprefix(WEIGHTS_PREFIX).removeprefix("prompt."): tensor
+                        for name, tensor in state.items() if name.removeprefix(WEIGHTS_PREFIX).startswith("prompt.")}
         try:
             self.prompt.load_state_dict(prompt_state)
         except RuntimeError as error:
@@ -302,12 +369,10 @@ class PromptClassifier(nn.Module):
 
     def push_to_hub(self, repo_id: str, metrics: dict | None = None, private: bool = False,
                     token: str | None = None) -> str:
-        from huggingface_hub import HfApi
+        """The checkpoint on the Hub, as ``PromptForSequenceClassification.push_to_hub`` puts it."""
+        from .hf import PromptForSequenceClassification
 
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, metrics)
-            commit = api.upload_folder(repo_id=repo_id, folder_path=folder,
-                                       commit_message=f"dp_core {self.method.method} on {self.task.name}")
+        wrapped = PromptForSequenceClassification.from_classifier(self, {"metrics": metrics or {}})
+        commit = wrapped.push_to_hub(repo_id, private=private, token=token,
+                                     commit_message=f"dp_core {self.method.method} on {self.task.name}")
         return str(getattr(commit, "commit_url", commit))

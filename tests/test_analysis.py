@@ -16,7 +16,7 @@ from dp_core.tasks import TASKS, load_examples
 from tests.test_choices import batch_of, dp
 from tests.test_dynamic import spread_choices
 
-SHIPPED = [path.parent for path in sorted(CHECKPOINTS.rglob("dp_config.json"))]
+SHIPPED = [path.parent for path in sorted(CHECKPOINTS.rglob("config.json"))]
 
 
 def strong_dp(backbone, task, data_dir, **options):
@@ -124,7 +124,7 @@ def test_choice_worth_scores_the_items_whose_candidates_were_tried(tiny_backbone
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda folder: "/".join(folder.parts[-3:]))
 def test_every_shipped_prompt_has_a_current_analysis_of_its_first_dev_items(folder, data_dir):
-    task = json.loads((folder / "dp_config.json").read_text())["task"]
+    task = json.loads((folder / "config.json").read_text())["task"]
     examples = load_examples(task, "val", data_dir)[:DEV_ITEMS]
     assert is_current(folder, examples), f"run: python -m dp_core.analysis {folder} --data-dir <SuperGLUE folder>"
 

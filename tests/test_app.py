@@ -41,7 +41,7 @@ def shipped_metrics(task: str) -> dict[str, dict]:
     """metrics.json of the ready-trained P-tuning v2 and deep DP of a task, by title (the last folder of a title
     in name order, as the app loads them)."""
     shown = {}
-    for config in sorted((CHECKPOINTS / task).glob("*/dp_config.json")):
+    for config in sorted((CHECKPOINTS / task).glob("*/config.json")):
         title = method_title(method_config_from_dict(json.loads(config.read_text())["method"]))
         if title in (FIXED, "DP deep: position + length + pool"):
             shown[title] = json.loads((config.parent / "metrics.json").read_text())
@@ -257,7 +257,7 @@ def test_explore_reports_intervals_distributions_and_disagreements(client, data_
     assert picked.endswith(f" at {held_out['position']['best_single']}")
     columns = [[dict(zip(plot["value"]["columns"], row)) for row in plot["value"]["data"]] for plot in plots]
     assert len(plots) == 4 and all(sum(row["items"] for row in rows) == 56 for rows in columns)  # each item once
-    slots = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "dp_config.json").read_text())["method"]["num_tokens"]
+    slots = json.loads((CHECKPOINTS / "cb" / "dp_deep" / "config.json").read_text())["method"]["num_tokens"]
     # a bar for every candidate, in order: places 0..L, lengths 1..L
     for plot, rows, first in zip(plots, columns, (0, 1, 0, 1)):
         candidates = [str(c) for c in range(first, slots + 1)]
@@ -352,7 +352,7 @@ def test_the_train_tab_trains_dp_as_the_ready_trained_prompts_were_made():
     from app.state import METHOD_CHOICES
 
     for where in ("input", "deep"):
-        shipped = json.loads((CHECKPOINTS / "cb" / f"dp_{where}" / "dp_config.json").read_text())["method"]
+        shipped = json.loads((CHECKPOINTS / "cb" / f"dp_{where}" / "config.json").read_text())["method"]
         offered = json.loads(json.dumps(METHOD_CHOICES[f"DP {where}: position + length + pool"]().to_dict()))
         assert {key: offered[key] for key in shipped} == shipped
 

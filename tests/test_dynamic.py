@@ -552,11 +552,11 @@ def test_checkpoints_saved_before_feature_norm_load_as_they_were(tiny_backbone, 
     model = dp_model(tiny_backbone, tau_schedule="reference").eval()
     spread_choices(model, batch, scale=1.0)
     model.save_pretrained(tmp_path / "old")
-    record = json.loads((tmp_path / "old" / "dp_config.json").read_text())
+    record = json.loads((tmp_path / "old" / "config.json").read_text())
     for name in ("feature_norm", "tau_schedule", "choice_lr", "samples", "entropy_bonus", "choice_warmup",
                  "exact_items"):
         record["method"].pop(name)  # as the checkpoints of before these options
-    (tmp_path / "old" / "dp_config.json").write_text(json.dumps(record))
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))
     loaded = PromptClassifier.from_pretrained(tmp_path / "old", backbone=tiny_backbone).eval()
     assert loaded.method.feature_norm == "none" and loaded.method.tau_schedule == "reference"
     assert torch.equal(loaded(batch), model(batch))

@@ -1,13 +1,16 @@
-"""DP in the loops people already use: transformers' Trainer and a plain Accelerate loop."""
+"""DP in the loops people already use: transformers' Trainer (its checkpoints too), a plain Accelerate loop, the
+Auto classes and pipeline; predict for plain texts."""
 
 import pytest
 import torch
 from accelerate import Accelerator
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import (AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
+                          TrainingArguments, pipeline)
 
 from dp_core.dynamic import DynamicPromptConfig
-from dp_core.hf import PromptForSequenceClassification, RunLength
+from dp_core.hf import PromptConfig, PromptForSequenceClassification, RunLength
+from dp_core.prompts import PromptTuningConfig
 
 GOOD, BAD = ["great", "wonderful", "loved", "superb"], ["awful", "boring", "hated", "dull"]
 
@@ -18,10 +21,10 @@ def reviews(model, count=64):
     return Dataset.from_dict(rows).map(model.tokenize, batched=True, remove_columns=["text"])
 
 
-def dp_model(default_backbone):
+def dp_model(default_backbone, method=None):
     torch.manual_seed(0)
-    return PromptForSequenceClassification(default_backbone, DynamicPromptConfig(num_tokens=4),
-                                           label_names=("bad", "good"))
+    config = PromptConfig(method=method or DynamicPromptConfig(num_tokens=4), label_names=("bad", "good"))
+    return PromptForSequenceClassification(config, shared_backbone=default_backbone)
 
 
 def early_and_late(losses):
@@ -68,10 +71,46 @@ def test_the_prompt_and_head_save_and_load_with_the_same_logits(default_backbone
     batch = DataCollatorWithPadding(model.tokenizer)([reviews(model, 4)[i] for i in range(4)])
     before = model(**batch).logits
     model.save_pretrained(tmp_path)
-    loaded = PromptForSequenceClassification.from_pretrained(tmp_path, backbone=default_backbone).eval()
+    loaded = PromptForSequenceClassification.from_pretrained(tmp_path, shared_backbone=default_backbone).eval()
     assert torch.allclose(loaded(**batch).logits, before, atol=1e-6)
-    assert loaded.classifier.task.label_names == ("bad", "good")
+    assert loaded.classifier.task.label_names == ("bad", "good") and loaded.config.id2label == {0: "bad", 1: "good"}
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())  # no backbone
+    assert (tmp_path / "model.safetensors").stat().st_size < 100_000  # the prompt, the head, DP's network
+
+
+def test_a_trainer_checkpoint_loads_through_the_auto_classes_and_pipeline_with_the_same_logits(default_backbone,
+                                                                                              tmp_path):
+    model = dp_model(default_backbone)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=4, save_steps=4,
+                             learning_rate=3e-2, report_to=[], use_cpu=True)
+    trainer = Trainer(model=model, args=args, train_dataset=reviews(model),
+                      data_collator=DataCollatorWithPadding(model.tokenizer), callbacks=[RunLength(model)])
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-4"
+    assert AutoConfig.from_pretrained(checkpoint).model_type == "dp_prompt"
+    loaded = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    assert type(loaded) is PromptForSequenceClassification
+    texts = ["The film was great.", "The film was dull."]
+    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
+    model.eval()
+    assert torch.allclose(loaded(**inputs).logits, model(**inputs).logits, atol=1e-5)
+    answers = pipeline("text-classification", model=str(checkpoint), top_k=None)(texts)
+    for answer, predicted in zip(answers, loaded.predict(texts)):
+        scores = {entry["label"]: entry["score"] for entry in answer}
+        assert scores.keys() == predicted.probabilities.keys()
+        assert all(abs(scores[name] - predicted.probabilities[name]) < 1e-5 for name in scores)
+
+
+def test_predict_gives_labels_probabilities_and_where_dp_put_the_prompt(default_backbone):
+    dp = dp_model(default_backbone).eval()
+    single, = dp.predict("The film was great.")
+    assert single.label in ("bad", "good") and abs(sum(single.probabilities.values()) - 1) < 1e-5
+    assert single.tokens_after + single.tokens_before == single.active_length <= 4
+    fixed = dp_model(default_backbone, PromptTuningConfig(num_tokens=4)).eval()
+    pair, = fixed.predict(["A cat sat."], pairs=["A cat."])
+    assert pair.tokens_after is None and pair.active_length is None  # a fixed prompt chooses nothing
+    with pytest.raises(ValueError, match="2 texts but 1 second texts"):
+        fixed.predict(["a", "b"], pairs=["c"])
 
 
 def test_left_padding_is_refused_in_one_line(default_backbone):

@@ -72,6 +72,6 @@ def test_the_cli_runs_the_recipe_and_records_it(tiny_t5, data_dir, tmp_path):
                      "--k-shot", "8", "--dev-limit", "8", "--max-steps", "2", "--eval-every", "2", "--warmup-steps", "1",
                      "--batch-size", "4", "--max-length", "64", "--device", "cpu", "--output-dir", str(tmp_path)])
     assert code == 0
-    recorded = json.loads((tmp_path / "dp_config.json").read_text())["train_config"]
+    recorded = json.loads((tmp_path / "config.json").read_text())["metadata"]["train_config"]
     assert (recorded["optimizer"], recorded["schedule"], recorded["lr"]) == ("adafactor", "constant", 0.3)
     assert recorded["prompt"]["num_tokens"] == 20 and recorded["head"]["kind"] == "verbalizer"
