@@ -9,6 +9,7 @@ from __future__ import annotations
 from dp_core.choices import COLLAPSED, COMMITTED, HARDLY_MATTERS, ChoiceStatistics, no_preference_bar
 from dp_core.draws import Draws
 from dp_core.explain import InstanceDecision
+from dp_core.metrics import score_definition
 from dp_core.tasks import Task
 
 # What the text before and after the prompt's split is called in each task.
@@ -19,7 +20,6 @@ WHAT = {"position": "place", "length": "length", "pool": "pool prompt"}
 TIE = 0.05  # two answers closer than this (probability points) read as a tie
 # What "no preference" means wherever a figure is set beside it (Compare's meters, Explore's table), said once there.
 NO_PREFERENCE_MEANS = "No preference: every candidate equally likely."
-METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1a": "F1 over answers", "exact_match": "exact match"}
 
 
 def tokens(count: int) -> str:
@@ -130,8 +130,7 @@ def draws_reading(draws: Draws, temperature: float, samples: int) -> str:
 
 def metric_name(task: Task) -> str:
     """What a task's score is: its one metric, or the mean of its two (CB: accuracy and macro-F1)."""
-    names = [METRIC_NAMES[metric] for metric in task.metrics]
-    return names[0] if len(names) == 1 else f"mean of {' and '.join(names)}"
+    return score_definition(task.metrics)
 
 
 def difference_reading(difference: float, low: float, high: float, items: int) -> str:

@@ -23,6 +23,7 @@ from .methods import METHODS, method_config
 from .multitask import train_shared_prompt
 from .options import add_method_options, add_options, option, values_of
 from .recipes import RECIPES, recipe_defaults
+from .metrics import score_definition
 from .tasks import DataError, get_task
 from .train import log, train
 
@@ -120,10 +121,14 @@ def train_with_progress(config: TrainConfig, main_process: bool) -> tuple[TrainR
 def summary_of(command: str, config: TrainConfig, result: TrainResult, examples_per_s: float,
                elapsed_s: float) -> dict:
     """metrics.json without the history."""
-    holdout = result.holdout_size > 0
+    holdout, task = result.holdout_size > 0, result.model.task
+    data = {"data": {"source": config.data, "text_columns": list(config.text_columns),
+                     "label_column": config.label_column, "labels": list(task.label_names)}} if config.data else {}
     return {
-        "command": command, "task": result.model.task.name, "method": config.prompt.method, "backbone": config.backbone,
-        "best": result.dev_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
+        "command": command, "task": task.name, **data, "method": config.prompt.method, "backbone": config.backbone,
+        "score": score_definition(task.metrics), "best": result.dev_metrics,
+        "dev_interval": list(result.dev_interval) if result.dev_interval else None,
+        "majority": result.majority_metrics, "best_step": result.best_step, "stopped": result.stopped_because,
         "selected_on": result.selected_on, "processes": result.processes,
         "mixed_precision": result.mixed_precision, "trainable_parameters": result.model.trainable_parameter_count(),
         "train_size": result.train_size, "dev_size": result.dev_size, "majority_baseline": result.majority_baseline,
@@ -136,11 +141,25 @@ def summary_of(command: str, config: TrainConfig, result: TrainResult, examples_
     }
 
 
+def last_line(summary: dict) -> str:
+    """The run in one line: its dev score with its interval, beside always answering the commonest label, in the
+    same units."""
+    best, interval, majority = summary["best"], summary.get("dev_interval"), summary.get("majority") or {}
+    span = f" (95 % interval {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
+    said = f"dev score {best['score']:.3f}{span} on {summary['dev_size']} items; score = {summary['score']}."
+    if majority:
+        said += (f" Always answering {majority['label']!r}: {majority['score']:.3f}"
+                 + (f" (accuracy {majority['accuracy']:.3f})" if "accuracy" in majority and
+                    majority["accuracy"] != majority["score"] else "") + ".")
+    return said
+
+
 def save(args: argparse.Namespace, config: TrainConfig, result: TrainResult, summary: dict) -> None:
     if sum(result.truncated.values()):
         print(f"note: {result.truncated} items were longer than max_length {result.model.max_length} and were "
               "truncated", file=sys.stderr)
     print(json.dumps(summary, indent=2))
+    print(last_line(summary), file=sys.stderr)
     if args.output_dir:
         output = Path(args.output_dir)
         result.model.save_pretrained(output, metrics=result.dev_metrics,

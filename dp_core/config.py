@@ -24,7 +24,9 @@ SCHEDULES = ("linear", "constant")
 
 @dataclass
 class TrainConfig:
-    task: str = option("rte", "boolq, cb, copa, rte, wic, wsc or multirc")
+    task: str = option("rte", "boolq, cb, copa, rte, wic, wsc or multirc. The score: accuracy; CB's, the mean of "
+                       "accuracy and macro-F1; MultiRC's, of F1 over answers and exact match; your own data's, of "
+                       "accuracy and macro-F1")
     data: str | None = option(None, "your own data instead of --task: a .csv, .tsv, .jsonl or .parquet file, or a "
                               "Hub dataset id", metavar="PATH_OR_HUB_ID")
     text_columns: tuple[str, ...] = option((), "with --data: one or two text columns, e.g. premise,hypothesis",
@@ -43,8 +45,9 @@ class TrainConfig:
     dev_limit: int | None = option(None, "evaluate on the first N dev items only (quick runs)")
     epochs: float = option(3.0, "epochs to train")
     max_steps: int | None = option(None, "optimizer steps to train (overrides --epochs)")
-    time_budget_s: float | None = option(None, "stop cleanly after this many seconds of training",
-                                         flag="--time-budget")
+    time_budget_s: float | None = option(None, "seconds the whole run may take, its setup and its end included: "
+                                         "training stops in time for the end (DP's forced candidates get what is "
+                                         "left, on fewer dev items if need be)", flag="--time-budget")
     batch_size: int = option(16, "items per batch")
     lr: float = option(1e-2, "learning rate of the prompt (fine-tuning: of the backbone, use ~2e-5)")
     lr_head: float = option(1e-2, "learning rate of the head")
@@ -118,8 +121,11 @@ class TrainConfig:
         return self.warmup_steps if self.warmup_steps is not None else int(self.warmup_ratio * total_steps)
 
     def to_dict(self) -> dict:
+        """The configuration as JSON takes it; a run on your own data records its data, not a SuperGLUE task."""
         record = asdict(self)
         record["prompt"] = self.prompt.to_dict()
+        if self.data is not None:
+            record["task"] = None
         return record
 
 
@@ -161,3 +167,5 @@ class TrainResult:
     dev_selected_metrics: dict[str, float] | None = None  # ``track_dev``: the best dev evaluation of the run
     dev_predictions: list[int] | None = None  # the kept checkpoint's labels on dev, in item order (paired tests)
     refit: dict | None = None  # DP with ``refit_choices``: ``RefitResult.summary()``
+    dev_interval: tuple[float, float] | None = None  # the 95 % bootstrap interval of ``dev_metrics["score"]``
+    majority_metrics: dict | None = None  # always the training set's commonest label, on dev: its label and metrics

@@ -94,3 +94,12 @@ def paired_difference_interval(
         differences.append(sum(score(a) - score(b) for a, b in zip(predictions_a, predictions_b, strict=True))
                            / len(predictions_a))
     return percentile_interval(differences, confidence)
+
+
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1a": "F1 over answers", "exact_match": "exact match"}
+
+
+def score_definition(metric_names: Sequence[str]) -> str:
+    """What ``score`` is for a task of these metrics, in words: its one metric, or the mean of its two."""
+    names = [METRIC_NAMES[name] for name in metric_names]
+    return names[0] if len(names) == 1 else f"mean of {' and '.join(names)}"

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from accelerate import Accelerator
@@ -31,11 +31,12 @@ from .data import Batch, EncodedSplit, iterate_batches
 from .evaluation import (RowFeatures, Selection, evaluate, evaluate_at_end, evaluate_with_choices, refit_kept_choices,
                          split_features)
 from .labelled import load_text_data
+from .metrics import compute_metrics, score_interval
 from .model import PromptClassifier
 from .optimization import agreed, backward_and_step, build_optimizer, make_accelerator, make_scheduler
 from .peft_interop import is_peft_adapter, load_peft_prompt
-from .tasks import (Example, Task, get_task, load_examples, load_fewglue, majority_baseline, sample_k_shot,
-                    split_holdout)
+from .tasks import (Example, Task, best_constant_guess, get_task, load_examples, load_fewglue, majority_baseline,
+                    sample_k_shot, split_holdout)
 
 log = logging.getLogger("dp_core.train")  # by name: under `python -m` __name__ is "__main__"; the CLI shows INFO
 
@@ -169,10 +170,23 @@ def evaluation_event(setup: RunSetup, selection: Selection, history: list[dict],
                       elapsed_s=time.perf_counter() - started)
 
 
-def stop_reason(config: TrainConfig, cancel: threading.Event | None, elapsed: float) -> str:
+END_SHARE = 0.2  # of a time budget, kept for the end of a run that has work there (DP's forced candidates, dev once)
+
+
+def training_seconds(setup: RunSetup) -> float | None:
+    """Of ``time_budget_s``, which bounds the whole run (setup and the end included), the seconds training may run:
+    all of it, less ``END_SHARE`` where the end has work of its own."""
+    config = setup.config
+    if config.time_budget_s is None:
+        return None
+    end_work = setup.holdout or (setup.model.needs_features and config.counterfactuals == "end")
+    return config.time_budget_s * (1 - END_SHARE) if end_work else config.time_budget_s
+
+
+def stop_reason(budget_s: float | None, cancel: threading.Event | None, elapsed: float) -> str:
     if cancel is not None and cancel.is_set():
         return "cancelled"
-    if config.time_budget_s is not None and elapsed >= config.time_budget_s:
+    if budget_s is not None and elapsed >= budget_s:
         return "time budget"
     return "finished"
 
@@ -180,7 +194,9 @@ def stop_reason(config: TrainConfig, cancel: threading.Event | None, elapsed: fl
 def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threading.Event | None = None,
           data: tuple[list[Example], list[Example]] | None = None, task: Task | None = None) -> Iterator[TrainEvent]:
     """Train and stream events; the last one (kind "done") carries the :class:`TrainResult`. ``data`` and ``task``:
-    items loaded already (several runs on the same data), as ``prepare`` takes them."""
+    items loaded already (several runs on the same data), as ``prepare`` takes them. A time budget counts from here:
+    the setup, training and the end (``training_seconds``)."""
+    started = time.perf_counter()
     setup = prepare(config, backbone, data, task)
     model, accelerator, total_steps = setup.model, setup.accelerator, setup.total_steps
     eval_every = config.eval_every or setup.steps_per_epoch
@@ -195,7 +211,10 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
     shard = (accelerator.process_index, accelerator.num_processes)
     history: list[dict] = []
     step, seen, train_time, stopped, losses = 0, 0, 0.0, "finished", []
-    started = time.perf_counter()
+    budget_s, eval_seconds = training_seconds(setup), None
+    if budget_s is not None and budget_s < config.time_budget_s:
+        log.info("time budget %.0f s: training stops by %.0f s, the end of the run takes the rest",
+                 config.time_budget_s, budget_s)
     model.train()
     for batch in endless_batches(setup.train_split, config, model.backbone.tokenizer.pad_token_id, shard):
         step_start = time.perf_counter()
@@ -214,31 +233,54 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
         loss_value, losses = sum(losses) / len(losses), []
         elapsed = time.perf_counter() - started
         eta = (total_steps - step) * train_time / step
-        if config.time_budget_s is not None:
-            eta = min(eta, max(0.0, config.time_budget_s - elapsed))
+        if budget_s is not None:
+            eta = min(eta, max(0.0, budget_s - elapsed))
         history.append({"step": step, "epoch": step / setup.steps_per_epoch, "loss": loss_value})
         yield TrainEvent("step", step, total_steps, step / setup.steps_per_epoch, loss=loss_value,
                          examples_per_s=seen / train_time, elapsed_s=elapsed, eta_s=eta)
-        stopped = agreed(accelerator, stop_reason(config, cancel, elapsed))
+        stopped = agreed(accelerator, stop_reason(budget_s, cancel, elapsed))
         last = step >= total_steps or stopped != "finished"
         if step % eval_every == 0 or last:
             model.eval()
+            evaluation_started = time.perf_counter()
             yield evaluation_event(setup, selection, history, step, last, started)
+            eval_seconds = time.perf_counter() - evaluation_started
             model.train()
             if selection.out_of_patience and stopped == "finished":
                 stopped, last = "patience", True
         if last:
             break
-    result = finish(setup, selection, history, stopped)
+    deadline = None if config.time_budget_s is None else started + config.time_budget_s
+    result = finish(setup, selection, history, stopped, deadline, eval_seconds)
     yield TrainEvent("done", step, total_steps, step / setup.steps_per_epoch, metrics=result.dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
                      eta_s=0.0, result=result)
 
 
-def score_kept(setup: RunSetup, selection: Selection) -> tuple[dict, dict, list[int], dict | None, dict | None]:
+def affordable_items(setup: RunSetup, seconds_left: float, eval_seconds: float | None) -> int | None:
+    """How many dev items (and held-out ones) the end of a run can try every candidate on in ``seconds_left``, at
+    the cost the last evaluation measured (each item costs an evaluation per candidate)."""
+    if eval_seconds is None:
+        return None
+    per_row = eval_seconds / max(1, setup.select_split.num_rows)
+    candidates = sum(setup.model.prompt.sizes.values()) + (1 if setup.holdout else 0)
+    rows_per_item = setup.dev_split.rows_per_item
+    splits = 2 if setup.holdout else 1
+    return max(0, int(seconds_left / (per_row * candidates * rows_per_item * splits)))
+
+
+def score_kept(setup: RunSetup, selection: Selection, deadline: float | None = None,
+               eval_seconds: float | None = None) -> tuple[dict, dict, list[int], dict | None, dict | None]:
     """The kept checkpoint's dev metrics, choices and predictions, its held-out choices and its refit summary:
-    the end of a run, while the progress bar stands still (with counterfactuals, long)."""
+    the end of a run, while the progress bar stands still (with counterfactuals, long; within a time budget, on as
+    many dev items as the time left affords, none when it affords none)."""
     config, model = setup.config, setup.model
+    if deadline is not None and config.counterfactuals == "end" and selection.best_choices:
+        items = affordable_items(setup, deadline - time.perf_counter(), eval_seconds)
+        if items is not None and items < min(config.counterfactual_items or len(setup.dev_split), len(setup.dev_split)):
+            log.info("the time budget affords every candidate on %d dev items", items)
+            config = setup.config = replace(config, counterfactual_items=items or None,
+                                            counterfactuals="end" if items else "none")
     refit = None
     if model.prompt.refits_choices:
         with setup.accelerator.autocast():
@@ -268,12 +310,21 @@ def score_kept(setup: RunSetup, selection: Selection) -> tuple[dict, dict, list[
     return dev_metrics, dev_choices, dev_predictions, holdout_choices, refit.summary() if refit else None
 
 
-def finish(setup: RunSetup, selection: Selection, history: list[dict], stopped: str) -> TrainResult:
-    """Back to the kept checkpoint, scored on dev."""
-    model, config = setup.model, setup.config
+def finish(setup: RunSetup, selection: Selection, history: list[dict], stopped: str, deadline: float | None = None,
+           eval_seconds: float | None = None) -> TrainResult:
+    """Back to the kept checkpoint, scored on dev with its 95 % interval, beside the majority class in the same
+    units."""
+    model = setup.model
     model.load_state_dict(selection.best_state, strict=False)
     model.eval()
-    dev_metrics, dev_choices, dev_predictions, holdout_choices, refit = score_kept(setup, selection)
+    dev_metrics, dev_choices, dev_predictions, holdout_choices, refit = score_kept(setup, selection, deadline,
+                                                                                   eval_seconds)
+    config, task, dev = setup.config, model.task, setup.dev_examples
+    labels, groups = [e.label for e in dev], [e.group for e in dev]
+    interval = None if not dev_predictions else \
+        score_interval(task.metrics, dev_predictions, labels, groups, task.num_labels)
+    guess = best_constant_guess(task, setup.train_examples)
+    majority = compute_metrics(task.metrics, [guess] * len(dev), labels, groups, task.num_labels)
     tracked = [entry["dev"] for entry in history if "dev" in entry]
     return TrainResult(
         model=model, best_metrics=selection.best_metrics, best_step=selection.best_step, history=history,
@@ -284,7 +335,8 @@ def finish(setup: RunSetup, selection: Selection, history: list[dict], stopped: 
         holdout_size=len(setup.select_split) if setup.holdout else 0, holdout_choices=holdout_choices or None,
         processes=setup.accelerator.num_processes, mixed_precision=setup.accelerator.mixed_precision,
         dev_selected_metrics=max(tracked, key=lambda m: m["score"], default=None if setup.holdout else dev_metrics),
-        dev_predictions=dev_predictions or None, refit=refit,
+        dev_predictions=dev_predictions or None, refit=refit, dev_interval=interval,
+        majority_metrics={"label": task.label_names[guess], **majority},
     )
 
 

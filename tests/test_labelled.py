@@ -75,7 +75,7 @@ def test_bad_files_are_refused_in_one_line_naming_file_row_and_column(tmp_path, 
         load_text_data(TextData(str(path), ("review",), label_column, names))
 
 
-def test_the_cli_trains_dp_on_a_csv_and_the_checkpoint_knows_its_task(tmp_path, tiny_bert_path):
+def test_the_cli_trains_dp_on_a_csv_and_the_checkpoint_knows_its_task(tmp_path, tiny_bert_path, capsys):
     path = write_reviews(tmp_path / "reviews.csv")
     code = cli.main(["--data", str(path), "--text-columns", "review", "--label-column", "stars", "--method", "dp",
                      "--backbone", str(tiny_bert_path), "--max-steps", "2", "--num-tokens", "4", "--device", "cpu",
@@ -83,6 +83,18 @@ def test_the_cli_trains_dp_on_a_csv_and_the_checkpoint_knows_its_task(tmp_path, 
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (metrics["task"], metrics["train_size"], metrics["dev_size"]) == ("reviews", 36, 4)
+    # the data it read, not a SuperGLUE task; the score defined; its interval; the majority class in its units
+    assert metrics["data"] == {"source": str(path), "text_columns": ["review"], "label_column": "stars",
+                               "labels": ["bad", "good"]}
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["metadata"]["train_config"]["task"] is None and saved["metadata"]["train_config"]["data"] == str(path)
+    low, high = metrics["dev_interval"]
+    assert metrics["score"] == "mean of accuracy and macro-F1" and low <= metrics["best"]["score"] <= high
+    assert metrics["majority"]["score"] == metrics["majority_baseline"] and metrics["majority"]["label"] in ("bad",
+                                                                                                            "good")
+    last = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("dev score"))
+    assert last.startswith(f"dev score {metrics['best']['score']:.3f} (95 % interval {low:.3f} to {high:.3f}) on 4 "
+                           "items; score = mean of accuracy and macro-F1. Always answering")
     model = PromptClassifier.from_pretrained(tmp_path / "out", device="cpu")
     assert model.task.label_names == ("bad", "good") and model.task.text_columns == ("review",)
 
@@ -177,3 +189,29 @@ def test_rows_with_an_empty_text_or_label_are_left_out_and_counted(tmp_path):
     read = load_text_data(TextData(str(path), ("review",), "stars"))
     assert read.skipped == 3 and len(read.train) + len(read.dev) == 37
     assert not {"3", "6", "10"} & {example.group for example in read.train + read.dev}  # the file's rows 3, 6, 10
+
+
+def test_dp_predict_answers_an_unlabelled_file_row_by_row_and_refuses_bad_ones_in_one_line(tmp_path, tiny_bert_path,
+                                                                                            capsys):
+    from dp_core import predict
+
+    path = write_reviews(tmp_path / "reviews.csv")
+    assert cli.main(["--data", str(path), "--text-columns", "review", "--label-column", "stars", "--method", "dp",
+                     "--backbone", str(tiny_bert_path), "--max-steps", "2", "--num-tokens", "4", "--device", "cpu",
+                     "--output-dir", str(tmp_path / "model")]) == 0
+    unlabelled = tmp_path / "new.csv"
+    unlabelled.write_text("review\nA wonderful film.\nA dull film.\nIt was fine.\n")
+    assert predict.main([str(tmp_path / "model"), str(unlabelled), "--output", str(tmp_path / "answers.jsonl")]) == 0
+    answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert [row["review"] for row in answers] == ["A wonderful film.", "A dull film.", "It was fine."]
+    for row in answers:  # the label, each class's probability, DP's place
+        assert row["label"] in ("bad", "good") and abs(row["probability bad"] + row["probability good"] - 1) < 1e-5
+        assert row["tokens_after"] + row["tokens_before"] == row["tokens_on"] <= 4
+    capsys.readouterr()
+    unlabelled.write_text("review\nA film.\n\"\"\n")
+    assert predict.main([str(tmp_path / "model"), str(unlabelled), "--output", str(tmp_path / "a.csv")]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]  # after the backbone's loading bar
+    assert said.startswith("error: ") and "row 2: column 'review' is empty" in said
+    assert predict.main([str(tmp_path / "model"), str(unlabelled), "--text-columns", "text",
+                         "--output", str(tmp_path / "a.csv")]) == 2
+    assert "no column 'text'; its columns: review" in capsys.readouterr().err

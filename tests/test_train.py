@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -60,6 +61,23 @@ def test_time_budget_stops_cleanly(data_dir, tiny_backbone):
     result = run(small_config(data_dir, max_steps=10_000, time_budget_s=0.5), backbone=tiny_backbone)
     assert result.stopped_because == "time budget"
     assert result.best_metrics is not None and 0 < result.best_step < 10_000
+
+
+def test_a_time_budget_bounds_the_whole_run_dp_s_end_included(data_dir, tiny_backbone):
+    from dp_core.dynamic import DynamicPromptConfig
+    from dp_core.train import END_SHARE, affordable_items, prepare, training_seconds
+
+    dp = small_config(data_dir, prompt=DynamicPromptConfig(num_tokens=4), time_budget_s=10.0)
+    setup = prepare(dp, tiny_backbone, None)
+    assert training_seconds(setup) == 10.0 * (1 - END_SHARE)  # DP's forced candidates at the end get the rest
+    assert training_seconds(prepare(replace(dp, counterfactuals="none"), tiny_backbone, None)) == 10.0
+    candidates = sum(setup.model.prompt.sizes.values())
+    per_item = 0.01 * candidates  # an evaluation of the 16 dev rows took 0.16 s: each row's candidates, 0.01 s each
+    assert affordable_items(setup, 3 * per_item, eval_seconds=0.16) == 3 and affordable_items(setup, 0.0, 0.16) == 0
+    ended = run(replace(dp, time_budget_s=0.0, max_steps=10_000), backbone=tiny_backbone)  # nothing left at the end
+    assert ended.stopped_because == "time budget" and ended.choices["position"]["own_score"] is None
+    full = run(replace(dp, time_budget_s=None), backbone=tiny_backbone)  # no budget: every candidate on every item
+    assert full.choices["position"]["own_score"] is not None
 
 
 def test_cancel_stops_within_one_step_and_keeps_the_best_checkpoint(data_dir, tiny_backbone):
