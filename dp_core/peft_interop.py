@@ -7,16 +7,22 @@
 - ``load_peft_prompt``: a PEFT prompt or prefix adapter as the starting prompt of a fixed method or of DP (every
   pool prompt starts from it). ``--init-prompt ADAPTER_FOLDER`` does it from the CLI.
 
-Only the prompt travels: PEFT's prompt adapters hold no head.
+Only the prompt travels: PEFT's prompt adapters hold no head. The adapter names its base model as PEFT can load it
+where you are: a Hub id (never a path of this machine; a backbone read from a local folder is named by the folder's
+name, which ``base_model_name_or_path`` can point at your copy). PEFT's prompt-learning forward drops token type ids:
+on text pairs, a backbone that reads them (BERT's segments) gives PEFT other outputs than dp_core; ``export_notes``
+says so, in one line.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import torch
 
+from .backbone import DEFAULT_BACKBONE, SMOLLM2, SMOLLM2_HUB_ID, resolve_backbone_path
 from .dynamic import DynamicPromptConfig
 from .model import PromptClassifier
 from .prompts import PromptTuningConfig, PTuningV2Config
@@ -30,7 +36,8 @@ def is_peft_adapter(folder: str | Path) -> bool:
 
 def peft_config_of(model: PromptClassifier):
     """The PEFT config of a model's fixed prompt; a one-line error for what PEFT cannot hold."""
-    from peft import PrefixTuningConfig, PromptTuningConfig as PeftPromptTuning, TaskType
+    from peft import PrefixTuningConfig, TaskType
+    from peft import PromptTuningConfig as PeftPromptTuning
 
     method, backbone = model.method, model.backbone
     task_type = TaskType.CAUSAL_LM if backbone.family.name == "decoder" else TaskType.FEATURE_EXTRACTION
@@ -43,20 +50,47 @@ def peft_config_of(model: PromptClassifier):
                          f"before the input: not this {method.method}")
     return config_class(task_type=task_type, num_virtual_tokens=method.num_tokens, token_dim=backbone.hidden_size,
                         num_layers=backbone.num_layers, num_attention_heads=backbone.num_heads,
-                        num_transformer_submodules=1, base_model_name_or_path=backbone.name, inference_mode=True)
+                        num_transformer_submodules=1, base_model_name_or_path=base_model_name(backbone.name),
+                        inference_mode=True)
+
+
+def base_model_name(name: str) -> str:
+    """How an adapter names its base model: the Hub id behind a short name or an offline copy; a local folder by its
+    name alone (no path of this machine)."""
+    if name == SMOLLM2:
+        return SMOLLM2_HUB_ID
+    if resolve_backbone_path(name) != name and resolve_backbone_path(DEFAULT_BACKBONE) == resolve_backbone_path(name):
+        return DEFAULT_BACKBONE
+    path = Path(name).expanduser()
+    return path.name if path.exists() else name
+
+
+def export_notes(model: PromptClassifier) -> list[str]:
+    """What PEFT will not keep of this model, one line each."""
+    notes = []
+    if (getattr(model.backbone.config, "type_vocab_size", 1) or 1) > 1:
+        notes.append("PEFT drops token type ids: on text pairs it reads both texts as the first segment, so its outputs "
+                     "differ from dp_core's there (single texts match)")
+    if Path(model.backbone.name).expanduser().exists():
+        notes.append(f"the adapter names its base model {base_model_name(model.backbone.name)!r}: point "
+                     "base_model_name_or_path at your copy of it")
+    return notes
 
 
 def export_peft(model: PromptClassifier, folder: str | Path) -> Path:
-    """Write the model's prompt as a PEFT adapter folder that ``PeftModel.from_pretrained`` loads on the backbone."""
+    """Write the model's prompt as a PEFT adapter folder that ``PeftModel.from_pretrained`` loads on the backbone;
+    what PEFT will not keep is warned (``export_notes``)."""
     from peft import get_peft_model
 
     config = peft_config_of(model)
-    base = model.backbone.full if model.backbone.family.name == "decoder" else model.backbone.model
-    wrapped = get_peft_model(copy.deepcopy(base), config)  # a copy: PEFT wraps the model it is given
+    base = copy.deepcopy(model.backbone.full if model.backbone.family.name == "decoder" else model.backbone.model)
+    base.name_or_path = base.config._name_or_path = config.base_model_name_or_path  # what PEFT records, its card says
+    wrapped = get_peft_model(base, config)  # a copy: PEFT wraps the model it is given
     with torch.no_grad():
         wrapped.prompt_encoder["default"].embedding.weight.copy_(model.prompt.embedding.weight)
-    wrapped.peft_config["default"].base_model_name_or_path = model.backbone.name  # the Hub id, not a local copy
     wrapped.save_pretrained(str(folder), save_embedding_layers=False)  # the prompt only: no vocabulary lookup
+    for note in export_notes(model):
+        warnings.warn(note, stacklevel=2)
     return Path(folder)
 
 
@@ -97,11 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="the PEFT adapter folder to write")
     args = parser.parse_args(argv)
     try:
-        folder = export_peft(PromptClassifier.from_pretrained(args.checkpoint, device="cpu"), args.out)
+        model = PromptClassifier.from_pretrained(args.checkpoint, device="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said below, once each
+            folder = export_peft(model, args.out)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"PEFT adapter written to {folder}; PeftModel.from_pretrained(base_model, {str(folder)!r}) loads it")
+    for note in export_notes(model):
+        print(f"note: {note}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Prompts to and from PEFT: an exported adapter gives PEFT's model our outputs; a PEFT adapter starts our prompts."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,49 @@ def test_init_prompt_takes_a_peft_adapter_folder(tiny_backbone, data_dir, tmp_pa
                          dev_limit=8, max_steps=1, batch_size=4, init_prompt=str(tmp_path / "adapter"), device="cpu")
     run(config, backbone=tiny_backbone)
     assert all(torch.equal(prompt, fixed.prompt.embedding.weight.detach()) for prompt in started["pool"])
+
+
+def test_peft_s_own_forward_on_an_encoder_matches_ours_and_the_export_says_it_drops_token_types(
+        family_backbones, data_dir, tmp_path):  # noqa: F811
+    from dp_core.data import Batch
+
+    backbone = family_backbones["bert"]
+    ours = randomised(PromptClassifier(backbone, "rte", PTuningV2Config(num_tokens=5))).eval()
+    with pytest.warns(UserWarning, match="PEFT drops token type ids"):
+        export_peft(ours, tmp_path / "adapter")
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(backbone.model), str(tmp_path / "adapter")).eval()
+    paired = batch_of(backbone, data_dir)  # RTE: premise and hypothesis, segments 0 and 1
+    single = Batch(paired.input_ids, paired.attention_mask, torch.zeros_like(paired.token_type_ids), paired.labels,
+                   paired.items, paired.rows)  # as PEFT reads every row
+    real = paired.attention_mask.bool()
+    with torch.no_grad(), pytest.warns(UserWarning, match="Token type ids are not supported"):
+        theirs = peft_model(input_ids=paired.input_ids, attention_mask=paired.attention_mask,
+                            token_type_ids=paired.token_type_ids).last_hidden_state
+    with torch.no_grad():
+        same_segments = run_encoder(backbone.model, *_layout(ours, single))[0]
+        two_segments = run_encoder(backbone.model, *_layout(ours, paired))[0]
+    assert torch.allclose(same_segments[real], theirs[real], atol=ATOL)  # PEFT's forward runs on BERT, and agrees
+    assert not torch.allclose(two_segments[real], theirs[real], atol=ATOL)  # ... but not on pairs: as the note says
+
+
+def _layout(model, batch):
+    plan, layout = model.build_layout(batch)
+    return layout, plan.deep_prompts
+
+
+def test_an_adapter_names_its_base_model_as_peft_can_load_it_never_a_path_of_this_machine(
+        default_backbone, family_backbones, tmp_path):  # noqa: F811
+    import json
+    import warnings
+
+    for backbone, named in ((default_backbone, "sentence-transformers/all-MiniLM-L6-v2"),
+                            (family_backbones["gpt2"], Path(family_backbones["gpt2"].name).name)):
+        folder = tmp_path / backbone.name.replace("/", "_")[-20:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_peft(randomised(PromptClassifier(backbone, "rte", PTuningV2Config(num_tokens=5))), folder)
+        assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == named
+        for saved in folder.iterdir():
+            if saved.suffix in (".json", ".md"):
+                text = saved.read_text()
+                assert str(tmp_path) not in text and "site-packages" not in text and "/work" not in text, saved
