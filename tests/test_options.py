@@ -124,3 +124,13 @@ def test_the_cli_runs_as_a_module_without_warnings():
                               capture_output=True, text=True, timeout=120, check=False)
     assert finished.returncode == 0, finished.stderr[-1000:]
     assert "--feature-norm" in finished.stdout and "--time-budget" in finished.stdout
+
+
+def test_help_says_what_each_task_s_score_is_and_what_the_time_budget_bounds(capsys):
+    from dp_core import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "CB's, the mean of accuracy and macro-F1" in said and "MultiRC's, of F1 over answers and exact match" in said
+    assert "your own data's, of accuracy and macro-F1" in said and "the whole run may take" in said
