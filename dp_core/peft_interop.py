@@ -69,8 +69,8 @@ def export_notes(model: PromptClassifier) -> list[str]:
     """What PEFT will not keep of this model, one line each."""
     notes = []
     if (getattr(model.backbone.config, "type_vocab_size", 1) or 1) > 1:
-        notes.append("PEFT drops token type ids: on text pairs it reads both texts as the first segment, so its outputs "
-                     "differ from dp_core's there (single texts match)")
+        notes.append("PEFT drops token type ids: on text pairs it reads both texts as the first segment, so its "
+                     "outputs differ from dp_core's there (single texts match)")
     if Path(model.backbone.name).expanduser().exists():
         notes.append(f"the adapter names its base model {base_model_name(model.backbone.name)!r}: point "
                      "base_model_name_or_path at your copy of it")

@@ -28,15 +28,31 @@ from .backbone import Backbone, load_backbone
 from .choices import chosen_factors
 from .config import TrainConfig, TrainEvent, TrainResult
 from .data import Batch, EncodedSplit, iterate_batches
-from .evaluation import (RowFeatures, Selection, evaluate, evaluate_at_end, evaluate_with_choices, refit_kept_choices,
-                         split_features)
+from .evaluation import (
+    RowFeatures,
+    Selection,
+    evaluate,
+    evaluate_at_end,
+    evaluate_with_choices,
+    refit_kept_choices,
+    split_features,
+)
 from .labelled import load_text_data
 from .metrics import compute_metrics, score_interval
 from .model import PromptClassifier
 from .optimization import agreed, backward_and_step, build_optimizer, make_accelerator, make_scheduler
 from .peft_interop import is_peft_adapter, load_peft_prompt
-from .tasks import (Example, Task, best_constant_guess, get_task, load_examples, load_fewglue, majority_baseline,
-                    sample_k_shot, split_holdout)
+from .tasks import (
+    Example,
+    Task,
+    best_constant_guess,
+    get_task,
+    load_examples,
+    load_fewglue,
+    majority_baseline,
+    sample_k_shot,
+    split_holdout,
+)
 
 log = logging.getLogger("dp_core.train")  # by name: under `python -m` __name__ is "__main__"; the CLI shows INFO
 
@@ -175,12 +191,16 @@ END_SHARE = 0.2  # of a time budget, kept for the end of a run that has work the
 
 def training_seconds(setup: RunSetup) -> float | None:
     """Of ``time_budget_s``, which bounds the whole run (setup and the end included), the seconds training may run:
-    all of it, less ``END_SHARE`` where the end has work of its own."""
+    all of it, less ``END_SHARE`` where the end has work of its own (said in the log)."""
     config = setup.config
     if config.time_budget_s is None:
         return None
-    end_work = setup.holdout or (setup.model.needs_features and config.counterfactuals == "end")
-    return config.time_budget_s * (1 - END_SHARE) if end_work else config.time_budget_s
+    if not (setup.holdout or (setup.model.needs_features and config.counterfactuals == "end")):
+        return config.time_budget_s
+    seconds = config.time_budget_s * (1 - END_SHARE)
+    log.info("time budget %.0f s: training stops by %.0f s, the end of the run takes the rest", config.time_budget_s,
+             seconds)
+    return seconds
 
 
 def stop_reason(budget_s: float | None, cancel: threading.Event | None, elapsed: float) -> str:
@@ -210,11 +230,8 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
     objective, optimizer = accelerator.prepare(TrainingObjective(model), optimizer)
     shard = (accelerator.process_index, accelerator.num_processes)
     history: list[dict] = []
-    step, seen, train_time, stopped, losses = 0, 0, 0.0, "finished", []
-    budget_s, eval_seconds = training_seconds(setup), None
-    if budget_s is not None and budget_s < config.time_budget_s:
-        log.info("time budget %.0f s: training stops by %.0f s, the end of the run takes the rest",
-                 config.time_budget_s, budget_s)
+    step, seen, train_time, stopped, losses, eval_seconds = 0, 0, 0.0, "finished", [], None
+    budget_s = training_seconds(setup)
     model.train()
     for batch in endless_batches(setup.train_split, config, model.backbone.tokenizer.pad_token_id, shard):
         step_start = time.perf_counter()
@@ -232,9 +249,8 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
         step += 1
         loss_value, losses = sum(losses) / len(losses), []
         elapsed = time.perf_counter() - started
-        eta = (total_steps - step) * train_time / step
-        if budget_s is not None:
-            eta = min(eta, max(0.0, budget_s - elapsed))
+        left = math.inf if budget_s is None else max(0.0, budget_s - elapsed)
+        eta = min((total_steps - step) * train_time / step, left)
         history.append({"step": step, "epoch": step / setup.steps_per_epoch, "loss": loss_value})
         yield TrainEvent("step", step, total_steps, step / setup.steps_per_epoch, loss=loss_value,
                          examples_per_s=seen / train_time, elapsed_s=elapsed, eta_s=eta)
@@ -243,15 +259,15 @@ def train(config: TrainConfig, backbone: Backbone | None = None, cancel: threadi
         if step % eval_every == 0 or last:
             model.eval()
             evaluation_started = time.perf_counter()
-            yield evaluation_event(setup, selection, history, step, last, started)
-            eval_seconds = time.perf_counter() - evaluation_started
+            evaluated = evaluation_event(setup, selection, history, step, last, started)
+            eval_seconds = time.perf_counter() - evaluation_started  # what the end's forced candidates will cost
+            yield evaluated
             model.train()
             if selection.out_of_patience and stopped == "finished":
                 stopped, last = "patience", True
         if last:
             break
-    deadline = None if config.time_budget_s is None else started + config.time_budget_s
-    result = finish(setup, selection, history, stopped, deadline, eval_seconds)
+    result = finish(setup, selection, history, stopped, started, eval_seconds)
     yield TrainEvent("done", step, total_steps, step / setup.steps_per_epoch, metrics=result.dev_metrics,
                      examples_per_s=seen / max(train_time, 1e-9), elapsed_s=time.perf_counter() - started,
                      eta_s=0.0, result=result)
@@ -310,11 +326,13 @@ def score_kept(setup: RunSetup, selection: Selection, deadline: float | None = N
     return dev_metrics, dev_choices, dev_predictions, holdout_choices, refit.summary() if refit else None
 
 
-def finish(setup: RunSetup, selection: Selection, history: list[dict], stopped: str, deadline: float | None = None,
+def finish(setup: RunSetup, selection: Selection, history: list[dict], stopped: str, started: float | None = None,
            eval_seconds: float | None = None) -> TrainResult:
     """Back to the kept checkpoint, scored on dev with its 95 % interval, beside the majority class in the same
-    units."""
+    units; within the time budget of a run ``started`` then, where it has one."""
     model = setup.model
+    budget = setup.config.time_budget_s
+    deadline = None if budget is None or started is None else started + budget
     model.load_state_dict(selection.best_state, strict=False)
     model.eval()
     dev_metrics, dev_choices, dev_predictions, holdout_choices, refit = score_kept(setup, selection, deadline,

@@ -12,6 +12,8 @@ from dp_core.dynamic import DynamicPromptConfig
 from dp_core.hf import PromptConfig, PromptForSequenceClassification, RunLength
 from dp_core.prompts import PromptTuningConfig
 
+from .test_families import family_backbones  # noqa: F401 - the fixture
+
 GOOD, BAD = ["great", "wonderful", "loved", "superb"], ["awful", "boring", "hated", "dull"]
 
 
@@ -117,3 +119,20 @@ def test_left_padding_is_refused_in_one_line(default_backbone):
     model = dp_model(default_backbone)
     with pytest.raises(ValueError, match="padded on the right"):
         model(input_ids=torch.tensor([[0, 101, 102]]), attention_mask=torch.tensor([[0, 1, 1]]))
+
+
+def test_a_plain_tokenizer_s_rows_read_as_the_layout_s_on_a_decoder(family_backbones):  # noqa: F811
+    """pipeline tokenizes with the plain tokenizer: a decoder's answer template and the length cut are added in
+    forward, so its rows give the logits of the layout's own tokenisation."""
+    backbone = family_backbones["llama"]
+    model = PromptForSequenceClassification(PromptConfig(backbone=backbone.name, method=PromptTuningConfig(
+        num_tokens=4), label_names=("bad", "good")), shared_backbone=backbone).eval()
+    assert model.classifier.answer_ids  # a decoder's head reads its answer template
+    texts = {"text": ["A fine film about a cat.", "Dull."]}
+    own = DataCollatorWithPadding(model.tokenizer)([{**row} for row in Dataset.from_dict(texts).map(
+        model.tokenize, batched=True, remove_columns=["text"])])
+    plain = model.tokenizer(texts["text"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(model(**plain).logits, model(**own).logits, atol=1e-5)
+        long = model.tokenizer([" word" * 400], return_tensors="pt")  # past max_length: cut, not an error
+        assert model(**long).logits.shape == (1, 2)
