@@ -2,8 +2,8 @@
 asks for a run with the same settings as one already live or queued joins it instead of queueing a copy.
 
 A class pressing Train together with the same settings shares one run and sees its curves at once; a visitor with
-other settings sees the queue ahead and the run in progress meanwhile. The queue stays short: a run that joins a
-long queue gets a smaller budget (``TrainingHall.budget_for``).
+other settings sees the queue ahead and the run in progress meanwhile. The queue stays short: the runs waiting share
+what is left of ``queue_s`` evenly, so that the last of a crowd ends within it (``TrainingHall.rebalance``).
 """
 
 from __future__ import annotations
@@ -68,15 +68,17 @@ class RunRecord:
         self.updates += 1
 
 
-Execute = Callable[[RunRecord], Iterator[None]]  # trains a record's methods, yielding after each change
+Execute = Callable[[RunRecord], Iterator[None]]
+MIN_BUDGET_S = 5.0  # seconds a method trains at least, however long the queue  # trains a record's methods, yielding after each change
 
 
 class TrainingHall:
     """One run at a time on this machine, in a worker thread; visitors join, queue and leave."""
 
-    def __init__(self, execute: Execute, queue_s: float):
+    def __init__(self, execute: Execute, queue_s: float, run_overhead_s: float = 0.0):
         self.execute = execute
-        self.queue_s = queue_s  # the training time the queue may hold before new runs get smaller budgets
+        self.queue_s = queue_s  # the time the queue may hold: the last run queued ends within it
+        self.run_overhead_s = run_overhead_s  # what a run costs besides its training (data, features, scoring)
         self.lock = threading.Lock()
         self.queue: list[RunRecord] = []  # the run in progress first, then the waiting ones
         self.worker: threading.Thread | None = None
@@ -86,8 +88,9 @@ class TrainingHall:
         with self.lock:
             record = next((run for run in self.queue if run.request == request and not run.cancel.is_set()), None)
             if record is None:
-                record = RunRecord(request, self.budget_for(request))
+                record = RunRecord(request, request.budget_s)
                 self.queue.append(record)
+                self.rebalance()
             record.watchers.add(watcher)
             if self.worker is None or not self.worker.is_alive():
                 self.worker = threading.Thread(target=self.work, name="training-hall", daemon=True)
@@ -113,18 +116,31 @@ class TrainingHall:
             return self.queue[:self.queue.index(record)] if record in self.queue else []
 
     def seconds_left(self, runs: list[RunRecord]) -> float:
-        """About how long those runs still train (their budgets; the one in progress counts what it has left)."""
+        """About how long those runs still take (their budgets and overheads; the one in progress counts what it has
+        left)."""
         total = 0.0
         for run in runs:
-            total += max(0.0, run.budget_s * len(run.request.methods) - sum(dict(run.elapsed).values()))
+            trained = sum(dict(run.elapsed).values())
+            total += max(0.0, run.budget_s * len(run.request.methods) + self.run_overhead_s - trained)
         return total
 
-    def budget_for(self, request: RunRequest) -> float:
-        """Seconds per method for a new run: as asked, unless the queue already holds ``queue_s`` of training, in
-        which case it gets what is left of that (at least 5 s per method). Called with the lock held."""
-        waiting = self.seconds_left([run for run in self.queue if not run.cancel.is_set()])
-        room = (self.queue_s - waiting) / max(1, len(request.methods))
-        return max(5.0, min(request.budget_s, room))
+    def rebalance(self) -> None:
+        """The waiting runs' budgets: each as asked where the queue has room, else an even share of what the runs
+        in progress leave of ``queue_s`` (a run asking less keeps its ask; 5 s a method at least). Called with the
+        lock held, when a run joins; a waiting visitor's page shows its budget as it changes."""
+        live = [run for run in self.queue if not run.cancel.is_set()]
+        waiting = [run for run in live if not run.started]
+        room = self.queue_s - self.seconds_left([run for run in live if run.started]) - \
+            self.run_overhead_s * len(waiting)
+        asked = sorted(waiting, key=lambda run: run.request.budget_s)
+        slots = sum(len(run.request.methods) for run in asked)
+        for run in asked:  # water-filling: the smaller asks first, the rest share what they leave
+            methods = len(run.request.methods)
+            budget = max(MIN_BUDGET_S, min(run.request.budget_s, room / max(1, slots)))
+            room, slots = room - budget * methods, slots - methods
+            if budget != run.budget_s:
+                run.budget_s = budget
+                run.changed()
 
     def work(self) -> None:
         """The worker: trains the queue's runs one after another until it is empty."""

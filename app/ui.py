@@ -16,7 +16,7 @@ from dp_core.backbone import DEFAULT_BACKBONE
 from dp_core.tasks import TASKS
 
 from .hall import RunRecord, TrainingHall
-from .state import BACKBONE_CHOICES, HOSTED, QUEUE_S, Session, Shared, backbone_description
+from .state import BACKBONE_CHOICES, HALL_RUN_OVERHEAD_S, HOSTED, QUEUE_S, Session, Shared, backbone_description
 from .tabs import compare, explore, learn, start, train, your_data
 from .tabs.compare import offered
 
@@ -29,7 +29,8 @@ LAUNCH_OPTIONS = {"i18n": gr.I18n(en={"common.complete": "Done", "common.error":
 
 def build_demo(data_dir: str | None = None) -> gr.Blocks:
     shared = Shared(data_dir)
-    hall = TrainingHall(functools.partial(run_in_hall, shared), QUEUE_S)  # Train's and Your data's runs, in turn
+    # Train's and Your data's runs, in turn
+    hall = TrainingHall(functools.partial(run_in_hall, shared), QUEUE_S, HALL_RUN_OVERHEAD_S)
     with gr.Blocks(title="Dynamic Prompting Lab") as demo:
         session = gr.State(None, time_to_live=3600, delete_callback=lambda s: s and s.close())
         gr.Markdown("# Dynamic Prompting Lab\nWhere should a learned prompt go? A fixed prompt always sits in one "

@@ -68,18 +68,38 @@ def test_a_run_nobody_watches_stops_and_a_queued_one_is_dropped():
     assert hall.join(request(), watcher=4) is not running  # a cancelled run is not joined: a new one is queued
 
 
-def test_a_run_that_joins_a_long_queue_gets_a_smaller_budget():
+def test_the_runs_waiting_share_what_the_queue_has_left_so_the_last_ends_within_it():
     execute = Recorder()
     hall = TrainingHall(execute, queue_s=100)
     two_methods = ("a", "b")
     full = hall.join(request(budget_s=30, methods=two_methods), watcher=1)  # 60 s of training
+    wait_for(lambda: full.started)
     assert full.budget_s == 30
     shrunk = hall.join(request(task="rte", budget_s=30, methods=two_methods), watcher=2)
     assert shrunk.budget_s == pytest.approx(20)  # the 40 s left of the queue's 100, over two methods
-    floor = hall.join(request(task="wic", budget_s=30, methods=two_methods), watcher=3)
-    assert floor.budget_s == 5  # never under 5 s a method
+    updates = shrunk.updates
+    other = hall.join(request(task="wic", budget_s=30, methods=two_methods), watcher=3)
+    assert shrunk.budget_s == other.budget_s == pytest.approx(10)  # the 40 s shared by the two waiting
+    assert shrunk.updates > updates  # its watcher's page redraws its budget
+    small = hall.join(request(task="copa", budget_s=6, methods=("a",)), watcher=4)
+    assert small.budget_s == 6 and shrunk.budget_s == pytest.approx(8.5)  # a small ask kept; the rest share
+    crowd = [hall.join(request(task=f"t{n}", budget_s=30, methods=two_methods), watcher=10 + n) for n in range(20)]
+    assert all(run.budget_s == 5 for run in crowd)  # never under 5 s a method
     execute.gate.set()
-    wait_for(lambda: floor.finished)
+    wait_for(lambda: crowd[-1].finished, seconds=20)
+
+
+def test_a_crowd_s_last_run_ends_within_the_queue_with_each_run_s_overhead_counted():
+    execute = Recorder()
+    hall = TrainingHall(execute, queue_s=600, run_overhead_s=3)
+    first = hall.join(request(budget_s=30, methods=("a", "b")), watcher=0)
+    wait_for(lambda: first.started)
+    runs = [first] + [hall.join(request(task=f"t{n}", budget_s=30, methods=("a", "b")), watcher=n + 1)
+                      for n in range(29)]
+    assert hall.seconds_left(runs) == pytest.approx(600)  # thirty visitors: all of it within the 600 s
+    assert all(5 <= run.budget_s < 30 for run in runs[1:])
+    execute.gate.set()
+    wait_for(lambda: runs[-1].finished, seconds=30)
 
 
 def test_a_failing_run_tells_its_watchers_in_one_line():
