@@ -45,7 +45,7 @@ def backbone_description(name: str) -> str:
     return DESCRIPTIONS.get(name, f"{name}, downloaded from the Hugging Face Hub")
 HEADS = {"linear head": "linear", "verbalizer (the LM's own label words)": "verbalizer"}
 MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a public Space cannot be exhausted
-# The training the queue may hold (app/hall.py): a run that joins a longer queue gets a smaller budget, so that a
+# The time the queue may hold (app/hall.py): the runs waiting share what is left of it, so that a
 # class of visitors with different settings waits minutes, not an hour.
 QUEUE_S = int(os.environ.get("DP_QUEUE_S", "600"))
 # What a run in the hall costs beyond its training budget, which counts its evaluations and DP's feature pass: the
