@@ -72,17 +72,6 @@ def sure_verdict(probability: float, no_preference: float) -> str:
     return "sure" if probability >= COMMITTED else "leaning"
 
 
-def sure_reading(factor: str, probability: float, no_preference: float) -> str:
-    """How sure DP is of one choice: its probability against what no preference would give it."""
-    what, against = WHAT[factor], f"with no preference: {no_preference:.0%}"
-    verdict = sure_verdict(probability, no_preference)
-    if verdict == "a coin toss":
-        return f"DP has no preference for this {what}: {probability:.0%} ({against}). Its pick is close to a coin toss."
-    if verdict == "sure":
-        return f"DP is sure of this {what}: {probability:.0%} ({against})."
-    return f"DP leans to this {what}: {probability:.0%} ({against})."
-
-
 def sure_title(factor: str, probability: float, no_preference: float, row: str = "") -> str:
     """A meter's title: the choice (``row``: whose, where an item's rows chose apart), how sure in a word, both
     figures."""

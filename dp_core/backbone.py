@@ -148,12 +148,6 @@ class Backbone:
         """How many places a sequence may take, prompt slots included (relative positions: T5's usual 512)."""
         return (getattr(self.config, "max_position_embeddings", None) or 512) - self.position_base
 
-    @property
-    def place_meaning(self) -> str:
-        """What a prompt's place changes in this backbone, in one short paragraph (its family's text)."""
-        return (f"{self.name} is {'an' if self.family.name[0] == 'e' else 'a'} {self.family.name} "
-                f"({self.family.attention} attention, {self.positions} positions). {self.family.place}")
-
     @functools.cached_property
     def special_tokens(self) -> tuple[int, int]:
         """Special tokens before and after each text (``dp_core.data.special_token_counts``)."""

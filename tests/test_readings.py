@@ -43,7 +43,7 @@ def read(model, data_dir, index=0):
     probability, share = layout_confidence(decision.position_probs, decision.active_length, decision.tokens_after)
     predicted = forced.argmax(-1).tolist()
     own = max(range(len(decision.class_probs)), key=decision.class_probs.__getitem__)
-    return {"sure": short(readings.sure_reading("position", probability, share)),
+    return {"sure": short(readings.sure_title("position", probability, share)),
             "habit": short(readings.habit_reading("position", stats.summary(), decision.split_position)),
             "what if": short(readings.what_if_reading("position", predicted, own, model.task.label_names)),
             "predicted": predicted, "chosen": decision.split_position, "own": own}, stats
@@ -52,14 +52,13 @@ def read(model, data_dir, index=0):
 def test_a_committed_choice_reads_sure_and_the_same_place_for_almost_every_item(tiny_backbone, data_dir):
     said, stats = read(task_level(tiny_backbone, [0.0, 0.0, 6.0, 0.0, 0.0]), data_dir)
     assert stats.commitment > 0.9 and stats.collapse == 1.0
-    assert said["sure"].startswith("DP is sure") and "99%" in said["sure"] and "20%" in said["sure"]  # 1 in 5
+    assert said["sure"].startswith("Place: sure, 99%") and "(no preference: 20%)" in said["sure"]  # 1 in 5
     assert "this place to 100%" in said["habit"] and "one place for the whole task" in said["habit"]
 
 
 def test_a_uniform_choice_reads_no_preference_with_one_figure_against_another(tiny_backbone, data_dir):
     said, _ = read(task_level(tiny_backbone, [0.0] * 5), data_dir)
-    assert said["sure"].startswith("DP has no preference") and said["sure"].count("20%") == 2
-    assert "sure" not in said["sure"]
+    assert said["sure"] == "Place: a coin toss, 20% (no preference: 20%)"
 
 
 def test_a_head_that_ignores_the_input_reads_that_the_place_changes_nothing(tiny_backbone, data_dir):
@@ -90,7 +89,7 @@ def test_a_place_that_matters_reads_how_many_places_change_the_answer_and_to_wha
             assert said["what if"].startswith(f"At {changed} of 5 places")
             assert f"from DP's “{names[own]}” to “{names[1 - own]}”" in said["what if"]
             changing.append(index)
-        assert said["sure"].startswith("DP leans") and "40%" in said["sure"]  # place 4: e / (e + 4)
+        assert said["sure"].startswith("Place: leaning, 40%")  # place 4: e / (e + 4)
         assert "decides little" not in said["habit"]
     assert changing
 
@@ -107,8 +106,7 @@ def test_a_layout_is_as_sure_as_every_place_that_makes_it_against_its_own_no_pre
     assert layout_confidence(decision.position_probs, 2, 0) == (decision.position_probs[0], 0.2)
     all_after, share = layout_confidence(decision.position_probs, 2, 2)  # any place past the length
     assert abs(all_after - sum(decision.position_probs[2:])) < 1e-6 and share == 0.6
-    said = readings.sure_reading("position", all_after, share)
-    assert said.startswith("DP has no preference") and "62%" in said and "60%" in said
+    assert readings.sure_title("position", all_after, share) == "Place: a coin toss, 62% (no preference: 60%)"
 
 
 def test_a_place_drawn_given_the_length_is_read_against_that_lengths_layouts(tiny_backbone, data_dir):
@@ -121,7 +119,7 @@ def test_a_place_drawn_given_the_length_is_read_against_that_lengths_layouts(tin
     top = torch.tensor([2.0, 0.0, 1.5]).softmax(-1)[0]
     probability, share = layout_confidence(decision.position_probs, decision.active_length, decision.tokens_after)
     assert decision.position_probs[3:] == [0.0, 0.0] and abs(probability - top) < 1e-6 and share == 1 / 3
-    assert readings.sure_reading("position", probability, share).startswith("DP has no preference")
+    assert readings.sure_verdict(probability, share) == "a coin toss"
 
 
 def test_the_same_place_for_almost_every_item_counts_layouts_when_dp_also_chooses_the_length():
@@ -135,10 +133,10 @@ def test_the_same_place_for_almost_every_item_counts_layouts_when_dp_also_choose
 
 
 def test_of_two_candidates_a_clear_majority_is_sure_and_a_slight_one_no_preference():
-    assert readings.sure_reading("length", 0.8, 0.5).startswith("DP is sure of this length: 80%")
-    assert readings.sure_reading("length", 0.6, 0.5).startswith("DP has no preference for this length")
+    assert readings.sure_title("length", 0.8, 0.5) == "Length: sure, 80% (no preference: 50%)"
+    assert readings.sure_verdict(0.6, 0.5) == "a coin toss"
     # from four candidates on, twice the uniform share is the line
-    assert readings.sure_reading("length", 0.55, 0.25).startswith("DP is sure of this length: 55%")
+    assert readings.sure_verdict(0.55, 0.25) == "sure"
 
 
 def test_where_each_method_put_its_prompt_names_the_task_s_texts_and_the_counts(tiny_backbone, data_dir):
