@@ -68,8 +68,8 @@ class RunRecord:
         self.updates += 1
 
 
-Execute = Callable[[RunRecord], Iterator[None]]
-MIN_BUDGET_S = 5.0  # seconds a method trains at least, however long the queue  # trains a record's methods, yielding after each change
+Execute = Callable[[RunRecord], Iterator[None]]  # trains a record's methods, yielding after each change
+MIN_BUDGET_S = 5.0  # seconds a method trains at least, however long the queue
 
 
 class TrainingHall:

@@ -49,7 +49,7 @@ MAX_BUDGET_S = int(os.environ.get("DP_MAX_BUDGET_S", "300"))  # per method, so a
 # class of visitors with different settings waits minutes, not an hour.
 QUEUE_S = int(os.environ.get("DP_QUEUE_S", "600"))
 # What a run in the hall costs beyond its training budget, which counts its evaluations and DP's feature pass: the
-# setup and, for Your data, scoring the dev rows (about 3 s on the default backbone; benchmarks.app_speed --only uploads).
+# setup and, for Your data, scoring the dev rows (about 3 s on the default backbone; benchmarks.app_speed, uploads).
 HALL_RUN_OVERHEAD_S = 3.0
 DEV_LIMIT = DEV_ITEMS  # dev items scored while training and in Explore: the items the shipped analyses hold
 COUNTERFACTUAL_LIMIT = 100  # dev items whose every candidate Explore tries for a session's run (shipped: all of them)

@@ -327,8 +327,8 @@ class PromptClassifier(nn.Module):
             backbone = load_backbone(config.backbone, device=device)
         elif backbone.name != config.backbone:
             raise ValueError(f"checkpoint was trained on {config.backbone!r}, not {backbone.name!r}")
-        wrapped, info = PromptForSequenceClassification.from_pretrained(directory, shared_backbone=backbone,
-                                                                        output_loading_info=True)
+        wrapped, info = PromptForSequenceClassification.from_pretrained(
+            directory, config=config, shared_backbone=backbone, output_loading_info=True)
         model = wrapped.classifier
         missing = {f"classifier.{name}" for name in model.trainable_names()} & set(info["missing_keys"])
         if missing:

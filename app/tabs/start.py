@@ -114,9 +114,7 @@ def show_place_matters_most(shared: Shared, state: Session | None):
 
 def show_verdict(shared: Shared, task: str, backbone: str, state: Session | None):
     """Step 3: the same pair on the whole dev set, in Explore (the task and backbone as they are now)."""
-    if state is not None:
-        state.sides = ("input", "counterpart")
-    dp_kind, left = offered(shared, task, backbone, "input", "counterpart", state)
+    _, _, dp_kind, left, *_ = settings(shared, task, backbone, state or Session())
     return gr.Tabs(selected="explore"), dp_kind, left, dp_kind, left
 
 

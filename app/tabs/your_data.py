@@ -86,7 +86,7 @@ def read_upload(path: str | None):
                 next(name for name in columns if name != label))
     shown = gr.update(value=pd.DataFrame(first_rows).astype(str), visible=True)
     return (gr.update(choices=columns, value=text), gr.update(choices=[NONE, *columns], value=NONE),
-            gr.update(choices=columns, value=label), shown, reading_of(path, (text,), label, count))
+            gr.update(choices=columns, value=label), shown, reading_of(text_data(path, text, None, label)))
 
 
 def text_data(path: str, text: str, second: str | None, label: str) -> TextData:
@@ -94,12 +94,13 @@ def text_data(path: str, text: str, second: str | None, label: str) -> TextData:
     return TextData(path, columns, label, max_labels=MAX_LABELS)
 
 
-def reading_of(path: str, columns: tuple[str, ...], label: str, count: int) -> str:
+def reading_of(data: TextData) -> str:
     """What the file makes with these columns: its rows and the ones left out, or why it cannot make a classifier."""
     try:
-        splits = load_text_data(TextData(path, columns, label, max_labels=MAX_LABELS))
+        splits = load_text_data(data)
     except DataError as error:
-        return f"{count:,} rows. With these columns: " + in_words(error, path)
+        return "With these columns: " + in_words(error, data.source)
+    count = len(splits.train) + len(splits.dev) + splits.skipped
     left_out = f" {splits.skipped:,} left out (an empty text or label)." if splits.skipped else ""
     return f"{count:,} rows.{left_out} Check the columns, then train."
 
@@ -261,7 +262,7 @@ def columns_changed(path: str | None, text: str, second: str | None, label: str)
     if not path or not text or not label:
         return ""
     try:
-        columns = text_data(path, text, second, label).text_columns
+        data = text_data(path, text, second, label)
     except DataError as error:
         return in_words(error, path)
-    return reading_of(path, columns, label, preview(path)[2])
+    return reading_of(data)
